@@ -1,0 +1,71 @@
+/// A stored record that cannot be decoded: the database is damaged or from another version.
+public enum RecordError: Error, CustomStringConvertible, Equatable {
+    /// What could not be read.
+    case corrupt(String)
+    public var description: String {
+        switch self {
+        case .corrupt(let what):
+            return "stored record is damaged (\(what)); run `idgraph check`, and restore from a backup (mdb_copy) if it fails"
+        }
+    }
+}
+
+/// Appends big-endian integers and bytes to a buffer.
+struct ByteWriter {
+    var bytes: [UInt8] = []
+
+    init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+
+    mutating func append(_ v: UInt8) { bytes.append(v) }
+    mutating func append(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func append(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func append(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func append(_ v: Int64) { append(UInt64(bitPattern: v)) }
+    mutating func append<C: Collection>(bytes b: C) where C.Element == UInt8 { bytes.append(contentsOf: b) }
+}
+
+/// Reads big-endian integers and bytes from a buffer, throwing on a short read.
+struct ByteReader {
+    let buffer: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+
+    var remaining: Int { buffer.count - offset }
+
+    mutating func need(_ n: Int) throws(RecordError) {
+        if offset + n > buffer.count { throw RecordError.corrupt("short record: need \(n) bytes at \(offset) of \(buffer.count)") }
+    }
+    mutating func uint8() throws(RecordError) -> UInt8 {
+        try need(1); defer { offset += 1 }
+        return buffer[offset]
+    }
+    mutating func uint16() throws(RecordError) -> UInt16 {
+        try need(2); defer { offset += 2 }
+        return UInt16(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+    mutating func uint32() throws(RecordError) -> UInt32 {
+        try need(4); defer { offset += 4 }
+        return UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+    mutating func uint64() throws(RecordError) -> UInt64 {
+        try need(8); defer { offset += 8 }
+        return UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+    mutating func int64() throws(RecordError) -> Int64 { Int64(bitPattern: try uint64()) }
+    mutating func bytes(_ n: Int) throws(RecordError) -> [UInt8] {
+        try need(n); defer { offset += n }
+        return Array(buffer[offset..<offset + n])
+    }
+    mutating func rest() -> [UInt8] {
+        defer { offset = buffer.count }
+        return Array(buffer[offset...])
+    }
+}
+
+/// Big-endian encoding of a timestamp that sorts as bytes in numeric order (sign bit flipped).
+@inline(__always)
+func sortableTimestamp(_ ms: Int64) -> UInt64 { UInt64(bitPattern: ms) ^ (1 << 63) }
+
+@inline(__always)
+func timestampFromSortable(_ v: UInt64) -> Int64 { Int64(bitPattern: v ^ (1 << 63)) }

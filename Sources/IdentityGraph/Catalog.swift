@@ -1,0 +1,113 @@
+import Foundation
+
+/// The interned names of one database: identifier types (with their policies), event types and
+/// sources. Stored as JSON in `meta` under `catalog`; its `version` tells readers when to reload.
+struct Catalog: Codable, Equatable {
+    /// Identifier type names; the index is the type id stored in keys and node records.
+    var typeNames: [String] = []
+    /// Event type names; the index is the id stored in events and summaries.
+    var eventTypes: [String] = []
+    /// Source names; the index is the id stored in events.
+    var sources: [String] = []
+    /// The schema (policies by type name, and the default).
+    var schema: Schema = .builtIn
+    /// Bumped on every change.
+    var version: UInt64 = 0
+
+    private(set) var typeIndex: [String: UInt16] = [:]
+    private(set) var eventTypeIndex: [[UInt8]: UInt32] = [:]
+    private(set) var sourceIndex: [[UInt8]: UInt32] = [:]
+
+    enum CodingKeys: String, CodingKey { case typeNames, eventTypes, sources, schema, version }
+
+    static func == (lhs: Catalog, rhs: Catalog) -> Bool {
+        lhs.typeNames == rhs.typeNames && lhs.eventTypes == rhs.eventTypes && lhs.sources == rhs.sources
+            && lhs.schema == rhs.schema && lhs.version == rhs.version
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        typeNames = try c.decode([String].self, forKey: .typeNames)
+        eventTypes = try c.decode([String].self, forKey: .eventTypes)
+        sources = try c.decode([String].self, forKey: .sources)
+        schema = try c.decode(Schema.self, forKey: .schema)
+        version = try c.decode(UInt64.self, forKey: .version)
+        typeIndex = Dictionary(uniqueKeysWithValues: typeNames.enumerated().map { ($1, UInt16($0)) })
+        eventTypeIndex = Dictionary(uniqueKeysWithValues: eventTypes.enumerated().map { (Array($1.utf8), UInt32($0)) })
+        sourceIndex = Dictionary(uniqueKeysWithValues: sources.enumerated().map { (Array($1.utf8), UInt32($0)) })
+    }
+
+    /// A new catalog with the schema's types registered in name order.
+    init(schema: Schema) {
+        self.schema = schema
+        for name in schema.types.keys.sorted() { _ = internType(name) }
+        version = 1
+    }
+
+    /// The id of an identifier type, registering it (default policy) when new.
+    mutating func internType(_ name: String) -> UInt16 {
+        if let id = typeIndex[name] { return id }
+        let id = UInt16(typeNames.count)
+        typeNames.append(name)
+        typeIndex[name] = id
+        version += 1
+        return id
+    }
+
+    /// The id of an identifier type, or `nil` when the database has never seen it.
+    func typeID(_ name: String) -> UInt16? { typeIndex[name] }
+
+    mutating func internEventType(_ name: [UInt8]) -> UInt32 {
+        if let id = eventTypeIndex[name] { return id }
+        let id = UInt32(eventTypes.count)
+        eventTypes.append(String(decoding: name, as: UTF8.self))
+        eventTypeIndex[name] = id
+        version += 1
+        return id
+    }
+
+    mutating func internSource(_ name: [UInt8]) -> UInt32 {
+        if let id = sourceIndex[name] { return id }
+        let id = UInt32(sources.count)
+        sources.append(String(decoding: name, as: UTF8.self))
+        sourceIndex[name] = id
+        version += 1
+        return id
+    }
+
+    func policy(ofType id: UInt16) -> TypePolicy { schema.policy(for: typeNames[Int(id)]) }
+
+    func eventTypeName(_ id: UInt32) -> String { Int(id) < eventTypes.count ? eventTypes[Int(id)] : "#\(id)" }
+    func sourceName(_ id: UInt32) -> String { Int(id) < sources.count ? sources[Int(id)] : "#\(id)" }
+
+    var jsonBytes: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
+
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Catalog {
+        try JSONDecoder().decode(Catalog.self, from: Data(bytes))
+    }
+}
+
+/// The store's counters, kept in `meta` under `counters` and rewritten once per write transaction.
+struct Counters: Equatable {
+    var nextID: UInt64 = 1
+    var nextSequence: UInt64 = 1
+    var nextHistory: UInt64 = 1
+    var identifiers: UInt64 = 0
+    var entities: UInt64 = 0
+    var links: UInt64 = 0
+    var events: UInt64 = 0
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 56)
+        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events] { w.append(v) }
+        return w.bytes
+    }
+
+    init() {}
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        var r = ByteReader(bytes)
+        nextID = try r.uint64(); nextSequence = try r.uint64(); nextHistory = try r.uint64()
+        identifiers = try r.uint64(); entities = try r.uint64(); links = try r.uint64(); events = try r.uint64()
+    }
+}

@@ -1,0 +1,301 @@
+import LMDB
+
+/// A read-only, consistent view of the graph (one LMDB read transaction).
+/// Only valid inside ``IdentityGraph/read(_:)``.
+public final class GraphReader {
+    let txn: ReadTransaction
+    let db: Databases
+    private(set) var catalog: Catalog
+
+    init(transaction: ReadTransaction, databases: Databases, catalog: Catalog) throws {
+        self.txn = transaction
+        self.db = databases
+        var current = catalog
+        if let stored = try transaction.value(databases.meta, key: MetaKey.catalog) {
+            let decoded = try stored.withUnsafeBytes { try Catalog.decode($0) }
+            if decoded.version != catalog.version { current = decoded }
+        }
+        self.catalog = current
+    }
+
+    /// The schema of this snapshot.
+    public var schema: Schema { catalog.schema }
+
+    /// Normalizes `raw` as ingest would (throws for an invalid identifier; `nil` for an ignored type).
+    public func normalize(_ raw: RawIdentifier) throws(IdentifierError) -> Identifier? {
+        try Normalizer.identifier(raw, schema: catalog.schema)
+    }
+
+    // MARK: identifiers
+
+    /// The node of an identifier, when the database has it.
+    public func node(of id: Identifier) throws -> NodeID? {
+        guard let type = catalog.typeID(id.type) else { return nil }
+        return try txn.withValue(db.ident, key: Keys.ident(type: type, value: id.value)) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
+    }
+
+    /// The entity of a raw identifier (normalized first); `nil` when unknown or in no entity.
+    public func entity(of raw: RawIdentifier) throws -> EntityID? {
+        guard let id = try normalize(raw), let node = try node(of: id) else { return nil }
+        return try nodeInfo(node)?.entity
+    }
+
+    /// What the database knows of a node.
+    public struct NodeInfo: Sendable, Equatable {
+        /// The identifier.
+        public var identifier: Identifier
+        /// Its entity, or `nil` for `relate` types and generic values.
+        public var entity: EntityID?
+        /// Distinct `merge`-type identifiers it is linked to.
+        public var degree: Int
+        /// Whether it is generic (links only relate).
+        public var isGeneric: Bool
+        /// Its role under the schema.
+        public var role: Role
+    }
+
+    /// The node's identifier, entity and degree; `nil` when the node does not exist.
+    public func nodeInfo(_ node: NodeID) throws -> NodeInfo? {
+        guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }) else { return nil }
+        let type = catalog.typeNames[Int(record.typeID)]
+        return NodeInfo(
+            identifier: Identifier(type: type, value: record.value), entity: record.entity == 0 ? nil : record.entity,
+            degree: Int(record.degree), isGeneric: record.isGeneric, role: catalog.schema.policy(for: type).role)
+    }
+
+    /// A link as seen from one end.
+    public struct Link: Sendable, Equatable {
+        /// The other end.
+        public var neighbour: NodeID
+        /// Pieces of evidence (events and `link` records) behind it.
+        public var evidence: Int
+        /// Refused by a `limit` policy: relates, never merges.
+        public var refused: Bool
+    }
+
+    /// The links of a node, by neighbour id.
+    public func links(of node: NodeID) throws -> [Link] {
+        var result: [Link] = []
+        try txn.forEachDuplicate(db.adjacency, key: node) { value in
+            let e = EdgeEntry(bytes: value)
+            result.append(Link(neighbour: e.neighbour, evidence: Int(e.evidence), refused: e.flags & EdgeEntry.refusedFlag != 0))
+            return true
+        }
+        return result
+    }
+
+    /// The summary of events anchored at a node.
+    public func nodeSummary(_ node: NodeID) throws -> Summary {
+        try txn.withValue(db.nodeSummary, key: node) { try $0.map { try Summary(bytes: $0) } ?? Summary() }
+    }
+
+    // MARK: entities
+
+    /// What an entity id refers to.
+    public enum EntityState: Sendable, Equatable {
+        /// A live entity.
+        case live(EntityInfo)
+        /// Merged into another entity (follow with ``resolve(_:)``).
+        case mergedInto(EntityID)
+        /// Its last identifier was erased.
+        case erased
+    }
+
+    /// A live entity's record.
+    public struct EntityInfo: Sendable, Equatable {
+        /// The entity id.
+        public var id: EntityID
+        /// Number of identifiers.
+        public var size: Int
+        /// When it was created (ms since 1970, write time).
+        public var created: Int64
+        /// When it last changed (ms since 1970, write time).
+        public var updated: Int64
+        /// Fold of its members' summaries.
+        public var summary: Summary
+    }
+
+    /// The state of an entity id; `nil` when the id was never an entity.
+    public func entityState(_ id: EntityID) throws -> EntityState? {
+        try txn.withValue(db.entity, key: id) { bytes -> EntityState? in
+            guard let bytes else { return nil }
+            switch try EntityRecord(bytes: bytes) {
+            case .live(let size, let created, let updated, let summary):
+                return .live(EntityInfo(id: id, size: Int(size), created: created, updated: updated, summary: summary))
+            case .redirect(let to, _): return .mergedInto(to)
+            case .erased: return .erased
+            }
+        }
+    }
+
+    /// Follows redirects to the live entity an id stands for today; `nil` if never an entity or erased.
+    public func resolve(_ id: EntityID) throws -> EntityInfo? {
+        var current = id
+        for _ in 0..<10_000 {
+            switch try entityState(current) {
+            case .live(let info)?: return info
+            case .mergedInto(let next)?: current = next
+            case .erased?, nil: return nil
+            }
+        }
+        return nil
+    }
+
+    /// The member nodes of an entity, in node-id order.
+    public func members(of entity: EntityID) throws -> [NodeID] {
+        var nodes: [NodeID] = []
+        try txn.forEachDuplicate(db.member, key: entity) { value in
+            nodes.append(value.loadBigEndianUInt64(at: 0))
+            return true
+        }
+        return nodes
+    }
+
+    /// The identifiers of an entity, sorted.
+    public func identifiers(of entity: EntityID) throws -> [Identifier] {
+        try members(of: entity).compactMap { try nodeInfo($0)?.identifier }.sorted()
+    }
+
+    /// Calls `body` with every identifier that belongs to an entity, grouped by entity.
+    public func forEachMembership(_ body: (Identifier, EntityID) throws -> Void) throws {
+        let cursor = try txn.cursor(db.member)
+        defer { cursor.close() }
+        var more = try cursor.first()
+        while more {
+            let (entity, node) = cursor.withCurrent { ($0.loadBigEndianUInt64(at: 0), $1.loadBigEndianUInt64(at: 0)) }
+            guard let info = try nodeInfo(node) else { throw GraphError.damaged(.corrupt("member \(node) of \(entity) has no node")) }
+            try body(info.identifier, entity)
+            more = try cursor.next()
+        }
+    }
+
+    /// Calls `body` with every live entity, in id order.
+    public func forEachEntity(_ body: (EntityInfo) throws -> Void) throws {
+        try txn.forEach(db.entity) { key, value in
+            if case .live(let size, let created, let updated, let summary) = try EntityRecord(bytes: value) {
+                try body(EntityInfo(id: key.loadBigEndianUInt64(at: 0), size: Int(size), created: created, updated: updated, summary: summary))
+            }
+            return true
+        }
+    }
+
+    // MARK: events
+
+    /// A stored event with its names resolved.
+    public struct StoredEvent: Sendable, Equatable {
+        /// Sequence number (order of arrival).
+        public var sequence: UInt64
+        /// The caller's event id, if any.
+        public var eventID: String?
+        /// Milliseconds since 1970.
+        public var timestamp: Int64
+        /// Event type.
+        public var type: String
+        /// Source.
+        public var source: String
+        /// The identifiers it names.
+        public var nodes: [NodeID]
+        /// The node whose summary counts it.
+        public var anchor: NodeID
+        /// `props.amount` in millionths.
+        public var amountMicros: Int64?
+        /// Raw JSON of `props`.
+        public var props: [UInt8]
+    }
+
+    /// The event with sequence number `sequence`, if stored.
+    public func event(_ sequence: UInt64) throws -> StoredEvent? {
+        try txn.withValue(db.event, key: sequence) { bytes in
+            guard let bytes else { return nil }
+            let r = try EventRecord(bytes: bytes)
+            return StoredEvent(
+                sequence: sequence, eventID: r.eventID.isEmpty ? nil : String(decoding: r.eventID, as: UTF8.self),
+                timestamp: r.timestamp, type: catalog.eventTypeName(r.typeID), source: catalog.sourceName(r.sourceID),
+                nodes: r.nodes, anchor: r.anchor, amountMicros: r.amountMicros, props: r.props)
+        }
+    }
+
+    /// The sequence numbers of a node's events, oldest first: `(timestamp, sequence)`.
+    public func timeline(of node: NodeID) throws -> [(timestamp: Int64, sequence: UInt64)] {
+        var result: [(Int64, UInt64)] = []
+        try txn.forEachDuplicate(db.nodeEvent, key: node) { value in
+            let pair = UInt64Pair(bytes: value)
+            result.append((timestampFromSortable(pair.first), pair.second))
+            return true
+        }
+        return result
+    }
+
+    /// The name of an interned event type.
+    public func eventTypeName(_ id: UInt32) -> String { catalog.eventTypeName(id) }
+
+    // MARK: history
+
+    /// Lineage records, oldest first, optionally only those naming `entity`.
+    public func history(of entity: EntityID? = nil) throws -> [(sequence: UInt64, record: HistoryRecord)] {
+        var result: [(UInt64, HistoryRecord)] = []
+        try txn.forEach(db.history) { key, value in
+            let record = try HistoryRecord(bytes: value)
+            if entity == nil || record.entities.contains(entity!) { result.append((key.loadBigEndianUInt64(at: 0), record)) }
+            return true
+        }
+        return result
+    }
+
+    // MARK: stats
+
+    /// Counts of the whole store (`idgraph stats`).
+    public func stats() throws -> GraphStats {
+        let counters = try txn.withValue(db.meta, key: MetaKey.counters) { bytes -> Counters in
+            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
+            return try Counters(bytes: bytes)
+        }
+        var stats = GraphStats()
+        stats.identifiers = Int(counters.identifiers)
+        stats.entities = Int(counters.entities)
+        stats.links = Int(counters.links)
+        stats.events = Int(counters.events)
+        stats.tombstones = try txn.entryCount(db.tombstone)
+        stats.historyRecords = Int(counters.nextHistory - 1)
+        try forEachEntity { info in
+            if info.size > stats.largestEntitySize { stats.largestEntitySize = info.size; stats.largestEntity = info.id }
+        }
+        try txn.forEach(db.node) { _, value in
+            let record = try NodeRecord(bytes: value)
+            if record.isGeneric { stats.genericIdentifiers += 1 }
+            if record.entity == 0 { stats.identifiersWithoutEntity += 1 }
+            return true
+        }
+        stats.identifierTypes = catalog.typeNames.count
+        return stats
+    }
+}
+
+/// Counts of the whole store.
+public struct GraphStats: Sendable, Equatable, Codable {
+    /// Live identifiers.
+    public var identifiers = 0
+    /// Live entities.
+    public var entities = 0
+    /// Links (each counted once).
+    public var links = 0
+    /// Stored events.
+    public var events = 0
+    /// Size of the largest entity.
+    public var largestEntitySize = 0
+    /// Id of the largest entity (0 when there is none).
+    public var largestEntity: EntityID = 0
+    /// Identifiers marked generic.
+    public var genericIdentifiers = 0
+    /// Identifiers in no entity (`relate` types, generic values).
+    public var identifiersWithoutEntity = 0
+    /// Erased identifiers remembered as tombstones.
+    public var tombstones = 0
+    /// Lineage records (merges, splits, erasures).
+    public var historyRecords = 0
+    /// Identifier types known.
+    public var identifierTypes = 0
+
+    /// Empty counts.
+    public init() {}
+}

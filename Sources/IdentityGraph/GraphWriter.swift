@@ -1,0 +1,647 @@
+import LMDB
+
+/// Applies prepared operations inside one write transaction.
+///
+/// One writer lives for one transaction attempt: if LMDB has to grow the map and retry, a new
+/// writer starts from the stored state, so nothing in memory outlives an aborted attempt.
+///
+/// Algorithms (DESIGN.md): a new active link between two entities relabels the smaller one
+/// (union by size); a removed link, an erased identifier or a retracted event starts a lockstep
+/// search from every endpoint, and every search that runs out before meeting another is a part
+/// that split off, so the cost follows the smaller parts.
+final class GraphWriter {
+    let txn: WriteTransaction
+    let db: Databases
+    private(set) var catalog: Catalog
+    private let storedCatalogVersion: UInt64
+    private var counters: Counters
+    private let storedCounters: Counters
+    private(set) var report = ApplyReport()
+    let now: Int64
+    private let tombstoneKey: [UInt8]
+    private var tombstonesExist: Bool
+    private var unlinkedExist: Bool
+    /// Per type id: is the type's role `merge`? Extended as types are interned.
+    private var mergeTypes: [Bool] = []
+    /// Nodes and entities whose first/last seen must be recomputed after a subtraction.
+    private var staleNodeBounds: Set<NodeID> = []
+    private var staleEntityBounds: Set<EntityID> = []
+
+    init(transaction: WriteTransaction, databases: Databases, catalog: Catalog, now: Int64, tombstoneKey: [UInt8]) throws {
+        self.txn = transaction
+        self.db = databases
+        self.now = now
+        self.tombstoneKey = tombstoneKey
+        // Another process may have changed the catalog since we cached it.
+        var current = catalog
+        if let stored = try transaction.value(databases.meta, key: MetaKey.catalog) {
+            let decoded = try stored.withUnsafeBytes { try Catalog.decode($0) }
+            if decoded.version != catalog.version { current = decoded }
+        }
+        self.catalog = current
+        self.storedCatalogVersion = current.version
+        let counters = try transaction.withValue(databases.meta, key: MetaKey.counters) { bytes -> Counters in
+            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
+            return try Counters(bytes: bytes)
+        }
+        self.counters = counters
+        self.storedCounters = counters
+        tombstonesExist = try transaction.entryCount(databases.tombstone) > 0
+        unlinkedExist = try transaction.entryCount(databases.unlinked) > 0
+        refreshMergeTypes()
+    }
+
+    /// Writes counters and (when changed) the catalog.
+    func finish() throws {
+        if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }
+        if catalog.version != storedCatalogVersion { try txn.put(db.meta, key: MetaKey.catalog, value: catalog.jsonBytes) }
+    }
+
+    func apply(_ op: PreparedOperation) throws {
+        switch op {
+        case .event(let event): try applyEvent(event)
+        case .link(let a, let b): try applyLink(a, b)
+        case .unlink(let a, let b): try applyUnlink(a, b)
+        case .forget(let id): try applyForget(id)
+        case .retract(let eventID): try applyRetract(eventID)
+        }
+        try fixStaleBounds()
+    }
+
+    // MARK: - Types and nodes
+
+    private func refreshMergeTypes() {
+        while mergeTypes.count < catalog.typeNames.count {
+            mergeTypes.append(catalog.policy(ofType: UInt16(mergeTypes.count)).role == .merge)
+        }
+    }
+
+    @inline(__always)
+    private func isMergeType(_ type: UInt16) -> Bool { mergeTypes[Int(type)] }
+
+    /// A node takes part in entities: its type merges and it is not generic.
+    @inline(__always)
+    private func isActive(_ node: NodeRecord) -> Bool { isMergeType(node.typeID) && !node.isGeneric }
+
+    private func identKey(_ id: Identifier) -> [UInt8]? {
+        guard let type = catalog.typeID(id.type) else { return nil }
+        return Keys.ident(type: type, value: id.value)
+    }
+
+    /// The node of an identifier, when the database has it.
+    func nodeID(of id: Identifier) throws -> NodeID? {
+        guard let key = identKey(id) else { return nil }
+        return try txn.withValue(db.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
+    }
+
+    private func isTombstoned(_ id: Identifier) throws -> Bool {
+        guard tombstonesExist else { return false }
+        return try txn.contains(db.tombstone, key: Keys.tombstone(id, key: tombstoneKey))
+    }
+
+    /// Creates the node of a new identifier; a `merge`-type node starts its own entity.
+    private func createNode(_ id: Identifier) throws -> NodeID {
+        let type = catalog.internType(id.type)
+        refreshMergeTypes()
+        let node = counters.nextID
+        counters.nextID += 1
+        let merges = isMergeType(type)
+        try txn.put(db.ident, key: Keys.ident(type: type, value: id.value), value: node)
+        try txn.put(db.node, key: node, value: NodeRecord(typeID: type, entity: merges ? node : 0, value: id.value).bytes, flags: .append)
+        if merges {
+            try txn.put(db.member, key: node, value: node, flags: .append)
+            try txn.put(db.entity, key: node, value: EntityRecord.live(size: 1, created: now, updated: now, summary: Summary()).bytes)
+            counters.entities += 1
+        }
+        counters.identifiers += 1
+        report.identifiersCreated += 1
+        return node
+    }
+
+    func readNode(_ node: NodeID) throws -> NodeRecord {
+        try txn.withValue(db.node, key: node) { bytes in
+            guard let bytes else { throw GraphError.damaged(.corrupt("node \(node) missing")) }
+            return try NodeRecord(bytes: bytes)
+        }
+    }
+
+    private func writeNode(_ node: NodeID, _ record: NodeRecord) throws {
+        try txn.put(db.node, key: node, value: record.bytes)
+    }
+
+    // MARK: - Entities and summaries
+
+    private struct LiveEntity {
+        var size: UInt64
+        var created: Int64
+        var updated: Int64
+        var summary: Summary
+    }
+
+    private func readEntity(_ entity: EntityID) throws -> LiveEntity {
+        try txn.withValue(db.entity, key: entity) { bytes in
+            guard let bytes, case .live(let size, let created, let updated, let summary) = try EntityRecord(bytes: bytes) else {
+                throw GraphError.damaged(.corrupt("entity \(entity) is not live"))
+            }
+            return LiveEntity(size: size, created: created, updated: updated, summary: summary)
+        }
+    }
+
+    private func writeEntity(_ entity: EntityID, _ e: LiveEntity) throws {
+        try txn.put(db.entity, key: entity, value: EntityRecord.live(size: e.size, created: e.created, updated: e.updated, summary: e.summary).bytes)
+    }
+
+    func nodeSummary(_ node: NodeID) throws -> Summary {
+        try txn.withValue(db.nodeSummary, key: node) { bytes in try bytes.map { try Summary(bytes: $0) } ?? Summary() }
+    }
+
+    private func writeNodeSummary(_ node: NodeID, _ summary: Summary) throws {
+        if summary.isEmpty { try txn.delete(db.nodeSummary, key: node) } else { try txn.put(db.nodeSummary, key: node, value: summary.bytes) }
+    }
+
+    /// Counts an event toward its anchor node and the anchor's entity.
+    private func addContribution(_ event: EventRecord) throws {
+        let amount = event.amountMicros ?? 0
+        var s = try nodeSummary(event.anchor)
+        s.add(timestamp: event.timestamp, type: event.typeID, amountMicros: amount)
+        try writeNodeSummary(event.anchor, s)
+        let entity = try readNode(event.anchor).entity
+        if entity != 0 {
+            var e = try readEntity(entity)
+            e.summary.add(timestamp: event.timestamp, type: event.typeID, amountMicros: amount)
+            e.updated = now
+            try writeEntity(entity, e)
+        }
+    }
+
+    /// Uncounts an event from its anchor node (unless the node is being erased) and its entity.
+    private func removeContribution(_ event: EventRecord, nodeIsGoing: Bool = false) throws {
+        let amount = event.amountMicros ?? 0
+        if !nodeIsGoing {
+            var s = try nodeSummary(event.anchor)
+            if s.remove(timestamp: event.timestamp, type: event.typeID, amountMicros: amount) { staleNodeBounds.insert(event.anchor) }
+            try writeNodeSummary(event.anchor, s)
+        }
+        let entity = try readNode(event.anchor).entity
+        if entity != 0 {
+            var e = try readEntity(entity)
+            if e.summary.remove(timestamp: event.timestamp, type: event.typeID, amountMicros: amount) { staleEntityBounds.insert(entity) }
+            e.updated = now
+            try writeEntity(entity, e)
+        }
+    }
+
+    /// Recomputes first/last seen where a subtraction removed a bound.
+    private func fixStaleBounds() throws {
+        for node in staleNodeBounds {
+            guard try txn.contains(db.node, key: node) else { continue }
+            var s = try nodeSummary(node)
+            guard !s.isEmpty else { continue }
+            s.firstSeen = try boundOfAnchoredEvents(node, earliest: true)
+            s.lastSeen = try boundOfAnchoredEvents(node, earliest: false)
+            try writeNodeSummary(node, s)
+        }
+        staleNodeBounds.removeAll()
+        for entity in staleEntityBounds {
+            guard case .live? = try entityRecord(entity) else { continue }
+            var e = try readEntity(entity)
+            let summaries = try members(of: entity).map { try nodeSummary($0) }
+            e.summary.recomputeBounds(from: summaries)
+            try writeEntity(entity, e)
+        }
+        staleEntityBounds.removeAll()
+    }
+
+    private func entityRecord(_ entity: EntityID) throws -> EntityRecord? {
+        try txn.withValue(db.entity, key: entity) { try $0.map { try EntityRecord(bytes: $0) } }
+    }
+
+    /// The earliest (or latest) timestamp among events anchored at `node`, from its timeline.
+    private func boundOfAnchoredEvents(_ node: NodeID, earliest: Bool) throws -> Int64? {
+        let cursor = try txn.cursor(db.nodeEvent)
+        defer { cursor.close() }
+        guard try cursor.seek(key: node) else { return nil }
+        if !earliest { _ = try cursor.lastDuplicate() }
+        while true {
+            let entry = cursor.withCurrent { UInt64Pair(bytes: $1) }
+            let anchor = try txn.withValue(db.event, key: entry.second) { $0.map { $0.loadBigEndianUInt64(at: 16) } }
+            if anchor == node { return timestampFromSortable(entry.first) }
+            let more = earliest ? try cursor.nextDuplicate() : try cursor.previousDuplicate()
+            if !more { return nil }
+        }
+    }
+
+    func members(of entity: EntityID) throws -> [NodeID] {
+        var nodes: [NodeID] = []
+        try txn.forEachDuplicate(db.member, key: entity) { value in
+            nodes.append(value.loadBigEndianUInt64(at: 0))
+            return true
+        }
+        return nodes
+    }
+
+    private func recordHistory(_ kind: HistoryRecord.Kind, cause: HistoryRecord.Cause, sequence: UInt64, entities: [EntityID]) throws {
+        let record = HistoryRecord(kind: kind, time: now, cause: cause, causeSequence: sequence, entities: entities)
+        try txn.put(db.history, key: counters.nextHistory, value: record.bytes, flags: .append)
+        counters.nextHistory += 1
+    }
+
+    // MARK: - Edges
+
+    /// The adjacency entry `u → v`, when the link exists.
+    private func edge(_ u: NodeID, _ v: NodeID) throws -> EdgeEntry? {
+        let cursor = try txn.cursor(db.adjacency)
+        defer { cursor.close() }
+        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return nil }
+        let entry = cursor.withCurrent { EdgeEntry(bytes: $1) }
+        return entry.neighbour == v ? entry : nil
+    }
+
+    /// Replaces the entry for `v` under `u` (same size, same sort position: `MDB_CURRENT`).
+    private func replaceEdge(_ u: NodeID, _ old: EdgeEntry, with new: EdgeEntry) throws {
+        let cursor = try txn.cursor(db.adjacency)
+        defer { cursor.close() }
+        guard try cursor.seek(key: u, value: old) else { throw GraphError.damaged(.corrupt("adjacency \(u)→\(old.neighbour) missing")) }
+        try cursor.put(key: u, value: new, flags: .current)
+    }
+
+    /// Adds one piece of evidence to the link `u–v`, creating it (and merging) when new.
+    private func addEvidence(_ u: NodeID, _ v: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        if let old = try edge(u, v) {
+            var new = old
+            new.evidence += 1
+            try replaceEdge(u, old, with: new)
+            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
+            return
+        }
+        try txn.put(db.adjacency, key: u, value: EdgeEntry(neighbour: v, evidence: 1))
+        try txn.put(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: 1))
+        counters.links += 1
+        var ru = try readNode(u)
+        var rv = try readNode(v)
+        if isMergeType(rv.typeID) { ru.degree += 1; try writeNode(u, ru) }
+        if isMergeType(ru.typeID) { rv.degree += 1; try writeNode(v, rv) }
+        if isActive(ru) && isActive(rv) && ru.entity != rv.entity {
+            try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
+        }
+    }
+
+    /// Takes one piece of evidence from `u–v`; when none is left the link goes. Returns the
+    /// entity to re-check for a split when an active link went.
+    private func removeEvidence(_ u: NodeID, _ v: NodeID) throws -> EntityID? {
+        guard let old = try edge(u, v) else { return nil }
+        if old.evidence > 1 {
+            var new = old
+            new.evidence -= 1
+            try replaceEdge(u, old, with: new)
+            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
+            return nil
+        }
+        return try removeLink(u, v, entry: old)
+    }
+
+    /// Removes the link `u–v` with all its evidence. Returns the entity to re-check for a split
+    /// when the link was active.
+    private func removeLink(_ u: NodeID, _ v: NodeID, entry: EdgeEntry) throws -> EntityID? {
+        try txn.delete(db.adjacency, key: u, value: entry)
+        try txn.delete(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags))
+        counters.links -= 1
+        var ru = try readNode(u)
+        var rv = try readNode(v)
+        if isMergeType(rv.typeID) { ru.degree -= 1; try writeNode(u, ru) }
+        if isMergeType(ru.typeID) { rv.degree -= 1; try writeNode(v, rv) }
+        let active = isActive(ru) && isActive(rv) && entry.flags & EdgeEntry.refusedFlag == 0
+        return active ? ru.entity : nil
+    }
+
+    /// Calls `body` with each neighbour joined to `node` by an active link.
+    private func forEachActiveNeighbour(of node: NodeID, _ body: (NodeID) throws -> Void) throws {
+        var neighbours: [NodeID] = []
+        try txn.forEachDuplicate(db.adjacency, key: node) { value in
+            let entry = EdgeEntry(bytes: value)
+            if entry.flags & EdgeEntry.refusedFlag == 0 { neighbours.append(entry.neighbour) }
+            return true
+        }
+        for w in neighbours where isActive(try readNode(w)) { try body(w) }
+    }
+
+    // MARK: - Merge and split
+
+    /// Merges two entities: the smaller one's members move to the larger (union by size), its
+    /// summary folds in, and its id becomes a redirect.
+    private func merge(_ a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        let ea = try readEntity(a)
+        let eb = try readEntity(b)
+        let keepA = ea.size > eb.size || (ea.size == eb.size && a < b)
+        let (keep, gone) = keepA ? (a, b) : (b, a)
+        var kept = keepA ? ea : eb
+        let absorbed = keepA ? eb : ea
+        for node in try members(of: gone) {
+            var record = try readNode(node)
+            record.entity = keep
+            try writeNode(node, record)
+            try txn.put(db.member, key: keep, value: node)
+        }
+        try txn.delete(db.member, key: gone)
+        kept.size += absorbed.size
+        kept.summary.merge(absorbed.summary)
+        kept.created = min(kept.created, absorbed.created)
+        kept.updated = now
+        try writeEntity(keep, kept)
+        try txn.put(db.entity, key: gone, value: EntityRecord.redirect(to: keep, at: now).bytes)
+        try recordHistory(.merge, cause: cause, sequence: sequence, entities: [keep, gone])
+        counters.entities -= 1
+        report.merges += 1
+    }
+
+    /// One search of the lockstep split: the nodes it reached and those still to expand.
+    private struct Search {
+        var nodes: [NodeID]
+        var pending: [NodeID]
+        var exhausted = false
+    }
+
+    /// After links of `entity` went, finds the parts that are no longer connected and gives each
+    /// but one a new entity id.
+    ///
+    /// One search starts at each seed; all advance one node at a time; searches that meet join.
+    /// A search that runs out of nodes without meeting another is a complete part and splits off;
+    /// when one search is left, it keeps the old id without being explored further. So the cost
+    /// follows the parts that split off, not the part that stays.
+    private func separate(_ entity: EntityID, seeds candidates: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        var seeds: [NodeID] = []
+        for node in candidates where !seeds.contains(node) {
+            guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }) else { continue }
+            if isActive(record) && record.entity == entity { seeds.append(node) }
+        }
+        guard seeds.count > 1 else { return }
+        try fixStaleBounds()
+
+        var searches = seeds.map { Search(nodes: [$0], pending: [$0]) }
+        var parent = Array(searches.indices)
+        func root(_ i: Int) -> Int {
+            var i = i
+            while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
+            return i
+        }
+        var owner: [NodeID: Int] = [:]
+        for (i, s) in seeds.enumerated() { owner[s] = i }
+        var running = seeds.count
+        var parts: [[NodeID]] = []
+
+        while running > 1 {
+            for i in searches.indices where running > 1 && parent[i] == i && !searches[i].exhausted {
+                guard let x = searches[i].pending.popLast() else {
+                    searches[i].exhausted = true
+                    parts.append(searches[i].nodes)
+                    searches[i].nodes = []
+                    running -= 1
+                    continue
+                }
+                try forEachActiveNeighbour(of: x) { w in
+                    let mine = root(i)
+                    if let o = owner[w] {
+                        let theirs = root(o)
+                        if theirs != mine {
+                            let (big, small) = searches[theirs].nodes.count >= searches[mine].nodes.count ? (theirs, mine) : (mine, theirs)
+                            searches[big].nodes += searches[small].nodes
+                            searches[big].pending += searches[small].pending
+                            searches[small] = Search(nodes: [], pending: [], exhausted: true)
+                            parent[small] = big
+                            running -= 1
+                        }
+                    } else {
+                        owner[w] = mine
+                        searches[mine].nodes.append(w)
+                        searches[mine].pending.append(w)
+                    }
+                }
+            }
+        }
+        guard !parts.isEmpty else { return }
+
+        var remaining = try readEntity(entity)
+        var newIDs: [EntityID] = []
+        for part in parts {
+            let id = counters.nextID
+            counters.nextID += 1
+            var summary = Summary()
+            for node in part.sorted() {
+                var record = try readNode(node)
+                record.entity = id
+                try writeNode(node, record)
+                try txn.delete(db.member, key: entity, value: node)
+                try txn.put(db.member, key: id, value: node)
+                summary.merge(try nodeSummary(node))
+            }
+            try txn.put(db.entity, key: id, value: EntityRecord.live(size: UInt64(part.count), created: now, updated: now, summary: summary).bytes)
+            remaining.size -= UInt64(part.count)
+            if remaining.summary.subtract(summary) { staleEntityBounds.insert(entity) }
+            newIDs.append(id)
+            counters.entities += 1
+            report.splits += 1
+        }
+        remaining.updated = now
+        try writeEntity(entity, remaining)
+        try recordHistory(.split, cause: cause, sequence: sequence, entities: [entity] + newIDs)
+        try fixStaleBounds()
+    }
+
+    // MARK: - Operations
+
+    private func applyEvent(_ event: PreparedEvent) throws {
+        let input = event.input
+        var eventKey: [UInt8]?
+        if let id = input.eventID {
+            let key = Keys.eventKey(id)
+            if try txn.contains(db.eventKey, key: key) { report.duplicateEvents += 1; return }
+            eventKey = key
+        }
+        var nodes: [NodeID] = []
+        nodes.reserveCapacity(event.identifiers.count)
+        var anchor: NodeID?
+        for id in event.identifiers {
+            let node: NodeID
+            if let existing = try nodeID(of: id) {
+                node = existing
+            } else if try isTombstoned(id) {
+                report.erasedIdentifiersSkipped += 1
+                continue
+            } else {
+                node = try createNode(id)
+            }
+            nodes.append(node)
+            if anchor == nil, let type = catalog.typeID(id.type), isMergeType(type) { anchor = node }
+        }
+        guard !nodes.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
+
+        let sequence = counters.nextSequence
+        counters.nextSequence += 1
+        let timestamp = input.timestamp ?? now
+        let record = EventRecord(
+            timestamp: timestamp, typeID: catalog.internEventType(input.type), sourceID: catalog.internSource(input.source),
+            anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: input.eventID ?? [], props: input.props)
+        try txn.put(db.event, key: sequence, value: record.bytes, flags: .append)
+        if let eventKey { try txn.put(db.eventKey, key: eventKey, value: sequence) }
+        let entry = Keys.timelineEntry(timestamp: timestamp, sequence: sequence)
+        for node in nodes { try txn.put(db.nodeEvent, key: node, value: entry) }
+        try addContribution(record)
+        counters.events += 1
+        report.eventsStored += 1
+        for i in nodes.indices {
+            for j in (i + 1)..<nodes.count {
+                try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence)
+            }
+        }
+    }
+
+    private func applyLink(_ a: Identifier?, _ b: Identifier?) throws {
+        guard let a, let b else { report.linksIgnored += 1; return }
+        let existingA = try nodeID(of: a)
+        let existingB = try nodeID(of: b)
+        // A link naming an erased identifier is ignored entirely: it creates neither end.
+        let erasedA = try existingA == nil && isTombstoned(a)
+        let erasedB = try existingB == nil && isTombstoned(b)
+        if erasedA || erasedB {
+            report.erasedIdentifiersSkipped += 1
+            report.linksIgnored += 1
+            return
+        }
+        let u = try existingA ?? createNode(a)
+        let v = try existingB ?? createNode(b)
+        guard u != v else { report.linksIgnored += 1; return }
+        try addEvidence(u, v, cause: .link, sequence: 0)
+        report.linksAsserted += 1
+    }
+
+    private func applyUnlink(_ a: Identifier?, _ b: Identifier?) throws {
+        guard let a, let b, let u = try nodeID(of: a), let v = try nodeID(of: b), u != v, let entry = try edge(u, v) else {
+            report.unknownUnlinks += 1
+            return
+        }
+        let entity = try removeLink(u, v, entry: entry)
+        // Events stored before this point no longer count as evidence for the pair.
+        try txn.put(db.unlinked, key: Keys.pair(u, v), value: counters.nextSequence)
+        unlinkedExist = true
+        report.unlinks += 1
+        if let entity { try separate(entity, seeds: [u, v], cause: .unlink, sequence: 0) }
+    }
+
+    /// Whether the event with `sequence` still counts as evidence for the pair (no unlink since).
+    private func stillEvidence(_ u: NodeID, _ v: NodeID, sequence: UInt64) throws -> Bool {
+        guard unlinkedExist else { return true }
+        let mark = try txn.withValue(db.unlinked, key: Keys.pair(u, v)) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
+        return mark.map { sequence >= $0 } ?? true
+    }
+
+    private func loadEvent(_ sequence: UInt64) throws -> EventRecord? {
+        try txn.withValue(db.event, key: sequence) { try $0.map { try EventRecord(bytes: $0) } }
+    }
+
+    private func applyRetract(_ eventID: [UInt8]) throws {
+        guard let sequence = try txn.withValue(db.eventKey, key: Keys.eventKey(eventID), { $0.map { $0.loadBigEndianUInt64(at: 0) } }),
+              let event = try loadEvent(sequence) else {
+            report.unknownRetracts += 1
+            return
+        }
+        var toCheck: [EntityID: [NodeID]] = [:]
+        for i in event.nodes.indices {
+            for j in (i + 1)..<event.nodes.count {
+                let (u, v) = (event.nodes[i], event.nodes[j])
+                guard try stillEvidence(u, v, sequence: sequence) else { continue }
+                if let entity = try removeEvidence(u, v) { toCheck[entity, default: []] += [u, v] }
+            }
+        }
+        let entry = Keys.timelineEntry(timestamp: event.timestamp, sequence: sequence)
+        for node in event.nodes { try txn.delete(db.nodeEvent, key: node, value: entry) }
+        try txn.delete(db.event, key: sequence)
+        try removeContribution(event)
+        counters.events -= 1
+        report.retracted += 1
+        for (entity, seeds) in toCheck.sorted(by: { $0.key < $1.key }) {
+            try separate(entity, seeds: seeds, cause: .retract, sequence: sequence)
+        }
+    }
+
+    private func applyForget(_ id: Identifier?) throws {
+        guard let id else { report.unknownForgets += 1; return }
+        try txn.put(db.tombstone, key: Keys.tombstone(id, key: tombstoneKey), value: UInt64(bitPattern: now))
+        tombstonesExist = true
+        guard let x = try nodeID(of: id) else { report.unknownForgets += 1; return }
+        let record = try readNode(x)
+        let entity = record.entity
+
+        // Events: those naming only x go; the others lose x (and move their count if x was the anchor).
+        var sequences: [UInt64] = []
+        try txn.forEachDuplicate(db.nodeEvent, key: x) { value in
+            sequences.append(value.loadBigEndianUInt64(at: 8))
+            return true
+        }
+        for sequence in sequences {
+            guard var event = try loadEvent(sequence) else { continue }
+            let others = event.nodes.filter { $0 != x }
+            if others.isEmpty {
+                if event.anchor == x { try removeContribution(event, nodeIsGoing: true) }
+                try txn.delete(db.event, key: sequence)
+                counters.events -= 1
+                report.eventsErased += 1
+                continue
+            }
+            if event.anchor == x {
+                try removeContribution(event, nodeIsGoing: true)
+                var anchor = others[0]
+                for node in others where isMergeType(try readNode(node).typeID) { anchor = node; break }
+                event.anchor = anchor
+                event.nodes = others
+                try addContribution(event)
+            } else {
+                event.nodes = others
+            }
+            try txn.put(db.event, key: sequence, value: event.bytes)
+        }
+        try txn.delete(db.nodeEvent, key: x)
+
+        // Links: every link of x goes; active neighbours in x's entity seed the split search.
+        var entries: [EdgeEntry] = []
+        try txn.forEachDuplicate(db.adjacency, key: x) { value in
+            entries.append(EdgeEntry(bytes: value))
+            return true
+        }
+        var seeds: [NodeID] = []
+        let xActive = isActive(record)
+        for entry in entries {
+            let w = entry.neighbour
+            try txn.delete(db.adjacency, key: w, value: EdgeEntry(neighbour: x, evidence: entry.evidence, flags: entry.flags))
+            var rw = try readNode(w)
+            if isMergeType(record.typeID) { rw.degree -= 1; try writeNode(w, rw) }
+            if xActive && isActive(rw) && entry.flags & EdgeEntry.refusedFlag == 0 && rw.entity == entity { seeds.append(w) }
+            counters.links -= 1
+        }
+        try txn.delete(db.adjacency, key: x)
+
+        // The node itself.
+        try txn.delete(db.nodeSummary, key: x)
+        try txn.delete(db.node, key: x)
+        if let key = identKey(id) { try txn.delete(db.ident, key: key) }
+        counters.identifiers -= 1
+        report.forgotten += 1
+        if entity != 0 {
+            try txn.delete(db.member, key: entity, value: x)
+            var e = try readEntity(entity)
+            e.size -= 1
+            e.updated = now
+            if e.size == 0 {
+                try txn.put(db.entity, key: entity, value: EntityRecord.erased(at: now).bytes)
+                staleEntityBounds.remove(entity)
+                counters.entities -= 1
+                try recordHistory(.erased, cause: .forget, sequence: 0, entities: [entity])
+                return
+            }
+            try writeEntity(entity, e)
+            try recordHistory(.forget, cause: .forget, sequence: 0, entities: [entity])
+            try separate(entity, seeds: seeds, cause: .forget, sequence: 0)
+        } else {
+            try recordHistory(.forget, cause: .forget, sequence: 0, entities: [])
+        }
+    }
+}

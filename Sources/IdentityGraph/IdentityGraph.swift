@@ -1,0 +1,246 @@
+import Foundation
+import LMDB
+import Synchronization
+
+/// An identity graph stored in one LMDB environment (a directory).
+///
+/// ```swift
+/// let graph = try IdentityGraph.open(at: "./idgraph.db", createIfMissing: true)
+/// let report = try graph.apply([
+///     .event(EventInput(identifiers: [RawIdentifier(type: "email", value: "a@x.com"),
+///                                     RawIdentifier(type: "cookie", value: "c-1")])),
+/// ])
+/// let entity = try graph.read { try $0.entity(of: RawIdentifier(type: "cookie", value: "c-1")) }
+/// ```
+///
+/// Every ``apply(_:now:)`` is one write transaction: all of the batch or none of it.
+/// Readers (``read(_:)``) see a consistent snapshot and never block the writer.
+public final class IdentityGraph: Sendable {
+    /// The storage format this version reads and writes.
+    public static let formatVersion: UInt64 = 1
+
+    /// Options for opening a database.
+    public struct Options: Sendable {
+        /// How commits reach the disk.
+        public var durability: Durability = .durable
+        /// The first LMDB map size; it grows by itself when full.
+        public var initialMapSize: Int = 1 << 30
+        /// Open for reading only.
+        public var readOnly = false
+        /// Defaults: durable, 1 GiB first map, read-write.
+        public init() {}
+    }
+
+    /// The database directory.
+    public let path: String
+    let environment: Environment
+    let databases: Databases
+    let tombstoneKey: [UInt8]
+    private let cachedCatalog: Mutex<Catalog>
+
+    private init(path: String, environment: Environment, databases: Databases, catalog: Catalog, tombstoneKey: [UInt8]) {
+        self.path = path
+        self.environment = environment
+        self.databases = databases
+        self.cachedCatalog = Mutex(catalog)
+        self.tombstoneKey = tombstoneKey
+    }
+
+    /// Whether `path` holds an idgraph database.
+    public static func exists(at path: String) -> Bool {
+        FileManager.default.fileExists(atPath: path + "/data.mdb")
+    }
+
+    /// Creates a new database at `path` with the built-in schema laid under `schema`.
+    /// Throws ``GraphError/alreadyExists(path:)`` when one is there.
+    public static func create(at path: String, schema: Schema? = nil, options: Options = Options()) throws -> IdentityGraph {
+        if exists(at: path) { throw GraphError.alreadyExists(path: path) }
+        return try open(at: path, options: options, createIfMissing: true, schema: schema)
+    }
+
+    /// Opens the database at `path`; with `createIfMissing`, creates it (built-in schema, or
+    /// `schema` over it) when absent.
+    public static func open(at path: String, options: Options = Options(), createIfMissing: Bool = false, schema: Schema? = nil) throws -> IdentityGraph {
+        let fresh = !exists(at: path)
+        if fresh && (!createIfMissing || options.readOnly) { throw GraphError.notADatabase(path: path) }
+        var envOptions = EnvironmentOptions()
+        envOptions.durability = options.durability
+        envOptions.initialMapSize = options.initialMapSize
+        envOptions.readOnly = options.readOnly
+        let env: Environment
+        do { env = try Environment(path: path, options: envOptions) } catch { throw GraphError.storage(error) }
+        env.clearStaleReaders()
+        let dbs: Databases
+        do {
+            dbs = try Databases(environment: env, create: !options.readOnly)
+        } catch let error as LMDBError where error == .notFound {
+            throw GraphError.notADatabase(path: path)
+        }
+        let (catalog, key) = try env.write { txn -> (Catalog, [UInt8]) in
+            if let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) {
+                let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+                if found != formatVersion { throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion) }
+                guard let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
+                      let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
+                    throw GraphError.notADatabase(path: path)
+                }
+                return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
+            }
+            // A new database: format, schema, counters, and the secret key of tombstone hashes.
+            let catalog = Catalog(schema: schema.map { Schema.builtIn(overriddenBy: $0) } ?? .builtIn)
+            var key = [UInt8](repeating: 0, count: 32)
+            var generator = SystemRandomNumberGenerator()
+            for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &generator) }
+            try txn.put(dbs.meta, key: MetaKey.formatVersion, value: formatVersion)
+            try txn.put(dbs.meta, key: MetaKey.catalog, value: catalog.jsonBytes)
+            try txn.put(dbs.meta, key: MetaKey.counters, value: Counters().bytes)
+            try txn.put(dbs.meta, key: MetaKey.tombstoneKey, value: key)
+            try txn.put(dbs.meta, key: MetaKey.created, value: UInt64(bitPattern: currentTimeMillis()))
+            return (catalog, key)
+        }
+        return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
+    }
+
+    /// The schema in force (built-in types plus those the data introduced, with policies).
+    public var schema: Schema { cachedCatalog.withLock { $0.schema } }
+
+    /// Every identifier type the database knows, in type-id order.
+    public var knownTypes: [String] { cachedCatalog.withLock { $0.typeNames } }
+
+    /// The storage environment's map size and bytes in use.
+    public var storageUsage: (mapSize: Int, usedBytes: Int) { (environment.mapSize, environment.usedBytes) }
+
+    /// Validates and normalizes every operation of `operations` without writing anything.
+    /// Throws ``GraphError/invalidOperation(index:reason:)`` for the first invalid one.
+    public func prepare(_ operations: [GraphOperation]) throws(GraphError) -> [PreparedOperation] {
+        let schema = self.schema
+        var prepared: [PreparedOperation] = []
+        prepared.reserveCapacity(operations.count)
+        for (index, op) in operations.enumerated() {
+            do {
+                prepared.append(try PreparedOperation(op, schema: schema))
+            } catch {
+                throw GraphError.invalidOperation(index: index, reason: error)
+            }
+        }
+        return prepared
+    }
+
+    /// Applies a batch in one write transaction: all of it, or (when anything throws) none of it.
+    ///
+    /// Throws ``GraphError/invalidOperation(index:reason:)`` before writing anything when an
+    /// operation is invalid, so a caller can apply the operations before it and report it.
+    /// `now` (ms since 1970) stamps events without a timestamp; default: the current time.
+    @discardableResult
+    public func apply(_ operations: [GraphOperation], now: Int64? = nil) throws -> ApplyReport {
+        try apply(prepared: prepare(operations), now: now)
+    }
+
+    /// Applies already-prepared operations in one write transaction.
+    ///
+    /// `metadata` entries are written in the same transaction (the loader keeps its resume
+    /// checkpoint there, so the checkpoint moves exactly when the data it covers commits).
+    @discardableResult
+    public func apply(prepared operations: [PreparedOperation], now: Int64? = nil, metadata: [(key: String, value: [UInt8])] = []) throws -> ApplyReport {
+        let time = now ?? currentTimeMillis()
+        let startCatalog = cachedCatalog.withLock { $0 }
+        let (report, catalog) = try environment.write { txn -> (ApplyReport, Catalog) in
+            let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+            for op in operations { try writer.apply(op) }
+            try writer.finish()
+            for (key, value) in metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
+            return (writer.report, writer.catalog)
+        }
+        cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
+        return report
+    }
+
+    static let userMetaPrefix = "user:"
+
+    /// A metadata value written with ``apply(prepared:now:metadata:)``, or `nil`.
+    public func metadata(_ key: String) throws -> [UInt8]? {
+        try environment.read { try $0.value(databases.meta, key: Self.userMetaPrefix + key) }
+    }
+
+    /// Runs `body` on a consistent read-only snapshot of the graph.
+    public func read<T>(_ body: (GraphReader) throws -> T) throws -> T {
+        let catalog = cachedCatalog.withLock { $0 }
+        return try environment.read { txn in
+            let reader = try GraphReader(transaction: txn, databases: databases, catalog: catalog)
+            defer {
+                if reader.catalog.version > catalog.version {
+                    let fresh = reader.catalog
+                    cachedCatalog.withLock { if fresh.version > $0.version { $0 = fresh } }
+                }
+            }
+            return try body(reader)
+        }
+    }
+
+    /// Verifies every invariant of the store; an empty result means it is sound.
+    public func check() throws -> [InvariantViolation] {
+        try read { reader in
+            var checker = Checker(reader: reader)
+            return try checker.run()
+        }
+    }
+
+    /// Flushes commits to disk (needed only in ``Durability/fast`` and ``Durability/bulk`` modes).
+    public func sync() throws { try environment.sync(force: true) }
+
+    /// Writes a compacted copy of the database to the empty directory `path` (like `mdb_copy -c`).
+    public func copy(to path: String, compact: Bool = true) throws { try environment.copy(to: path, compact: compact) }
+}
+
+/// Milliseconds since 1970, now.
+public func currentTimeMillis() -> Int64 {
+    Int64((Date().timeIntervalSince1970 * 1000).rounded(.down))
+}
+
+/// An operation whose identifiers are validated and normalized: what the writer applies.
+public enum PreparedOperation: Sendable, Equatable {
+    /// An event (identifiers deduplicated, in first-seen order).
+    case event(PreparedEvent)
+    /// A link; `nil` ends are of an ignored type.
+    case link(Identifier?, Identifier?)
+    /// An unlink; `nil` ends are of an ignored type.
+    case unlink(Identifier?, Identifier?)
+    /// A forget; `nil` for an ignored type.
+    case forget(Identifier?)
+    /// A retract.
+    case retract(eventID: [UInt8])
+
+    /// Validates and normalizes `op` under `schema`.
+    public init(_ op: GraphOperation, schema: Schema) throws(IdentifierError) {
+        switch op {
+        case .event(let input):
+            var identifiers: [Identifier] = []
+            identifiers.reserveCapacity(input.identifiers.count)
+            for raw in input.identifiers {
+                if let id = try Normalizer.identifier(raw, schema: schema), !identifiers.contains(id) {
+                    identifiers.append(id)
+                }
+            }
+            self = .event(PreparedEvent(input: input, identifiers: identifiers))
+        case .link(let a, let b):
+            self = .link(try Normalizer.identifier(a, schema: schema), try Normalizer.identifier(b, schema: schema))
+        case .unlink(let a, let b):
+            self = .unlink(try Normalizer.identifier(a, schema: schema), try Normalizer.identifier(b, schema: schema))
+        case .forget(let a):
+            self = .forget(try Normalizer.identifier(a, schema: schema))
+        case .retract(let id):
+            self = .retract(eventID: id)
+        }
+    }
+}
+
+/// An event with normalized identifiers.
+public struct PreparedEvent: Sendable, Equatable {
+    /// The event as received (its raw identifiers are not used after preparation).
+    public var input: EventInput
+    /// Its identifiers, normalized and deduplicated, in first-seen order.
+    public var identifiers: [Identifier]
+}
+
+/// How commits reach the disk (see ``LMDB/Durability``).
+public typealias Durability = LMDB.Durability

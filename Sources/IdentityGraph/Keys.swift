@@ -1,0 +1,92 @@
+import Crypto
+import LMDB
+
+/// Key encodings shared by the writer, the reader and the checker.
+enum Keys {
+    /// Values longer than this are hashed in `ident` keys (LMDB keys stop at 511 bytes).
+    static let inlineValueLimit = 400
+    /// Marks a hashed `ident` key; never a byte of valid UTF-8, so it cannot start a real value.
+    static let hashedMarker: UInt8 = 0xFF
+
+    /// `ident` key: `[type u16][value]`, or `[type u16][0xFF][SHA-256 of value]` for long values.
+    static func ident(type: UInt16, value: [UInt8]) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(2 + min(value.count, 33))
+        key.append(UInt8(type >> 8))
+        key.append(UInt8(type & 0xFF))
+        if value.count <= inlineValueLimit {
+            key.append(contentsOf: value)
+        } else {
+            key.append(hashedMarker)
+            key.append(contentsOf: SHA256.hash(data: value))
+        }
+        return key
+    }
+
+    /// `event_key` key: the caller's event id, or `0xFF` + SHA-256 of it when long.
+    static func eventKey(_ id: [UInt8]) -> [UInt8] {
+        if id.count <= inlineValueLimit && id.first != hashedMarker { return id }
+        return [hashedMarker] + Array(SHA256.hash(data: id))
+    }
+
+    /// `tombstone` key: a keyed hash (HMAC-SHA-256) of `type:value`; the value is never stored.
+    static func tombstone(_ identifier: Identifier, key: [UInt8]) -> [UInt8] {
+        var message = Array(identifier.type.utf8)
+        message.append(0x3A)
+        message.append(contentsOf: identifier.value)
+        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
+        return Array(mac)
+    }
+
+    /// `unlinked` key: the two node ids, smaller first.
+    static func pair(_ a: NodeID, _ b: NodeID) -> UInt64Pair { a < b ? UInt64Pair(a, b) : UInt64Pair(b, a) }
+
+    /// `node_event` dup value: `[sortable ts u64][sequence u64]`.
+    static func timelineEntry(timestamp: Int64, sequence: UInt64) -> UInt64Pair {
+        UInt64Pair(sortableTimestamp(timestamp), sequence)
+    }
+}
+
+/// The named LMDB databases of one store (DESIGN.md, "Storage layout").
+struct Databases: Sendable {
+    let meta: Database
+    let ident: Database
+    let node: Database
+    let nodeSummary: Database
+    let adjacency: Database
+    let member: Database
+    let entity: Database
+    let event: Database
+    let nodeEvent: Database
+    let eventKey: Database
+    let unlinked: Database
+    let history: Database
+    let tombstone: Database
+
+    init(environment env: Environment, create: Bool) throws {
+        let base: DatabaseFlags = create ? [.create] : []
+        let dups: DatabaseFlags = base.union([.dupSort, .dupFixed])
+        meta = try env.database("meta", flags: base)
+        ident = try env.database("ident", flags: base)
+        node = try env.database("node", flags: base)
+        nodeSummary = try env.database("node_summary", flags: base)
+        adjacency = try env.database("adj", flags: dups)
+        member = try env.database("member", flags: dups)
+        entity = try env.database("entity", flags: base)
+        event = try env.database("event", flags: base)
+        nodeEvent = try env.database("node_event", flags: dups)
+        eventKey = try env.database("event_key", flags: base)
+        unlinked = try env.database("unlinked", flags: base)
+        history = try env.database("history", flags: base)
+        tombstone = try env.database("tombstone", flags: base)
+    }
+}
+
+/// Keys of the `meta` database.
+enum MetaKey {
+    static let formatVersion = "format_version"
+    static let catalog = "catalog"
+    static let counters = "counters"
+    static let tombstoneKey = "tombstone_key"
+    static let created = "created"
+}

@@ -1,0 +1,75 @@
+/// Normalizes identifier values on bytes, exactly as SPEC.md's "Semantics" says.
+public enum Normalizer {
+    /// ASCII whitespace: space, tab, line feed, vertical tab, form feed, carriage return.
+    @inlinable
+    static func isASCIIWhitespace(_ b: UInt8) -> Bool {
+        b == 0x20 || (b >= 0x09 && b <= 0x0D)
+    }
+
+    /// Applies `normalization` to a value (already known to be UTF-8); does not check emptiness.
+    public static func apply(_ normalization: Normalization, to value: [UInt8]) -> [UInt8] {
+        switch normalization {
+        case .none: return value
+        case .trim: return Array(trimmed(value))
+        case .email, .lower: return lowercased(trimmed(value))
+        case .phone: return phone(value)
+        }
+    }
+
+    /// The value without ASCII whitespace at either end.
+    @inlinable
+    public static func trimmed(_ value: [UInt8]) -> ArraySlice<UInt8> {
+        var start = value.startIndex
+        var end = value.endIndex
+        while start < end && isASCIIWhitespace(value[start]) { start += 1 }
+        while end > start && isASCIIWhitespace(value[end - 1]) { end -= 1 }
+        return value[start..<end]
+    }
+
+    /// Unicode lowercase: bytes for ASCII (the common case), `String.lowercased()` otherwise.
+    public static func lowercased(_ value: ArraySlice<UInt8>) -> [UInt8] {
+        if value.allSatisfy({ $0 < 0x80 }) {
+            return value.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }
+        }
+        return Array(String(decoding: value, as: UTF8.self).lowercased().utf8)
+    }
+
+    /// Digits only, with a leading `+` when the first non-whitespace byte is `+`.
+    public static func phone(_ value: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(value.count)
+        if let first = value.first(where: { !isASCIIWhitespace($0) }), first == 0x2B { out.append(0x2B) }
+        for b in value where b >= 0x30 && b <= 0x39 { out.append(b) }
+        return out
+    }
+
+    /// Whether the bytes are well-formed UTF-8.
+    public static func isValidUTF8(_ value: [UInt8]) -> Bool {
+        if value.allSatisfy({ $0 < 0x80 }) { return true }
+        return String(validating: value, as: UTF8.self) != nil
+    }
+
+    /// Validates and normalizes a raw identifier under `schema`.
+    ///
+    /// Returns `nil` for a type whose role is `ignore`; throws for a bad type name, invalid
+    /// UTF-8, an empty value, a phone without digits or a value over 1,024 bytes.
+    public static func identifier(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Identifier? {
+        let folded = IdentifierType.fold(raw.type)
+        guard IdentifierType.isValidName(folded) else {
+            throw IdentifierError.badTypeName(String(decoding: raw.type, as: UTF8.self))
+        }
+        let type = String(decoding: folded, as: UTF8.self)
+        let policy = schema.policy(for: type)
+        if policy.role == .ignore { return nil }
+        guard isValidUTF8(raw.value) else { throw IdentifierError.invalidUTF8(type: type) }
+        let value = apply(policy.normalize, to: raw.value)
+        if policy.normalize == .phone && !value.contains(where: { $0 >= 0x30 && $0 <= 0x39 }) {
+            throw IdentifierError.phoneWithoutDigits(String(decoding: raw.value, as: UTF8.self))
+        }
+        if value.isEmpty { throw IdentifierError.emptyValue(type: type) }
+        if value.count > maximumIdentifierValueBytes {
+            throw IdentifierError.valueTooLong(type: type, bytes: value.count)
+        }
+        return Identifier(type: type, value: value)
+    }
+}

@@ -1,0 +1,106 @@
+/// One event as the graph receives it: identifiers plus the few fields the graph needs.
+/// The graph knows no file format; `props` stays opaque JSON bytes.
+public struct EventInput: Sendable, Equatable {
+    /// The caller's id; an event whose id is already stored is skipped.
+    public var eventID: [UInt8]?
+    /// Milliseconds since 1970 (UTC); `nil` means the time of the write.
+    public var timestamp: Int64?
+    /// Event type (`order`, `page_view`…); default `event`.
+    public var type: [UInt8]
+    /// Source (`web`, `app`…); default `default`.
+    public var source: [UInt8]
+    /// The identifiers the event names, in the order given.
+    public var identifiers: [RawIdentifier]
+    /// `props` as raw JSON object text, kept verbatim (empty when absent).
+    public var props: [UInt8]
+    /// `props.amount` in millionths, when it was a number.
+    public var amountMicros: Int64?
+
+    /// Creates an event.
+    public init(
+        eventID: [UInt8]? = nil, timestamp: Int64? = nil, type: [UInt8] = Array("event".utf8),
+        source: [UInt8] = Array("default".utf8), identifiers: [RawIdentifier], props: [UInt8] = [],
+        amountMicros: Int64? = nil
+    ) {
+        self.eventID = eventID
+        self.timestamp = timestamp
+        self.type = type
+        self.source = source
+        self.identifiers = identifiers
+        self.props = props
+        self.amountMicros = amountMicros
+    }
+}
+
+/// A change to the graph (SPEC.md: an event or a control record).
+public enum GraphOperation: Sendable, Equatable {
+    /// Store an event; every pair of its identifiers gains one piece of evidence.
+    case event(EventInput)
+    /// Assert a link without an event (one piece of evidence).
+    case link(RawIdentifier, RawIdentifier)
+    /// Remove a link and all of its evidence; the entity splits if it is no longer connected.
+    case unlink(RawIdentifier, RawIdentifier)
+    /// Erase an identifier, its links and the events anchored only to it; leave a tombstone.
+    case forget(RawIdentifier)
+    /// Remove one event and the evidence it gave.
+    case retract(eventID: [UInt8])
+}
+
+/// What a batch did, counted.
+public struct ApplyReport: Sendable, Equatable {
+    /// Events stored.
+    public var eventsStored = 0
+    /// Events skipped because their `event_id` was already stored.
+    public var duplicateEvents = 0
+    /// Events skipped because every identifier they named was erased or ignored.
+    public var eventsWithoutIdentifiers = 0
+    /// Identifiers created.
+    public var identifiersCreated = 0
+    /// Identifiers left out of events or links because they were erased (tombstoned).
+    public var erasedIdentifiersSkipped = 0
+    /// `link` records applied.
+    public var linksAsserted = 0
+    /// `link` records ignored because an end was erased, ignored, or the same as the other.
+    public var linksIgnored = 0
+    /// Links removed by `unlink`.
+    public var unlinks = 0
+    /// `unlink` records that found no link.
+    public var unknownUnlinks = 0
+    /// Identifiers erased by `forget` (unknown ones leave a tombstone only).
+    public var forgotten = 0
+    /// `forget` records of identifiers never seen (a tombstone is still written).
+    public var unknownForgets = 0
+    /// Events removed by `retract`.
+    public var retracted = 0
+    /// `retract` records of unknown or already removed events.
+    public var unknownRetracts = 0
+    /// Events removed by `forget` because they named no other identifier.
+    public var eventsErased = 0
+    /// Entity merges.
+    public var merges = 0
+    /// Entities split off.
+    public var splits = 0
+
+    /// An empty report.
+    public init() {}
+
+    /// Adds another report's counts to this one.
+    public mutating func add(_ other: ApplyReport) {
+        eventsStored += other.eventsStored
+        duplicateEvents += other.duplicateEvents
+        eventsWithoutIdentifiers += other.eventsWithoutIdentifiers
+        identifiersCreated += other.identifiersCreated
+        erasedIdentifiersSkipped += other.erasedIdentifiersSkipped
+        linksAsserted += other.linksAsserted
+        linksIgnored += other.linksIgnored
+        unlinks += other.unlinks
+        unknownUnlinks += other.unknownUnlinks
+        forgotten += other.forgotten
+        unknownForgets += other.unknownForgets
+        retracted += other.retracted
+        unknownRetracts += other.unknownRetracts
+        eventsErased += other.eventsErased
+        merges += other.merges
+        splits += other.splits
+    }
+}

@@ -1,0 +1,247 @@
+import LMDB
+
+/// Node ids and entity ids come from one counter, so they never collide; a node that starts
+/// alone starts an entity with its own number.
+public typealias NodeID = UInt64
+/// An entity's number. Merged-away and split-from ids keep resolving (redirects, history).
+public typealias EntityID = UInt64
+
+/// The identifier's own record in `node`: `[type u16][flags u8][0][entity u64][degree u32][value]`.
+struct NodeRecord: Equatable {
+    var typeID: UInt16
+    var flags: UInt8
+    /// 0 when the node belongs to no entity (`relate` types, generic values).
+    var entity: EntityID
+    /// Distinct neighbours of `merge` types it is linked to.
+    var degree: UInt32
+    var value: [UInt8]
+
+    static let genericFlag: UInt8 = 1
+
+    var isGeneric: Bool { flags & NodeRecord.genericFlag != 0 }
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 16 + value.count)
+        w.append(typeID)
+        w.append(flags)
+        w.append(UInt8(0))
+        w.append(entity)
+        w.append(degree)
+        w.append(bytes: value)
+        return w.bytes
+    }
+
+    init(typeID: UInt16, flags: UInt8 = 0, entity: EntityID, degree: UInt32 = 0, value: [UInt8]) {
+        self.typeID = typeID
+        self.flags = flags
+        self.entity = entity
+        self.degree = degree
+        self.value = value
+    }
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        var r = ByteReader(bytes)
+        typeID = try r.uint16()
+        flags = try r.uint8()
+        _ = try r.uint8()
+        entity = try r.uint64()
+        degree = try r.uint32()
+        value = r.rest()
+    }
+
+    /// Reads only the entity field of an encoded node record.
+    static func entity(in bytes: UnsafeRawBufferPointer) -> EntityID { bytes.loadBigEndianUInt64(at: 4) }
+}
+
+/// An entity's record in `entity`: live (size, created, updated, summary), a redirect to the
+/// entity it merged into, or erased (its last identifier was forgotten).
+enum EntityRecord: Equatable {
+    case live(size: UInt64, created: Int64, updated: Int64, summary: Summary)
+    case redirect(to: EntityID, at: Int64)
+    case erased(at: Int64)
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 64)
+        switch self {
+        case .live(let size, let created, let updated, let summary):
+            w.append(UInt8(0)); w.append(size); w.append(created); w.append(updated)
+            summary.encode(into: &w)
+        case .redirect(let to, let at):
+            w.append(UInt8(1)); w.append(to); w.append(at)
+        case .erased(let at):
+            w.append(UInt8(2)); w.append(at)
+        }
+        return w.bytes
+    }
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        var r = ByteReader(bytes)
+        switch try r.uint8() {
+        case 0:
+            let size = try r.uint64(), created = try r.int64(), updated = try r.int64()
+            self = .live(size: size, created: created, updated: updated, summary: try Summary(decoding: &r))
+        case 1:
+            let to = try r.uint64()
+            self = .redirect(to: to, at: try r.int64())
+        case 2:
+            self = .erased(at: try r.int64())
+        default:
+            throw RecordError.corrupt("entity record kind")
+        }
+    }
+}
+
+/// A stored event in `event`, keyed by its sequence number.
+/// `[ts i64][type u32][source u32][anchor u64][amount i64][n u16][idlen u16][propslen u32][n × node][event id][props]`
+public struct EventRecord: Equatable, Sendable {
+    /// Milliseconds since 1970.
+    public var timestamp: Int64
+    /// Interned event type.
+    public var typeID: UInt32
+    /// Interned source.
+    public var sourceID: UInt32
+    /// The node its summary counts toward.
+    public var anchor: NodeID
+    /// `props.amount` in millionths, or `nil`.
+    public var amountMicros: Int64?
+    /// The identifiers it names (what it still names after erasures).
+    public var nodes: [NodeID]
+    /// The caller's event id (empty when none was given).
+    public var eventID: [UInt8]
+    /// Raw JSON of `props` (empty when none).
+    public var props: [UInt8]
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 36 + nodes.count * 8 + eventID.count + props.count)
+        w.append(timestamp); w.append(typeID); w.append(sourceID); w.append(anchor)
+        w.append(amountMicros ?? Int64.min)
+        w.append(UInt16(nodes.count)); w.append(UInt16(eventID.count)); w.append(UInt32(props.count))
+        for n in nodes { w.append(n) }
+        w.append(bytes: eventID)
+        w.append(bytes: props)
+        return w.bytes
+    }
+
+    init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8]) {
+        self.timestamp = timestamp
+        self.typeID = typeID
+        self.sourceID = sourceID
+        self.anchor = anchor
+        self.amountMicros = amountMicros
+        self.nodes = nodes
+        self.eventID = eventID
+        self.props = props
+    }
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        var r = ByteReader(bytes)
+        timestamp = try r.int64()
+        typeID = try r.uint32()
+        sourceID = try r.uint32()
+        anchor = try r.uint64()
+        let amount = try r.int64()
+        amountMicros = amount == Int64.min ? nil : amount
+        let n = Int(try r.uint16()), idLength = Int(try r.uint16()), propsLength = Int(try r.uint32())
+        nodes = []
+        nodes.reserveCapacity(n)
+        for _ in 0..<n { nodes.append(try r.uint64()) }
+        eventID = try r.bytes(idLength)
+        props = try r.bytes(propsLength)
+    }
+}
+
+/// One adjacency entry (a 16-byte dup under a node in `adj`): `[neighbour u64][evidence u32][flags u32]`.
+struct EdgeEntry: LMDBBytes, Equatable {
+    var neighbour: NodeID
+    var evidence: UInt32
+    var flags: UInt32
+
+    /// The link was refused by a `limit` policy: it relates the two entities and never merges.
+    static let refusedFlag: UInt32 = 1
+
+    func withLMDBBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(of: (neighbour.bigEndian, evidence.bigEndian, flags.bigEndian), body)
+    }
+
+    init(neighbour: NodeID, evidence: UInt32, flags: UInt32 = 0) {
+        self.neighbour = neighbour
+        self.evidence = evidence
+        self.flags = flags
+    }
+
+    init(bytes: UnsafeRawBufferPointer) {
+        neighbour = bytes.loadBigEndianUInt64(at: 0)
+        evidence = bytes.loadBigEndianUInt32(at: 8)
+        flags = bytes.loadBigEndianUInt32(at: 12)
+    }
+
+    /// The smallest entry for `neighbour`: a `MDB_GET_BOTH_RANGE` probe lands on its entry.
+    static func probe(_ neighbour: NodeID) -> EdgeEntry { EdgeEntry(neighbour: neighbour, evidence: 0, flags: 0) }
+}
+
+/// A lineage record in `history`: what happened to which entities, and why.
+public struct HistoryRecord: Equatable, Sendable {
+    /// What happened.
+    public enum Kind: UInt8, Sendable {
+        /// `entities[1]` merged into `entities[0]`.
+        case merge = 1
+        /// `entities[1...]` split off from `entities[0]`.
+        case split = 2
+        /// An identifier of `entities[0]` was erased (`entities` may be empty for one in no entity).
+        case forget = 3
+        /// `entities[0]` lost its last identifier.
+        case erased = 4
+    }
+    /// What caused it.
+    public enum Cause: UInt8, Sendable {
+        /// An event (its sequence number in `causeSequence`).
+        case event = 1
+        /// A `link` record.
+        case link = 2
+        /// An `unlink` record.
+        case unlink = 3
+        /// A `forget` record.
+        case forget = 4
+        /// A `retract` of the event with sequence `causeSequence`.
+        case retract = 5
+    }
+    /// What happened.
+    public var kind: Kind
+    /// Wall-clock time of the write (ms since 1970).
+    public var time: Int64
+    /// What caused it.
+    public var cause: Cause
+    /// The event sequence number involved (0 when none).
+    public var causeSequence: UInt64
+    /// The entities involved (see ``Kind``).
+    public var entities: [EntityID]
+
+    var bytes: [UInt8] {
+        var w = ByteWriter(capacity: 24 + entities.count * 8)
+        w.append(kind.rawValue); w.append(time); w.append(cause.rawValue); w.append(causeSequence)
+        w.append(UInt32(entities.count))
+        for e in entities { w.append(e) }
+        return w.bytes
+    }
+
+    init(kind: Kind, time: Int64, cause: Cause, causeSequence: UInt64, entities: [EntityID]) {
+        self.kind = kind
+        self.time = time
+        self.cause = cause
+        self.causeSequence = causeSequence
+        self.entities = entities
+    }
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        var r = ByteReader(bytes)
+        guard let k = Kind(rawValue: try r.uint8()) else { throw RecordError.corrupt("history kind") }
+        kind = k
+        time = try r.int64()
+        guard let c = Cause(rawValue: try r.uint8()) else { throw RecordError.corrupt("history cause") }
+        cause = c
+        causeSequence = try r.uint64()
+        let n = try r.uint32()
+        entities = []
+        for _ in 0..<n { entities.append(try r.uint64()) }
+    }
+}

@@ -1,0 +1,292 @@
+import Crypto
+import Foundation
+import IdentityGraph
+import Synchronization
+
+/// Set by SIGINT/SIGTERM; the loader commits what it has and stops at the next line.
+let interruptRequested = Atomic<Bool>(false)
+
+/// Installs SIGINT and SIGTERM handlers that ask a running load to stop cleanly.
+public func installInterruptHandler() {
+    let handler: @convention(c) (Int32) -> Void = { _ in interruptRequested.store(true, ordering: .relaxed) }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}
+
+/// How a load runs.
+public struct LoadOptions: Sendable {
+    /// Operations per write transaction.
+    public var batchSize = 10_000
+    /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
+    public var skipBad = false
+    /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
+    public var rejectsPath: String?
+    /// Ignore checkpoints of earlier loads and read every file from its beginning.
+    public var restart = false
+    /// Print a progress line on stderr.
+    public var progress = false
+    /// How lines are read.
+    public var format: InputFormat = .auto
+
+    /// Defaults: 10,000 operations per batch, stop at the first bad line, resume from checkpoints.
+    public init() {}
+}
+
+/// What a load did.
+public struct LoadSummary: Sendable {
+    /// Files read.
+    public var files = 0
+    /// Lines read (including blank and rejected ones; not those skipped by resuming).
+    public var lines = 0
+    /// Records applied (events and control records).
+    public var records = 0
+    /// Bad lines written to the rejects file.
+    public var rejected = 0
+    /// Lines skipped because a checkpoint showed they were already loaded.
+    public var resumedLines = 0
+    /// Bytes of input read (compressed size for .gz).
+    public var bytes = 0
+    /// What the graph did.
+    public var report = ApplyReport()
+    /// Wall-clock seconds.
+    public var elapsedSeconds = 0.0
+    /// Where rejected lines were written, if any were.
+    public var rejectsPath: String?
+}
+
+/// Why a load stopped.
+public enum LoadError: Error, CustomStringConvertible {
+    /// A bad line (everything before it is committed).
+    case badLine(file: String, line: Int, reason: String)
+    /// Interrupted by a signal after committing everything read so far.
+    case interrupted(file: String, line: Int)
+    /// An input could not be read.
+    case input(InputError)
+    /// The rejects file could not be written.
+    case rejectsFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .badLine(let file, let line, let reason):
+            return "\(file):\(line): \(reason)\n  (every line before it is loaded; fix the line and run the same command again to resume, or use --skip-bad to set bad lines aside)"
+        case .interrupted(let file, let line):
+            return "interrupted at \(file):\(line); everything before it is committed. Run the same command again to resume."
+        case .input(let error):
+            return error.description
+        case .rejectsFile(let path, let reason):
+            return "cannot write rejects file \(path): \(reason)"
+        }
+    }
+}
+
+/// Replays archives into a graph: batches of operations, one transaction each, with the
+/// archive's checkpoint (fingerprint → byte offset) committed in the same transaction.
+public final class Loader {
+    private let graph: IdentityGraph
+    private let options: LoadOptions
+    private var rejects: FileHandle?
+    private var summary = LoadSummary()
+    private let started = Date()
+    private var lastProgress = Date.distantPast
+
+    /// A loader for `graph`.
+    public init(graph: IdentityGraph, options: LoadOptions = LoadOptions()) {
+        self.graph = graph
+        self.options = options
+    }
+
+    /// Expands directories (recursively, sorted by path) into the files they hold.
+    public static func expand(_ paths: [String]) throws -> [String] {
+        var files: [String] = []
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            if path != "-" && FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue {
+                guard let walker = FileManager.default.enumerator(atPath: path) else {
+                    throw LoadError.input(.cannotOpen(path: path, reason: "cannot list the directory"))
+                }
+                var found: [String] = []
+                while let relative = walker.nextObject() as? String {
+                    let full = path + "/" + relative
+                    var sub: ObjCBool = false
+                    if FileManager.default.fileExists(atPath: full, isDirectory: &sub), !sub.boolValue,
+                       !relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) {
+                        found.append(full)
+                    }
+                }
+                files += found.sorted()
+            } else {
+                files.append(path)
+            }
+        }
+        return files
+    }
+
+    /// Loads every path in order (`-` is standard input; directories are walked in sorted order).
+    /// Throws ``LoadError`` after committing everything before the point of failure.
+    public func load(_ paths: [String]) throws -> LoadSummary {
+        defer {
+            try? rejects?.close()
+            if options.progress { FileHandle.standardError.write("\u{1B}[2K\r".data(using: .utf8)!) }
+        }
+        for file in try Self.expand(paths) {
+            try loadFile(file)
+            summary.files += 1
+        }
+        summary.elapsedSeconds = Date().timeIntervalSince(started)
+        return summary
+    }
+
+    /// The checkpoint key of an archive: a hash of its first 64 KiB (decompressed), so the
+    /// same archive under another name or path resumes too. `nil` for standard input.
+    private func checkpointKey(_ path: String) throws -> String? {
+        guard path != "-" else { return nil }
+        let source = try openInput(path)
+        var head = [UInt8](repeating: 0, count: 1 << 16)
+        var filled = 0
+        while filled < head.count {
+            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            if n == 0 { break }
+            filled += n
+        }
+        let digest = SHA256.hash(data: head[0..<filled])
+        return "load:" + digest.map { String(format: "%02x", $0) }.joined()
+    }
+
+    private func loadFile(_ path: String) throws {
+        let key: String?
+        let source: ByteSource
+        do {
+            key = try checkpointKey(path)
+            source = try openInput(path)
+        } catch let error as InputError {
+            throw LoadError.input(error)
+        }
+        let reader = LineReader(source: source)
+        if let key, !options.restart, let saved = try graph.metadata(key), saved.count == 16 {
+            let offset = Int(saved.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) })
+            let line = Int(saved.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) })
+            try reader.skip(toOffset: offset, lines: line)
+            summary.resumedLines += reader.lineNumber
+            if !options.progress && reader.lineNumber > 0 {
+                // Say so even when quiet about progress: a resumed load must not surprise anyone.
+                FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
+            }
+        }
+
+        let schema = graph.schema
+        var batch: [PreparedOperation] = []
+        batch.reserveCapacity(options.batchSize)
+        var failure: LoadError?
+        func commit(offset: Int, line: Int) throws {
+            var metadata: [(key: String, value: [UInt8])] = []
+            if let key {
+                var value = [UInt8]()
+                withUnsafeBytes(of: UInt64(offset).bigEndian) { value += $0 }
+                withUnsafeBytes(of: UInt64(line).bigEndian) { value += $0 }
+                metadata.append((key, value))
+            }
+            try rejects?.synchronize()
+            let report = try graph.apply(prepared: batch, metadata: metadata)
+            summary.report.add(report)
+            summary.records += batch.count
+            batch.removeAll(keepingCapacity: true)
+        }
+
+        var previousOffset = reader.offset
+        var previousLine = reader.lineNumber
+        do {
+            while failure == nil {
+                if interruptRequested.load(ordering: .relaxed) {
+                    try commit(offset: previousOffset, line: previousLine)
+                    throw LoadError.interrupted(file: path, line: previousLine + 1)
+                }
+                let more = try reader.nextLine { line in
+                    summary.lines += 1
+                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+                    do {
+                        let op = try RecordParser.parse(line, format: options.format)
+                        do {
+                            batch.append(try PreparedOperation(op, schema: schema))
+                        } catch let error as IdentifierError {
+                            throw LineError.badIdentifier(field: Self.identifierField(of: op), error)
+                        }
+                    } catch let error as LineError {
+                        if options.skipBad {
+                            try reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
+                        } else {
+                            failure = .badLine(file: path, line: reader.lineNumber, reason: error.description)
+                        }
+                    }
+                }
+                if failure != nil {
+                    try commit(offset: previousOffset, line: previousLine)
+                    break
+                }
+                if !more { break }
+                previousOffset = reader.offset
+                previousLine = reader.lineNumber
+                if batch.count >= options.batchSize { try commit(offset: previousOffset, line: previousLine) }
+                if options.progress { showProgress(path: path, source: source) }
+            }
+            if failure == nil { try commit(offset: reader.offset, line: reader.lineNumber) }
+        } catch let error as InputError {
+            try? commit(offset: previousOffset, line: previousLine)
+            throw LoadError.input(error)
+        }
+        summary.bytes += source.consumedBytes
+        if let failure { throw failure }
+    }
+
+    private static func identifierField(of op: GraphOperation) -> String {
+        switch op {
+        case .event: return "ids"
+        case .link, .unlink: return "a/b"
+        case .forget: return "id"
+        case .retract: return "event_id"
+        }
+    }
+
+    private func reject(path: String, line: Int, reason: String, text: UnsafeRawBufferPointer) throws {
+        let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
+        if rejects == nil {
+            if !FileManager.default.fileExists(atPath: rejectsPath) {
+                guard FileManager.default.createFile(atPath: rejectsPath, contents: nil) else {
+                    throw LoadError.rejectsFile(path: rejectsPath, reason: "cannot create it")
+                }
+            }
+            guard let handle = FileHandle(forWritingAtPath: rejectsPath) else {
+                throw LoadError.rejectsFile(path: rejectsPath, reason: "cannot open it for writing")
+            }
+            handle.seekToEndOfFile()
+            rejects = handle
+            summary.rejectsPath = rejectsPath
+        }
+        var record: [String: Any] = ["file": path, "line": line, "reason": reason]
+        let bytes = Array(text)
+        if let string = String(validating: bytes, as: UTF8.self) {
+            record["text"] = string
+        } else {
+            record["text_base64"] = Data(bytes).base64EncodedString()
+        }
+        var data = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
+        data.append(0x0A)
+        rejects?.write(data)
+        summary.rejected += 1
+    }
+
+    private func showProgress(path: String, source: ByteSource) {
+        let now = Date()
+        guard now.timeIntervalSince(lastProgress) >= 0.5 else { return }
+        lastProgress = now
+        let elapsed = max(now.timeIntervalSince(started), 0.001)
+        let rate = Double(summary.records) / elapsed
+        var line = "\u{1B}[2K\r\((path as NSString).lastPathComponent): \(summary.lines) lines, \(summary.records) records, \(Int(rate))/s"
+        if let total = source.totalBytes, total > 0 {
+            let fraction = Double(source.consumedBytes) / Double(total)
+            let mbps = Double(source.consumedBytes) / elapsed / 1_048_576
+            line += String(format: ", %.1f MB/s, %.0f%%", mbps, fraction * 100)
+            if fraction > 0.01 { line += ", ETA \(Int(elapsed / fraction - elapsed))s" }
+        }
+        FileHandle.standardError.write(line.data(using: .utf8)!)
+    }
+}

@@ -1,0 +1,251 @@
+import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How commits reach the disk.
+public enum Durability: String, Sendable, CaseIterable {
+    /// `fsync` on every commit: a committed transaction survives a power cut.
+    case durable
+    /// `MDB_NOSYNC`: commits are not flushed; call ``Environment/sync(force:)`` periodically.
+    /// A process crash loses nothing; an operating-system crash loses what was not yet synced.
+    case fast
+    /// `MDB_WRITEMAP | MDB_NOSYNC | MDB_MAPASYNC` for loading a fresh database: fastest, and a
+    /// system crash can corrupt it, so the load must end with a forced sync and be rerun after a crash.
+    case bulk
+}
+
+/// Options for opening an ``Environment``.
+public struct EnvironmentOptions: Sendable {
+    /// How many named databases the environment may hold.
+    public var maxDatabases: UInt32 = 32
+    /// The first map size in bytes; the map doubles (at least) whenever a write finds it full.
+    public var initialMapSize: Int = 1 << 30
+    /// Most concurrent read transactions.
+    public var maxReaders: UInt32 = 256
+    /// How commits reach the disk.
+    public var durability: Durability = .durable
+    /// Open without write access.
+    public var readOnly = false
+
+    /// Options with the defaults: 1 GiB first map, 32 databases, durable commits.
+    public init() {}
+}
+
+/// One LMDB environment: a directory holding `data.mdb` and `lock.mdb`.
+///
+/// Thread model: opened with `MDB_NOTLS`, so read transactions are not tied to threads; a write
+/// transaction must stay on the thread that began it, which the closure-scoped API guarantees
+/// (the closure is synchronous). Map growth takes an exclusive lock against this process's
+/// other transactions, since `mdb_env_set_mapsize` needs none to be active.
+public final class Environment: @unchecked Sendable {
+    let handle: OpaquePointer
+    /// The directory of the environment.
+    public let path: String
+    /// How commits reach the disk.
+    public let durability: Durability
+    private let resizeLock: UnsafeMutablePointer<pthread_rwlock_t>
+    private var databases: [String: Database] = [:]
+    private let databasesLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    /// Opens (creating if needed) the environment in directory `path`.
+    ///
+    /// The directory is created when missing. Errors carry LMDB's code: `ENOENT`, `EACCES`,
+    /// or `MDB_VERSION_MISMATCH` / `MDB_INVALID` when the files are not an LMDB environment.
+    public init(path: String, options: EnvironmentOptions = EnvironmentOptions()) throws(LMDBError) {
+        if !options.readOnly { mkdir(path, 0o755) }
+        var env: OpaquePointer?
+        try check(mdb_env_create(&env), "mdb_env_create")
+        guard let env else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
+        var flags = UInt32(MDB_NOTLS)
+        switch options.durability {
+        case .durable: break
+        case .fast: flags |= UInt32(MDB_NOSYNC)
+        case .bulk: flags |= UInt32(MDB_WRITEMAP | MDB_NOSYNC | MDB_MAPASYNC)
+        }
+        if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+        do {
+            try check(mdb_env_set_maxdbs(env, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs")
+            try check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
+            try check(mdb_env_set_mapsize(env, options.initialMapSize), "mdb_env_set_mapsize")
+            try check(mdb_env_open(env, path, flags, 0o644), "opening LMDB environment at \(path)")
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        // Adopt a larger map size that the file (or another process) already uses.
+        var info = MDB_envinfo()
+        mdb_env_info(env, &info)
+        if info.me_mapsize < options.initialMapSize {
+            mdb_env_set_mapsize(env, options.initialMapSize)
+        }
+        self.handle = env
+        self.path = path
+        self.durability = options.durability
+        resizeLock = .allocate(capacity: 1)
+        pthread_rwlock_init(resizeLock, nil)
+        pthread_mutex_init(databasesLock, nil)
+    }
+
+    deinit {
+        mdb_env_close(handle)
+        pthread_rwlock_destroy(resizeLock)
+        resizeLock.deallocate()
+        pthread_mutex_destroy(databasesLock)
+        databasesLock.deallocate()
+    }
+
+    /// The current map size in bytes.
+    public var mapSize: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        return info.me_mapsize
+    }
+
+    /// Bytes of the data file in use (last used page × page size).
+    public var usedBytes: Int {
+        var info = MDB_envinfo()
+        mdb_env_info(handle, &info)
+        var stat = MDB_stat()
+        mdb_env_stat(handle, &stat)
+        return (info.me_last_pgno + 1) * Int(stat.ms_psize)
+    }
+
+    /// Runs `body` in a read transaction: a consistent snapshot that never blocks the writer.
+    ///
+    /// The transaction ends when `body` returns; using it afterwards throws
+    /// ``LMDBError/transactionFinished``.
+    public func read<T>(_ body: (ReadTransaction) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read)")
+        let transaction = ReadTransaction(handle: txn!, environment: self)
+        defer { transaction.finish(commit: false) }
+        return try body(transaction)
+    }
+
+    /// Runs `body` in a write transaction and commits it when `body` returns.
+    ///
+    /// If `body` throws, nothing it wrote is kept. When the map is full, the transaction is
+    /// aborted, the map grows, and `body` runs again from the start: `body` must not keep
+    /// state across attempts that the retry would duplicate (`onRetry` lets the caller reset it).
+    public func write<T>(onRetry: () -> Void = {}, _ body: (WriteTransaction) throws -> T) throws -> T {
+        while true {
+            do {
+                return try attemptWrite(body)
+            } catch let error as LMDBError where error == .mapFull {
+                try grow()
+                onRetry()
+            } catch let error as LMDBError where error == .mapResized {
+                try adoptResizedMap()
+                onRetry()
+            }
+        }
+    }
+
+    private func attemptWrite<T>(_ body: (WriteTransaction) throws -> T) throws -> T {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        var txn: OpaquePointer?
+        try check(mdb_txn_begin(handle, nil, 0, &txn), "mdb_txn_begin (write)")
+        let transaction = WriteTransaction(handle: txn!, environment: self)
+        do {
+            let result = try body(transaction)
+            try transaction.commit()
+            return result
+        } catch {
+            transaction.finish(commit: false)
+            throw error
+        }
+    }
+
+    private func grow() throws(LMDBError) {
+        pthread_rwlock_wrlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        let current = mapSize
+        let next = current < (1 << 34) ? current * 2 : current + (1 << 34)
+        try check(mdb_env_set_mapsize(handle, next), "growing the map from \(current) to \(next) bytes")
+    }
+
+    private func adoptResizedMap() throws(LMDBError) {
+        pthread_rwlock_wrlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        try check(mdb_env_set_mapsize(handle, 0), "adopting the map size set by another process")
+    }
+
+    /// Opens (creating when `flags` contains `.create`) the named database, once per environment.
+    public func database(_ name: String, flags: DatabaseFlags = [.create]) throws -> Database {
+        pthread_mutex_lock(databasesLock)
+        let known = databases[name]
+        pthread_mutex_unlock(databasesLock)
+        if let known { return known }
+        let db: Database = try write { txn in
+            var dbi = MDB_dbi()
+            try check(mdb_dbi_open(txn.handle, name, flags.rawValue, &dbi), "mdb_dbi_open '\(name)'")
+            return Database(dbi: dbi, name: name, flags: flags)
+        }
+        pthread_mutex_lock(databasesLock)
+        databases[name] = db
+        pthread_mutex_unlock(databasesLock)
+        return db
+    }
+
+    /// Flushes the data to disk; with `force`, even in ``Durability/fast`` and ``Durability/bulk``.
+    public func sync(force: Bool = true) throws(LMDBError) {
+        try check(mdb_env_sync(handle, force ? 1 : 0), "mdb_env_sync")
+    }
+
+    /// Copies the environment to the directory `path` (which must exist and be empty), like
+    /// `mdb_copy`; with `compact`, free pages are left out and erased values do not survive.
+    public func copy(to path: String, compact: Bool) throws(LMDBError) {
+        try check(mdb_env_copy2(handle, path, compact ? UInt32(MDB_CP_COMPACT) : 0), "mdb_env_copy2 to \(path)")
+    }
+
+    /// Clears stale entries of dead processes from the reader table; returns how many.
+    @discardableResult
+    public func clearStaleReaders() -> Int {
+        var dead: Int32 = 0
+        mdb_reader_check(handle, &dead)
+        return Int(dead)
+    }
+}
+
+/// Flags for opening a named database.
+public struct DatabaseFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt32
+    /// Creates flags from LMDB's bits.
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Create the database when missing.
+    public static let create = DatabaseFlags(rawValue: UInt32(MDB_CREATE))
+    /// Several sorted values per key.
+    public static let dupSort = DatabaseFlags(rawValue: UInt32(MDB_DUPSORT))
+    /// With `dupSort`: all values of a key have the same size (enables `MDB_GET_MULTIPLE`).
+    public static let dupFixed = DatabaseFlags(rawValue: UInt32(MDB_DUPFIXED))
+}
+
+/// A named database inside an ``Environment``; a cheap handle valid for the environment's life.
+public struct Database: Sendable, Hashable {
+    let dbi: MDB_dbi
+    /// The database's name.
+    public let name: String
+    /// The flags it was opened with.
+    public let flags: DatabaseFlags
+}
+
+/// Flags for a put.
+public struct PutFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    /// Creates flags from LMDB's bits.
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// Fail with ``LMDBError/keyExists`` when the key is present.
+    public static let noOverwrite = PutFlags(rawValue: UInt32(MDB_NOOVERWRITE))
+    /// Fail with ``LMDBError/keyExists`` when the key/value pair is present (dupSort).
+    public static let noDupData = PutFlags(rawValue: UInt32(MDB_NODUPDATA))
+    /// The key sorts after every present key: append without searching.
+    public static let append = PutFlags(rawValue: UInt32(MDB_APPEND))
+    /// The value sorts after every present value of the key (dupSort).
+    public static let appendDup = PutFlags(rawValue: UInt32(MDB_APPENDDUP))
+    /// Replace the item at the cursor (same size, same sort position).
+    public static let current = PutFlags(rawValue: UInt32(MDB_CURRENT))
+}

@@ -1,0 +1,252 @@
+import ArgumentParser
+import Foundation
+import IdentityGraph
+import IdentityIngest
+
+struct Init: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Create a database (loading into a missing one creates it too).",
+        discussion: """
+            The schema file (JSON) sets the policy of identifier types; types it does not name keep \
+            the built-in policy (email and phone normalized, ip and address relate-only, others merge):
+
+              {"types": {"email": {"normalize": "email", "role": "merge"},
+                         "kiosk": {"role": "relate"}},
+               "default": {"normalize": "trim", "role": "merge"}}
+
+            normalize: email | phone | lower | trim | none      role: merge | relate | ignore
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: ArgumentHelp("A JSON schema file.", valueName: "file")) var schema: String?
+
+    func run() throws {
+        var parsed: Schema?
+        if let schema {
+            guard let data = FileManager.default.contents(atPath: schema) else { throw ValidationError("cannot read schema file \(schema)") }
+            parsed = try Schema.parse(json: data)
+        }
+        let graph = try IdentityGraph.create(at: database.path, schema: parsed)
+        print("created \(graph.path) with \(graph.knownTypes.count) identifier types")
+    }
+}
+
+struct Load: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load event archives (native NDJSON or Segment; .gz read transparently).",
+        discussion: """
+            Each line is an event or a control record (link, unlink, forget, retract); see \
+            docs/formats.md. FILE may be a directory (its files are read in sorted order) or - for \
+            standard input.
+
+            Every batch is one transaction, committed together with the archive's checkpoint: a \
+            load that was killed or interrupted resumes where it stopped when you run the same \
+            command again (--restart reads the archive from the beginning).
+
+            A bad line stops the load with FILE:LINE and the reason, after committing every line \
+            before it (exit 1). With --skip-bad, bad lines go to the rejects file with their file, \
+            line number and reason, and the load goes on.
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: ArgumentHelp("Archives to load (- is standard input).", valueName: "file")) var files: [String]
+    @Option(help: "Line format: auto (per line), native or segment.") var format: InputFormat = .auto
+    @Flag(help: "Set bad lines aside in the rejects file and keep going.") var skipBad = false
+    @Option(help: ArgumentHelp("Where --skip-bad writes bad lines (default <db>/rejects.ndjson).", valueName: "file")) var rejects: String?
+    @Option(help: "Operations per transaction.") var batchSize = 10_000
+    @Flag(help: "Ignore checkpoints: read every archive from its beginning.") var restart = false
+    @Option(help: "durable (fsync per commit), fast (no fsync; a system crash may lose recent batches).") var durability: Durability = .durable
+    @Flag(help: "Print no summary.") var quiet = false
+    @Flag(help: "Print the summary as JSON.") var json = false
+
+    func validate() throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
+        if durability == .bulk { throw ValidationError("--durability bulk is not available for load yet; use durable or fast") }
+    }
+
+    func run() throws {
+        let graph = try database.open(create: true, durability: durability)
+        var options = LoadOptions()
+        options.batchSize = batchSize
+        options.skipBad = skipBad
+        options.rejectsPath = rejects
+        options.restart = restart
+        options.format = format
+        options.progress = isatty(2) != 0 && !quiet
+        installInterruptHandler()
+        let summary = try Loader(graph: graph, options: options).load(files)
+        if durability == .fast { try graph.sync() }
+        if quiet { return }
+        let r = summary.report
+        if json {
+            let fields: [(String, Any)] = [
+                ("files", summary.files), ("lines", summary.lines), ("records", summary.records),
+                ("events_stored", r.eventsStored), ("duplicate_events", r.duplicateEvents),
+                ("identifiers_created", r.identifiersCreated), ("merges", r.merges), ("splits", r.splits),
+                ("links_asserted", r.linksAsserted), ("unlinks", r.unlinks), ("forgotten", r.forgotten),
+                ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
+                ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
+                ("elapsed_seconds", summary.elapsedSeconds),
+                ("records_per_second", summary.elapsedSeconds > 0 ? Double(summary.records) / summary.elapsedSeconds : 0),
+            ]
+            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            return
+        }
+        let rate = summary.elapsedSeconds > 0 ? Int(Double(summary.records) / summary.elapsedSeconds) : summary.records
+        print("loaded \(summary.records) records from \(summary.files) file\(summary.files == 1 ? "" : "s") in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s)")
+        print("  events: \(r.eventsStored) stored, \(r.duplicateEvents) duplicate event_id skipped, \(r.eventsWithoutIdentifiers) without identifiers")
+        print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped")
+        print("  entities: \(r.merges) merges, \(r.splits) splits")
+        print("  control: \(r.linksAsserted) links, \(r.unlinks) unlinks (\(r.unknownUnlinks) unknown), \(r.forgotten) forgotten (\(r.unknownForgets) unknown), \(r.retracted) retracted (\(r.unknownRetracts) unknown)")
+        if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
+        if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write identifier,entity for every identifier that belongs to an entity.",
+        discussion: """
+            CSV (header identifier,entity) or NDJSON ({"identifier":"email:a@x.com","entity":17}), \
+            grouped by entity. Identifiers that never merge (relate types such as ip and address, \
+            generic values) belong to no entity and are left out.
+            """
+    )
+    enum Format: String, ExpressibleByArgument, CaseIterable { case csv, ndjson }
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "csv or ndjson.") var format: Format = .csv
+    @Option(help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file")) var output: String?
+
+    func run() throws {
+        let graph = try database.open()
+        var out = try Output(path: output)
+        if format == .csv { out.write("identifier,entity\n") }
+        try graph.read { reader in
+            try reader.forEachMembership { identifier, entity in
+                switch format {
+                case .csv: out.write(csvField(identifier.description) + "," + String(entity) + "\n")
+                case .ndjson: out.write("{\"identifier\":" + jsonString(identifier.description) + ",\"entity\":" + String(entity) + "}\n")
+                }
+            }
+        }
+        out.flush()
+    }
+}
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Counts: identifiers, entities, links, events, largest entity, generic identifiers.")
+    @OptionGroup var database: DatabaseOptions
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() throws {
+        let graph = try database.open()
+        let s = try graph.read { try $0.stats() }
+        let usage = graph.storageUsage
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(s), as: UTF8.self))
+            return
+        }
+        let rows: [(String, String)] = [
+            ("identifiers", "\(s.identifiers)"),
+            ("entities", "\(s.entities)"),
+            ("links", "\(s.links)"),
+            ("events", "\(s.events)"),
+            ("largest entity", s.largestEntity == 0 ? "-" : "\(s.largestEntitySize) identifiers (entity \(s.largestEntity))"),
+            ("generic identifiers", "\(s.genericIdentifiers)"),
+            ("identifiers in no entity", "\(s.identifiersWithoutEntity)"),
+            ("tombstones", "\(s.tombstones)"),
+            ("history records", "\(s.historyRecords)"),
+            ("identifier types", "\(s.identifierTypes)"),
+            ("storage", String(format: "%.1f MiB used", Double(usage.usedBytes) / 1_048_576)),
+        ]
+        let width = rows.map(\.0.count).max() ?? 0
+        for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Verify every invariant of the store; exit 1 on any violation.",
+        discussion: """
+            Checks that the identifier index, node records, entity membership and adjacency agree; \
+            that links are symmetric with evidence; that every entity is connected and no active \
+            link joins two entities; that summaries equal the fold of their events; that timelines \
+            point at stored events; and that the counters are right.
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        let graph = try database.open()
+        let violations = try graph.check()
+        if violations.isEmpty {
+            let s = try graph.read { try $0.stats() }
+            print("ok: \(s.identifiers) identifiers, \(s.entities) entities, \(s.links) links, \(s.events) events; every invariant holds")
+            return
+        }
+        for v in violations { FileHandle.standardError.write("\(v)\n".data(using: .utf8)!) }
+        FileHandle.standardError.write("check failed: \(violations.count) violation\(violations.count == 1 ? "" : "s")\(violations.count >= 1000 ? " (first 1000 shown)" : "")\n".data(using: .utf8)!)
+        throw ExitCode(1)
+    }
+}
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the entity of an identifier (type:value) or an entity id: identifiers and summary.",
+        discussion: """
+            Examples:
+              idgraph show email:alice@example.com
+              idgraph show 42
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: ArgumentHelp("An identifier type:value (normalized as on load) or an entity id.", valueName: "target")) var target: String
+
+    func run() throws {
+        let graph = try database.open()
+        try graph.read { reader in
+            var entityID: EntityID
+            if let number = EntityID(target) {
+                entityID = number
+            } else {
+                let raw = try RawIdentifier(text: target)
+                guard let id = try reader.normalize(raw) else { throw ValidationError("type of \(target) is ignored by the schema") }
+                guard let node = try reader.node(of: id) else {
+                    print("\(id): unknown identifier")
+                    throw ExitCode(1)
+                }
+                guard let info = try reader.nodeInfo(node), let e = info.entity else {
+                    print("\(id): belongs to no entity (role \(try reader.nodeInfo(node)?.role.rawValue ?? "?"))")
+                    return
+                }
+                entityID = e
+            }
+            switch try reader.entityState(entityID) {
+            case nil:
+                print("entity \(entityID): unknown")
+                throw ExitCode(1)
+            case .erased?:
+                print("entity \(entityID): erased (its last identifier was forgotten)")
+                return
+            case .mergedInto(let next)?:
+                let live = try reader.resolve(entityID)
+                print("entity \(entityID) was merged into \(next)\(live.map { " (now entity \($0.id))" } ?? "")")
+                guard let live else { return }
+                entityID = live.id
+            case .live?:
+                break
+            }
+            guard let info = try reader.resolve(entityID) else { return }
+            let s = info.summary
+            print("entity \(info.id): \(info.size) identifier\(info.size == 1 ? "" : "s")")
+            for id in try reader.identifiers(of: info.id) { print("  \(id)") }
+            print("events \(s.events), revenue \(String(format: "%.2f", s.revenue))")
+            if let f = s.firstSeen, let l = s.lastSeen { print("first seen \(Timestamp.format(f)), last seen \(Timestamp.format(l))") }
+            let byType = s.eventsByType.map { (reader.eventTypeName($0.key), $0.value) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
+            if !byType.isEmpty { print("by type: " + byType.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) }
+        }
+    }
+}

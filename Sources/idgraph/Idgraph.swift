@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import IdentityGraph
+import IdentityIngest
+
+/// The `idgraph` command: an embedded identity-resolution store.
+@main
+struct Idgraph: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "idgraph",
+        abstract: "An embedded identity-resolution store: identifiers in, resolved entities out.",
+        discussion: """
+            idgraph keeps the graph of identifiers (emails, phones, cookies, device ids, CRM and \
+            loyalty ids) seen together in events, resolves each connected group into one entity, \
+            merges entities the moment an event links them and splits them when evidence is \
+            withdrawn (unlink, forget, retract).
+
+            A database is a directory (an LMDB environment): --db PATH, or IDGRAPH_DB, or ./idgraph.db.
+
+            Quick start:
+              idgraph generate --persons 1000 --output sample.ndjson
+              idgraph load sample.ndjson
+              idgraph stats
+              idgraph export --format csv | head
+
+            Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
+            """,
+        version: "0.1.0",
+        subcommands: [Init.self, Load.self, Export.self, Stats.self, Check.self, Show.self, Generate.self]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                // SPEC.md: usage errors exit 2.
+                FileHandle.standardError.write((fullMessage(for: error) + "\n").data(using: .utf8)!)
+                Foundation.exit(2)
+            }
+            if code == .success || error is CleanExit || error is ExitCode { exit(withError: error) }
+            FileHandle.standardError.write(("error: " + Self.describe(error) + "\n").data(using: .utf8)!)
+            Foundation.exit(1)
+        }
+    }
+
+    static func describe(_ error: Error) -> String { String(describing: error) }
+}
+
+/// `--db PATH`, shared by every subcommand.
+struct DatabaseOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The database directory (env IDGRAPH_DB; default ./idgraph.db).", valueName: "path"))
+    var db: String?
+
+    /// The path in force: --db, then IDGRAPH_DB, then ./idgraph.db.
+    var path: String {
+        if let db { return db }
+        if let env = ProcessInfo.processInfo.environment["IDGRAPH_DB"], !env.isEmpty { return env }
+        return "./idgraph.db"
+    }
+
+    /// Opens the database (read-only commands pass `create: false`).
+    func open(create: Bool = false, durability: Durability = .durable) throws -> IdentityGraph {
+        var options = IdentityGraph.Options()
+        options.durability = durability
+        return try IdentityGraph.open(at: path, options: options, createIfMissing: create)
+    }
+}
+
+extension Durability: ExpressibleByArgument {}
+extension InputFormat: ExpressibleByArgument {}
+
+/// Writes text to standard output without Foundation's buffering surprises.
+struct Output {
+    private var buffer: [UInt8] = []
+    private let handle: FileHandle
+
+    init(path: String?) throws {
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+                throw ValidationError("cannot write \(path)")
+            }
+            handle = h
+        } else {
+            handle = FileHandle.standardOutput
+        }
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    mutating func write(_ text: String) {
+        buffer.append(contentsOf: text.utf8)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func flush() {
+        if !buffer.isEmpty { handle.write(Data(buffer)); buffer.removeAll(keepingCapacity: true) }
+    }
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+func csvField(_ s: String) -> String {
+    if s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+    return s
+}
+
+/// JSON string literal.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += String(format: "\\u%04x", scalar.value) } else { out.unicodeScalars.append(scalar) }
+        }
+    }
+    return out + "\""
+}
