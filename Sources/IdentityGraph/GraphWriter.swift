@@ -508,7 +508,8 @@ final class GraphWriter {
             return
         }
         let u = try existingA ?? createNode(a)
-        let v = try existingB ?? createNode(b)
+        // Look b up again: when a == b, creating a just created b too.
+        let v = try existingB ?? nodeID(of: b) ?? createNode(b)
         guard u != v else { report.linksIgnored += 1; return }
         try addEvidence(u, v, cause: .link, sequence: 0)
         report.linksAsserted += 1

@@ -56,7 +56,7 @@ struct Load: ParsableCommand {
     @Option(help: "Operations per transaction.") var batchSize = 10_000
     @Flag(help: "Ignore checkpoints: read every archive from its beginning.") var restart = false
     @Option(help: "durable (fsync per commit), fast (no fsync; a system crash may lose recent batches).") var durability: Durability = .durable
-    @Flag(help: "Print no summary.") var quiet = false
+    @Flag(name: .shortAndLong, help: "Print no summary.") var quiet = false
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func validate() throws {

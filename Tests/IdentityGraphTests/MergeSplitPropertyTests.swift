@@ -1,0 +1,171 @@
+import Foundation
+import IdentityGraph
+import PropertyBased
+import Testing
+
+/// Random sequences of event/link/unlink/forget/retract over a small universe of identifiers,
+/// applied in random batches; after every batch the store must equal the oracle (partition and
+/// summaries), `check` must be clean, and some runs close and reopen the database in between.
+@Suite struct MergeSplitPropertyTests {
+    /// How many random sequences to run (IDGRAPH_PROPERTY_RUNS overrides; CI uses the default).
+    static let runs = Int(ProcessInfo.processInfo.environment["IDGRAPH_PROPERTY_RUNS"] ?? "") ?? 1000
+
+    struct Scenario: CustomStringConvertible {
+        var operations: [GraphOperation]
+        var batchEnds: [Int]
+        var reopenAfter: Set<Int>
+        var tinyMap: Bool
+        var description: String { "\(operations.count) operations in \(batchEnds.count) batches" }
+    }
+
+    /// Builds a scenario from a seed: identifiers drawn from small pools so they collide often.
+    static func scenario(seed: UInt64) -> Scenario {
+        var rng = SplitMix(seed: seed)
+        let universe = Int.random(in: 8...300, using: &rng)
+        func identifier() -> String {
+            let n = Int.random(in: 0..<universe, using: &rng)
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0, 1: return "email:user\(n % 97)@x.com"
+            case 2: return "email:USER\(n % 97)@X.com"  // normalizes onto the line above
+            case 3, 4: return "cookie:c\(n)"
+            case 5: return "device:d\(n % 61)"
+            case 6: return "phone:+1 555 \(n % 53)"
+            case 7: return "crm:\(n % 41)"
+            case 8: return "ip:10.0.0.\(n % 7)"       // relate
+            default: return "address:\(n % 5) Main St"  // relate
+            }
+        }
+        var ops: [GraphOperation] = []
+        var eventIDs: [String] = []
+        var linkedPairs: [(String, String)] = []
+        let count = Int.random(in: 5...80, using: &rng)
+        for k in 0..<count {
+            switch Int.random(in: 0..<100, using: &rng) {
+            case 0..<55:
+                let size = Int.random(in: 1...4, using: &rng)
+                let ids = (0..<size).map { _ in identifier() }
+                var eventID: String?
+                if Int.random(in: 0..<10, using: &rng) < 8 {
+                    // Mostly fresh ids, sometimes a replay of an earlier one.
+                    eventID = !eventIDs.isEmpty && Int.random(in: 0..<8, using: &rng) == 0 ? eventIDs.randomElement(using: &rng)! : "e\(k)"
+                    eventIDs.append(eventID!)
+                }
+                let ts = Int64(Int.random(in: 0..<20, using: &rng)) * 1000  // ties on purpose
+                let amount: Double? = Int.random(in: 0..<3, using: &rng) == 0 ? Double(Int.random(in: 1...9999, using: &rng)) / 100 : nil
+                let type = ["page_view", "order", "login"].randomElement(using: &rng)!
+                ops.append(.event(EventInput(
+                    eventID: eventID.map { Array($0.utf8) }, timestamp: ts, type: Array(type.utf8),
+                    identifiers: ids.map { RawIdentifier.id($0) }, amountMicros: amount.map { Int64(($0 * 1_000_000).rounded()) })))
+                if ids.count > 1 { linkedPairs.append((ids[0], ids[1])) }
+            case 55..<65:
+                let a = identifier(), b = identifier()
+                ops.append(link(a, b))
+                linkedPairs.append((a, b))
+            case 65..<78:
+                if let pair = linkedPairs.randomElement(using: &rng), Int.random(in: 0..<4, using: &rng) > 0 {
+                    ops.append(unlink(pair.0, pair.1))
+                } else {
+                    ops.append(unlink(identifier(), identifier()))
+                }
+            case 78..<85:
+                ops.append(forget(identifier()))
+            default:
+                if let id = eventIDs.randomElement(using: &rng), Int.random(in: 0..<5, using: &rng) > 0 {
+                    ops.append(retract(id))
+                } else {
+                    ops.append(retract("never-\(k)"))
+                }
+            }
+        }
+        var ends: [Int] = []
+        var position = 0
+        while position < ops.count {
+            position = min(ops.count, position + Int.random(in: 1...12, using: &rng))
+            ends.append(position)
+        }
+        let reopen = Set(ends.indices.filter { _ in Int.random(in: 0..<5, using: &rng) == 0 })
+        return Scenario(operations: ops, batchEnds: ends, reopenAfter: reopen, tinyMap: Int.random(in: 0..<10, using: &rng) == 0)
+    }
+
+    /// Runs one scenario and returns a description of the first disagreement (nil when none).
+    static func run(_ scenario: Scenario) throws -> String? {
+        let db = try TemporaryDatabase(mapSize: scenario.tinyMap ? 64 * 1024 : 1 << 22)
+        var oracle = Oracle()
+        var start = 0
+        let now: Int64 = 1_700_000_000_000
+        for (b, end) in scenario.batchEnds.enumerated() {
+            let batch = Array(scenario.operations[start..<end])
+            try db.graph.apply(batch, now: now)
+            for op in batch { oracle.apply(op, now: now) }
+            start = end
+            if scenario.reopenAfter.contains(b) { try db.reopen() }
+            if let problem = try compare(db.graph, oracle, afterBatch: b) { return problem }
+        }
+        return nil
+    }
+
+    static func compare(_ graph: IdentityGraph, _ oracle: Oracle, afterBatch b: Int) throws -> String? {
+        let expected = Set(oracle.partition().map { Set($0.map(\.description)) })
+        let actual = try graph.partition()
+        if expected != actual {
+            let missing = expected.subtracting(actual).map { $0.sorted() }
+            let extra = actual.subtracting(expected).map { $0.sorted() }
+            return "after batch \(b): partition differs; expected but missing \(missing), unexpected \(extra)"
+        }
+        let violations = try graph.check()
+        if !violations.isEmpty { return "after batch \(b): check failed: \(violations.prefix(5))" }
+        return try graph.read { reader -> String? in
+            let stats = try reader.stats()
+            if stats.events != oracle.liveEventCount { return "after batch \(b): \(stats.events) events, oracle has \(oracle.liveEventCount)" }
+            if stats.identifiers != oracle.identifiers.count { return "after batch \(b): \(stats.identifiers) identifiers, oracle has \(oracle.identifiers.count)" }
+            if stats.links != oracle.linkCount { return "after batch \(b): \(stats.links) links, oracle has \(oracle.linkCount)" }
+            for group in oracle.partition() {
+                let any = group.first!
+                guard let node = try reader.node(of: any), let entity = try reader.nodeInfo(node)?.entity,
+                      let info = try reader.resolve(entity) else { return "after batch \(b): \(any) has no entity" }
+                let want = oracle.summary(of: group)
+                let s = info.summary
+                var got = Oracle.ExpectedSummary(events: Int(s.events), revenueMicros: s.revenueMicros, firstSeen: s.firstSeen, lastSeen: s.lastSeen)
+                for (type, n) in s.eventsByType { got.byType[reader.eventTypeName(type)] = Int(n) }
+                if got != want { return "after batch \(b): summary of the entity of \(any) is \(got), expected \(want)" }
+            }
+            return nil
+        }
+    }
+
+    @Test("store equals the from-scratch oracle after every batch")
+    func storeEqualsOracle() async throws {
+        await propertyCheck(count: Self.runs, input: Gen.uint64()) { seed in
+            let scenario = Self.scenario(seed: seed)
+            let problem = try Self.run(scenario)
+            #expect(problem == nil, "seed \(seed): \(problem ?? "")")
+        }
+    }
+
+    /// A fixed, larger scenario that always runs the same way (a regression anchor).
+    @Test("a long fixed scenario matches the oracle")
+    func longFixedScenario() throws {
+        var scenario = Self.scenario(seed: 7)
+        for seed in 8..<40 { scenario.operations += Self.scenario(seed: UInt64(seed)).operations }
+        var ends: [Int] = []
+        var p = 0
+        while p < scenario.operations.count { p = min(scenario.operations.count, p + 25); ends.append(p) }
+        scenario.batchEnds = ends
+        scenario.reopenAfter = [1, 5]
+        let problem = try Self.run(scenario)
+        #expect(problem == nil, "\(problem ?? "")")
+    }
+}
+
+/// SplitMix64, for scenarios that depend only on their seed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,137 @@
+import IdentityGraph
+
+/// A deliberately simple model of SPEC.md's semantics, recomputed from scratch: the log of
+/// operations is replayed with plain collections, and the partition is union-find over the
+/// evidence that survives. It shares nothing with the store but the normalizer.
+struct Oracle {
+    struct Event {
+        var eventID: String?
+        var ids: [Identifier]
+        var time: Int64
+        var type: String
+        var amountMicros: Int64
+        var index: Int  // position in the log
+        var anchor: Identifier
+    }
+
+    let schema: Schema
+    private(set) var identifiers: Set<Identifier> = []
+    private(set) var tombstones: Set<Identifier> = []
+    private(set) var events: [Int: Event] = [:]  // by log index
+    private var eventIndexByID: [String: Int] = [:]
+    private var seenEventIDs: Set<String> = []
+    private var linkRecords: [(pair: Set<Identifier>, index: Int)] = []
+    private var unlinkMark: [Set<Identifier>: Int] = [:]
+    private var log = 0
+
+    init(schema: Schema = .builtIn) { self.schema = schema }
+
+    func role(_ id: Identifier) -> Role { schema.policy(for: id.type).role }
+
+    private func normalize(_ raw: RawIdentifier) -> Identifier? { try! Normalizer.identifier(raw, schema: schema) }
+
+    mutating func apply(_ op: GraphOperation, now: Int64) {
+        log += 1
+        switch op {
+        case .event(let input):
+            if let id = input.eventID.map({ String(decoding: $0, as: UTF8.self) }), seenEventIDs.contains(id) { return }
+            var ids: [Identifier] = []
+            for raw in input.identifiers {
+                guard let id = normalize(raw), !ids.contains(id), !tombstones.contains(id) else { continue }
+                ids.append(id)
+            }
+            guard !ids.isEmpty else { return }
+            for id in ids { identifiers.insert(id) }
+            let anchor = ids.first(where: { role($0) == .merge }) ?? ids[0]
+            let eventID = input.eventID.map { String(decoding: $0, as: UTF8.self) }
+            events[log] = Event(eventID: eventID, ids: ids, time: input.timestamp ?? now, type: String(decoding: input.type, as: UTF8.self),
+                                amountMicros: input.amountMicros ?? 0, index: log, anchor: anchor)
+            if let eventID { seenEventIDs.insert(eventID); eventIndexByID[eventID] = log }
+        case .link(let ra, let rb):
+            guard let a = normalize(ra), let b = normalize(rb), !tombstones.contains(a), !tombstones.contains(b) else { return }
+            identifiers.insert(a)
+            identifiers.insert(b)
+            if a != b { linkRecords.append(([a, b], log)) }
+        case .unlink(let ra, let rb):
+            guard let a = normalize(ra), let b = normalize(rb), a != b else { return }
+            if evidence(for: [a, b]) > 0 { unlinkMark[[a, b]] = log }
+        case .forget(let raw):
+            guard let x = normalize(raw) else { return }
+            tombstones.insert(x)
+            identifiers.remove(x)
+            for (k, var e) in events where e.ids.contains(x) {
+                e.ids.removeAll { $0 == x }
+                if e.ids.isEmpty { events[k] = nil; continue }
+                if e.anchor == x { e.anchor = e.ids.first(where: { role($0) == .merge }) ?? e.ids[0] }
+                events[k] = e
+            }
+            linkRecords.removeAll { $0.pair.contains(x) }
+        case .retract(let raw):
+            let id = String(decoding: raw, as: UTF8.self)
+            if let k = eventIndexByID[id] { events[k] = nil }
+        }
+    }
+
+    /// Pieces of evidence for a pair that survive: events and link records after its last unlink.
+    func evidence(for pair: Set<Identifier>) -> Int {
+        let mark = unlinkMark[pair] ?? 0
+        var n = linkRecords.filter { $0.pair == pair && $0.index > mark }.count
+        let members = Array(pair)
+        for e in events.values where e.index > mark && e.ids.contains(members[0]) && e.ids.contains(members[1]) { n += 1 }
+        return n
+    }
+
+    /// Entities: union-find over merge-type pairs with surviving evidence.
+    func partition() -> [Set<Identifier>] {
+        var parent: [Identifier: Identifier] = [:]
+        func find(_ x: Identifier) -> Identifier {
+            var x = x
+            while let p = parent[x], p != x { x = p }
+            return x
+        }
+        for id in identifiers where role(id) == .merge { parent[id] = id }
+        var pairs: Set<Set<Identifier>> = []
+        for e in events.values {
+            for i in e.ids.indices { for j in e.ids.indices where i < j { pairs.insert([e.ids[i], e.ids[j]]) } }
+        }
+        for l in linkRecords { pairs.insert(l.pair) }
+        for pair in pairs {
+            let m = Array(pair)
+            guard role(m[0]) == .merge, role(m[1]) == .merge, evidence(for: pair) > 0 else { continue }
+            let (ra, rb) = (find(m[0]), find(m[1]))
+            if ra != rb { parent[ra] = rb }
+        }
+        var groups: [Identifier: Set<Identifier>] = [:]
+        for id in parent.keys { groups[find(id), default: []].insert(id) }
+        return Array(groups.values)
+    }
+
+    /// What an entity's summary must say: the fold of the events anchored at its members.
+    struct ExpectedSummary: Equatable {
+        var events = 0
+        var revenueMicros: Int64 = 0
+        var firstSeen: Int64?
+        var lastSeen: Int64?
+        var byType: [String: Int] = [:]
+    }
+
+    func summary(of entity: Set<Identifier>) -> ExpectedSummary {
+        var s = ExpectedSummary()
+        for e in events.values where entity.contains(e.anchor) {
+            s.events += 1
+            s.revenueMicros += e.amountMicros
+            s.firstSeen = min(s.firstSeen ?? e.time, e.time)
+            s.lastSeen = max(s.lastSeen ?? e.time, e.time)
+            s.byType[e.type, default: 0] += 1
+        }
+        return s
+    }
+
+    var liveEventCount: Int { events.count }
+    var linkCount: Int {
+        var pairs: Set<Set<Identifier>> = []
+        for e in events.values { for i in e.ids.indices { for j in e.ids.indices where i < j { pairs.insert([e.ids[i], e.ids[j]]) } } }
+        for l in linkRecords { pairs.insert(l.pair) }
+        return pairs.filter { evidence(for: $0) > 0 }.count
+    }
+}
