@@ -98,14 +98,6 @@ public final class LineReader {
         self.buffer = [UInt8](repeating: 0, count: chunkSize)
     }
 
-    /// Skips lines until `offset` is reached (used when resuming), keeping line numbers right.
-    public func skip(toOffset target: Int, lines: Int) throws {
-        while offset < target {
-            guard try nextLine({ _ in }) else { break }
-        }
-        lineNumber = max(lineNumber, lines)
-    }
-
     /// Calls `body` with the next line's bytes (valid only during the call); `false` at the end.
     @discardableResult
     public func nextLine(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {

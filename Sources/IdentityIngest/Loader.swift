@@ -136,40 +136,89 @@ public final class Loader {
         return summary
     }
 
-    /// The checkpoint key of an archive: a hash of its first 64 KiB (decompressed), so the
-    /// same archive under another name or path resumes too. `nil` for standard input.
+    /// The checkpoint key of an archive: a hash of its first line, so the same archive under
+    /// another name or path resumes too. `nil` for standard input (a pipe cannot be resumed).
     private func checkpointKey(_ path: String) throws -> String? {
         guard path != "-" else { return nil }
-        let source = try openInput(path)
-        var head = [UInt8](repeating: 0, count: 1 << 16)
-        var filled = 0
-        while filled < head.count {
-            let n = try head.withUnsafeMutableBytes { try source.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
-            if n == 0 { break }
-            filled += n
+        let reader = LineReader(source: try openInput(path), chunkSize: 1 << 16)
+        var hasher = SHA256()
+        try reader.nextLine { hasher.update(bufferPointer: $0) }
+        return "load:" + hasher.finalize().map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Where a load of one archive stands: byte offset and line number after the last committed
+    /// line, and a hash of the lines before it (their first MiB), which proves on resume that
+    /// the archive still starts the same way (it may have grown, or had a bad line fixed).
+    struct Checkpoint: Equatable {
+        var offset: Int
+        var line: Int
+        var prefixBytes: Int
+        var prefixHash: [UInt8]
+
+        static let hashedPrefixLimit = 1 << 20
+
+        var bytes: [UInt8] {
+            var out: [UInt8] = []
+            for v in [UInt64(offset), UInt64(line), UInt64(prefixBytes)] { withUnsafeBytes(of: v.bigEndian) { out += $0 } }
+            return out + prefixHash
         }
-        let digest = SHA256.hash(data: head[0..<filled])
-        return "load:" + digest.map { String(format: "%02x", $0) }.joined()
+
+        init(offset: Int, line: Int, prefixBytes: Int, prefixHash: [UInt8]) {
+            self.offset = offset
+            self.line = line
+            self.prefixBytes = prefixBytes
+            self.prefixHash = prefixHash
+        }
+
+        init?(bytes: [UInt8]) {
+            guard bytes.count == 56 else { return nil }
+            func field(_ i: Int) -> Int { Int(bytes.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)) }) }
+            offset = field(0)
+            line = field(1)
+            prefixBytes = field(2)
+            prefixHash = Array(bytes[24...])
+        }
+    }
+
+    /// Hashes the first MiB of an archive's lines as they are read.
+    struct PrefixHasher {
+        private var hasher = SHA256()
+        private(set) var bytes = 0
+
+        mutating func add(_ line: UnsafeRawBufferPointer) {
+            guard bytes < Checkpoint.hashedPrefixLimit else { return }
+            hasher.update(bufferPointer: line)
+            hasher.update(data: [0x0A])
+            bytes += line.count + 1
+        }
+
+        func checkpoint(offset: Int, line: Int) -> Checkpoint {
+            Checkpoint(offset: offset, line: line, prefixBytes: bytes, prefixHash: Array(hasher.finalize()))
+        }
     }
 
     private func loadFile(_ path: String) throws {
         let key: String?
-        let source: ByteSource
+        var source: ByteSource
         do {
             key = try checkpointKey(path)
             source = try openInput(path)
         } catch let error as InputError {
             throw LoadError.input(error)
         }
-        let reader = LineReader(source: source)
-        if let key, !options.restart, let saved = try graph.metadata(key), saved.count == 16 {
-            let offset = Int(saved.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) })
-            let line = Int(saved.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) })
-            try reader.skip(toOffset: offset, lines: line)
-            summary.resumedLines += reader.lineNumber
-            if !options.progress && reader.lineNumber > 0 {
+        var reader = LineReader(source: source)
+        var prefix = PrefixHasher()
+        if let key, !options.restart, let saved = try graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
+            while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
+            if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
+                summary.resumedLines += reader.lineNumber
                 // Say so even when quiet about progress: a resumed load must not surprise anyone.
                 FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
+            } else {
+                FileHandle.standardError.write("\(path): an archive starting with the same line was loaded before, but this one differs before where that load stopped; loading it from the beginning\n".data(using: .utf8)!)
+                source = try openInput(path)
+                reader = LineReader(source: source)
+                prefix = PrefixHasher()
             }
         }
 
@@ -177,14 +226,9 @@ public final class Loader {
         var batch: [PreparedOperation] = []
         batch.reserveCapacity(options.batchSize)
         var failure: LoadError?
-        func commit(offset: Int, line: Int) throws {
+        func commit(offset: Int, line: Int, prefix: PrefixHasher) throws {
             var metadata: [(key: String, value: [UInt8])] = []
-            if let key {
-                var value = [UInt8]()
-                withUnsafeBytes(of: UInt64(offset).bigEndian) { value += $0 }
-                withUnsafeBytes(of: UInt64(line).bigEndian) { value += $0 }
-                metadata.append((key, value))
-            }
+            if let key { metadata.append((key, prefix.checkpoint(offset: offset, line: line).bytes)) }
             try rejects?.synchronize()
             let report = try graph.apply(prepared: batch, metadata: metadata)
             summary.report.add(report)
@@ -194,14 +238,16 @@ public final class Loader {
 
         var previousOffset = reader.offset
         var previousLine = reader.lineNumber
+        var previousPrefix = prefix
         do {
             while failure == nil {
                 if interruptRequested.load(ordering: .relaxed) {
-                    try commit(offset: previousOffset, line: previousLine)
+                    try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
                     throw LoadError.interrupted(file: path, line: previousLine + 1)
                 }
                 let more = try reader.nextLine { line in
                     summary.lines += 1
+                    defer { if failure == nil { prefix.add(line) } }
                     if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
                     do {
                         let op = try RecordParser.parse(line, format: options.format)
@@ -219,18 +265,19 @@ public final class Loader {
                     }
                 }
                 if failure != nil {
-                    try commit(offset: previousOffset, line: previousLine)
+                    try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
                     break
                 }
                 if !more { break }
                 previousOffset = reader.offset
                 previousLine = reader.lineNumber
-                if batch.count >= options.batchSize { try commit(offset: previousOffset, line: previousLine) }
+                previousPrefix = prefix
+                if batch.count >= options.batchSize { try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix) }
                 if options.progress { showProgress(path: path, source: source) }
             }
-            if failure == nil { try commit(offset: reader.offset, line: reader.lineNumber) }
+            if failure == nil { try commit(offset: reader.offset, line: reader.lineNumber, prefix: prefix) }
         } catch let error as InputError {
-            try? commit(offset: previousOffset, line: previousLine)
+            try? commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
             throw LoadError.input(error)
         }
         summary.bytes += source.consumedBytes

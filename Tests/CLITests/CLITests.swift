@@ -1,0 +1,199 @@
+import Foundation
+import Testing
+
+/// Runs the real `idgraph` binary (built next to the test bundle) as a user would.
+struct CLI {
+    static let binary: String = {
+        if let explicit = ProcessInfo.processInfo.environment["IDGRAPH_BIN"] { return explicit }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        // Swift Testing on Linux runs the .xctest bundle from the build directory.
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("idgraph").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/idgraph").path
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    @discardableResult
+    static func run(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+    }
+}
+
+final class Scratch {
+    let path = NSTemporaryDirectory() + "idgraph-cli-" + UUID().uuidString
+    init() { try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func write(_ name: String, _ text: String) -> String {
+        let p = path + "/" + name
+        _ = FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+        return p
+    }
+}
+
+/// The partition in an export CSV, ignoring entity ids.
+func partition(csv: String) -> Set<Set<String>> {
+    var groups: [String: Set<String>] = [:]
+    for line in csv.split(separator: "\n").dropFirst() {
+        guard let comma = line.lastIndex(of: ",") else { continue }
+        groups[String(line[line.index(after: comma)...]), default: []].insert(String(line[..<comma]))
+    }
+    return Set(groups.values)
+}
+
+@Suite(.serialized) struct CLITests {
+    @Test func exitCodesFollowSPEC() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        #expect(try CLI.run(["load", "--db", db, "--no-such-flag", "x"]).status == 2)
+        #expect(try CLI.run(["export", "--db", db, "--format", "xml"]).status == 2)
+        let missing = try CLI.run(["stats", "--db", db])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("not an idgraph database"))
+        let bad = s.write("bad.ndjson", "{\"ids\":{\"email\":\"a@x.com\"}}\n{\"ids\":{\"email\":42}}\n")
+        let load = try CLI.run(["load", "--db", db, bad])
+        #expect(load.status == 1)
+        #expect(load.stderr.contains("bad.ndjson:2:"))
+        #expect(load.stderr.contains("ids.email"))
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+        #expect(try CLI.run(["--help"]).status == 0)
+    }
+
+    @Test func theDatabaseCanComeFromTheEnvironment() throws {
+        let s = Scratch()
+        let archive = s.write("a.ndjson", "{\"ids\":{\"email\":\"a@x.com\",\"cookie\":\"c-1\"}}\n")
+        #expect(try CLI.run(["load", "-q", archive], environment: ["IDGRAPH_DB": s.path + "/envdb"]).status == 0)
+        let export = try CLI.run(["export", "--db", s.path + "/envdb"])
+        #expect(partition(csv: export.stdout) == [["email:a@x.com", "cookie:c-1"]])
+    }
+
+    @Test func standardInputLoadsAndExportsInBothFormats() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let input = """
+            {"ids":{"email":"a@x.com","cookie":"c-1"}}
+            {"ids":{"email":"weird,\\"quoted\\"@x.com","cookie":"c-1"}}
+            {"ids":{"ip":"1.2.3.4","cookie":"c-9"}}
+            """
+        #expect(try CLI.run(["load", "--db", db, "-"], stdin: input).status == 0)
+        let csv = try CLI.run(["export", "--db", db, "--format", "csv"]).stdout
+        #expect(csv.hasPrefix("identifier,entity\n"))
+        #expect(csv.contains("\"email:weird,\"\"quoted\"\"@x.com\","))
+        #expect(!csv.contains("ip:"))  // relate identifiers belong to no entity
+        let ndjson = try CLI.run(["export", "--db", db, "--format", "ndjson"]).stdout.split(separator: "\n")
+        #expect(ndjson.count == 4)
+        let row = try JSONSerialization.jsonObject(with: Data(ndjson[0].utf8)) as! [String: Any]
+        #expect(row["identifier"] is String)
+        #expect(row["entity"] is Int)
+        let stats = try CLI.run(["stats", "--db", db, "--json"])
+        let counts = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as! [String: Any]
+        #expect(counts["identifiers"] as? Int == 5)
+        #expect(counts["entities"] as? Int == 2)
+    }
+
+    @Test func aLoadKilledAtAnyMomentResumesWithoutLosingOrDuplicating() throws {
+        let s = Scratch()
+        // Events without event ids: a duplicated event would show in the counts.
+        var lines: [String] = []
+        for i in 0..<6000 {
+            switch i % 10 {
+            case 7: lines.append(#"{"op":"unlink","a":"email:u\#(i % 300)@x.com","b":"cookie:c\#(i % 211)"}"#)
+            case 9: lines.append(#"{"op":"forget","id":"cookie:c\#((i * 7) % 211)"}"#)
+            default: lines.append(#"{"ts":\#(i),"ids":{"email":"u\#(i % 300)@x.com","cookie":"c\#(i % 211)"},"props":{"amount":1}}"#)
+            }
+        }
+        let archive = s.write("a.ndjson", lines.joined(separator: "\n") + "\n")
+        let reference = s.path + "/reference"
+        #expect(try CLI.run(["load", "-q", "--db", reference, "--batch-size", "50", archive]).status == 0)
+        let expectedExport = try CLI.run(["export", "--db", reference]).stdout
+        let expectedStats = try CLI.run(["stats", "--db", reference, "--json"]).stdout
+
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<6 {
+            let db = s.path + "/killed-\(round)"
+            var kills = 0
+            while true {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: CLI.binary)
+                process.arguments = ["load", "-q", "--db", db, "--batch-size", "50", "--durability", "durable", archive]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                if kills < 3 {
+                    usleep(UInt32.random(in: 2_000...150_000, using: &rng))
+                    kill(process.processIdentifier, SIGKILL)
+                }
+                process.waitUntilExit()
+                if process.terminationReason == .exit && process.terminationStatus == 0 { break }
+                kills += 1
+                #expect(kills < 50, "the load never finished")
+                if kills >= 50 { break }
+            }
+            #expect(try CLI.run(["check", "--db", db]).status == 0)
+            #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
+            #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == partition(csv: expectedExport))
+        }
+    }
+
+    @Test func skipBadKeepsGoingAndReportsTheRejects() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let archive = s.write("a.ndjson", "{\"ids\":{\"email\":\"a@x.com\"}}\n[1]\n{\"ids\":{\"email\":\"b@x.com\"}}\n")
+        let result = try CLI.run(["load", "--db", db, "--skip-bad", archive])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("rejected: 1 bad lines"))
+        let rejects = try String(contentsOfFile: db + "/rejects.ndjson", encoding: .utf8)
+        #expect(rejects.contains("\"line\":2"))
+    }
+
+    @Test func initTakesASchemaFile() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let schema = s.write("schema.json", #"{"types":{"handle":{"normalize":"lower"},"device":{"role":"relate"}}}"#)
+        #expect(try CLI.run(["init", "--db", db, "--schema", schema]).status == 0)
+        #expect(try CLI.run(["init", "--db", db]).status == 1)  // refuses to overwrite
+        let archive = s.write("a.ndjson", "{\"ids\":{\"handle\":\"@Bob\",\"device\":\"d-1\"}}\n{\"ids\":{\"handle\":\"@BOB\",\"device\":\"d-1\",\"email\":\"b@x.com\"}}\n")
+        #expect(try CLI.run(["load", "-q", "--db", db, archive]).status == 0)
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == [["handle:@bob", "email:b@x.com"]])
+        let badSchema = s.write("bad.json", #"{"types":{"Bad":{}}}"#)
+        let refused = try CLI.run(["init", "--db", s.path + "/db2", "--schema", badSchema])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("[a-z][a-z0-9_]*"))
+    }
+
+    @Test func generateIsDeterministic() throws {
+        let s = Scratch()
+        let a = try CLI.run(["generate", "--events", "500", "--seed", "3"]).stdout
+        let b = try CLI.run(["generate", "--events", "500", "--seed", "3"]).stdout
+        let c = try CLI.run(["generate", "--events", "500", "--seed", "4"]).stdout
+        #expect(a == b)
+        #expect(a != c)
+        #expect(a.split(separator: "\n").count == 500)
+        _ = s
+    }
+}

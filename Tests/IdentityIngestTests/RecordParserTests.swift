@@ -1,0 +1,174 @@
+import IdentityGraph
+@testable import IdentityIngest
+import Testing
+
+@Suite struct RecordParserTests {
+    func parse(_ line: String, format: InputFormat = .auto) throws -> GraphOperation { try RecordParser.parse(line, format: format) }
+
+    @Test func aFullNativeEvent() throws {
+        let op = try parse(#"{"event_id":"e-1","ts":"2024-05-01T12:00:00Z","source":"web","type":"order","ids":{"email":"Alice@Example.com","cookie":["c-1","c-2"]},"props":{"amount":19.99,"sku":"A-42"}}"#)
+        guard case .event(let e) = op else { Issue.record("not an event"); return }
+        #expect(e.eventID == Array("e-1".utf8))
+        #expect(e.timestamp == 1_714_564_800_000)
+        #expect(e.type == Array("order".utf8))
+        #expect(e.source == Array("web".utf8))
+        #expect(e.identifiers == [RawIdentifier(type: "email", value: "Alice@Example.com"), RawIdentifier(type: "cookie", value: "c-1"), RawIdentifier(type: "cookie", value: "c-2")])
+        #expect(e.props == Array(#"{"amount":19.99,"sku":"A-42"}"#.utf8))
+        #expect(e.amountMicros == 19_990_000)
+    }
+
+    @Test func defaultsWhenOptionalFieldsAreMissing() throws {
+        guard case .event(let e) = try parse(#"{"ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
+        #expect(e.eventID == nil)
+        #expect(e.timestamp == nil)
+        #expect(e.type == Array("event".utf8))
+        #expect(e.source == Array("default".utf8))
+        #expect(e.props.isEmpty)
+    }
+
+    @Test func epochMillisecondsAndNumericEventIDs() throws {
+        guard case .event(let e) = try parse(#"{"event_id":17,"ts":1714564800123,"ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
+        #expect(e.timestamp == 1_714_564_800_123)
+        #expect(e.eventID == Array("17".utf8))
+    }
+
+    @Test func controlRecords() throws {
+        #expect(try parse(#"{"op":"link","a":"email:x@y.z","b":"crm:42"}"#) == .link(.init(type: "email", value: "x@y.z"), .init(type: "crm", value: "42")))
+        #expect(try parse(#"{"op":"unlink","a":"email:x@y.z","b":"cookie:c-1"}"#) == .unlink(.init(type: "email", value: "x@y.z"), .init(type: "cookie", value: "c-1")))
+        #expect(try parse(#"{"op":"forget","id":"email:x@y.z"}"#) == .forget(.init(type: "email", value: "x@y.z")))
+        #expect(try parse(#"{"op":"retract","event_id":"e-1"}"#) == .retract(eventID: Array("e-1".utf8)))
+    }
+
+    @Test func everyKindOfBadLineIsNamed() {
+        #expect(throws: LineError.notAnObject) { try parse(#"["email","b@x.com"]"#) }
+        #expect(throws: LineError.noIdentifiers) { try parse(#"{"ids":{}}"#) }
+        #expect(throws: LineError.unknownOp("merge-everything")) { try parse(#"{"op":"merge-everything","a":"email:a@x.com"}"#) }
+        #expect(throws: LineError.badTimestamp("yesterday-ish")) { try parse(#"{"ts":"yesterday-ish","ids":{"email":"b@x.com"}}"#) }
+        #expect(throws: LineError.wrongType(field: "ids.email", expected: "a string or an array of strings")) { try parse(#"{"ids":{"email":42}}"#) }
+        #expect(throws: LineError.wrongType(field: "ids.email", expected: "an array of strings")) { try parse(#"{"ids":{"email":["a",1]}}"#) }
+        #expect(throws: LineError.wrongType(field: "props", expected: "an object")) { try parse(#"{"ids":{"email":"a"},"props":[1]}"#) }
+        #expect(throws: LineError.missingField("b")) { try parse(#"{"op":"link","a":"email:a@x.com"}"#) }
+        #expect(throws: LineError.missingField("event_id")) { try parse(#"{"op":"retract"}"#) }
+        #expect(throws: LineError.badIdentifier(field: "id", .missingColon("nocolon"))) { try parse(#"{"op":"forget","id":"nocolon"}"#) }
+        #expect(throws: LineError.notARecord) { try parse(#"{"hello":"world"}"#, format: .native) }
+        #expect(throws: LineError.badAmount("1e300")) { try parse(#"{"ids":{"email":"a"},"props":{"amount":1e300}}"#) }
+    }
+
+    @Test func malformedJSONSaysWhereAndWhat() {
+        do {
+            _ = try parse(#"{"event_id":"e3","ids":{"email":"b@x.com""#)
+            Issue.record("accepted a truncated line")
+        } catch let LineError.malformedJSON(column, expected) {
+            #expect(column == 42)  // one past the last byte: the line ended too early
+            #expect(expected.contains("'}'"))
+        } catch {
+            Issue.record("wrong error \(error)")
+        }
+    }
+
+    @Test func theScannerIsStrict() {
+        let bad = [
+            #"{"ids":{"email":"a"},}"#,            // trailing comma
+            #"{"ids":{"email":"a"}} x"#,           // trailing garbage
+            #"{"ts":01,"ids":{"email":"a"}}"#,     // leading zero
+            #"{"ids":{"email":"a\q"}}"#,           // bad escape
+            #"{"ids":{"email":"\ud800"}}"#,        // lone surrogate
+            "{\"ids\":{\"email\":\"a\u{01}\"}}",   // raw control character
+            #"{'ids':{}}"#,                        // single quotes
+            #"{"ids":{"email":"a"},"x":tru}"#,     // bad literal
+            #"{"ids":{"email":"a"},"x":1.}"#,      // bad number
+        ]
+        for line in bad { #expect(throws: LineError.self, "\(line)") { try parse(line) } }
+        // Invalid UTF-8 inside a string.
+        #expect(throws: LineError.self) { try RecordParser.parse(Array(#"{"ids":{"email":""#.utf8) + [0xC3, 0x28] + Array(#""}}"#.utf8)) }
+    }
+
+    @Test func escapesAndSurrogatePairsAreDecoded() throws {
+        guard case .event(let e) = try parse(#"{"ids":{"email":"caf\u00e9\ud83c\udf6a\n\"q\"@x"}}"#) else { Issue.record("not an event"); return }
+        #expect(String(decoding: e.identifiers[0].value, as: UTF8.self) == "café🍪\n\"q\"@x")
+    }
+
+    @Test func randomBytesNeverCrashTheParser() {
+        var rng = SeededGenerator(seed: 99)
+        let alphabet = Array(#"{}[]":,\ 0123456789.eE+-truefalsnids"#.utf8) + [0xC3, 0xFF, 0x00, 0x0A]
+        var accepted = 0
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0..<40, using: &rng)
+            let bytes = (0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            if (try? RecordParser.parse(bytes)) != nil { accepted += 1 }
+        }
+        #expect(accepted < 20_000)
+    }
+
+    @Test func segmentMessagesMapToIdentifiers() throws {
+        guard case .event(let e) = try parse(#"{"type":"identify","messageId":"m2","anonymousId":"anon-1","userId":"u-1","timestamp":"2024-01-01T10:00:00Z","traits":{"email":"Bob@Example.com","phone":"+1 555 0100"},"context":{"ip":"203.0.113.9","device":{"id":"dev-3"}}}"#) else {
+            Issue.record("not an event"); return
+        }
+        #expect(e.eventID == Array("m2".utf8))
+        #expect(e.type == Array("identify".utf8))
+        #expect(e.timestamp == 1_704_103_200_000)
+        #expect(e.identifiers.map { String(decoding: $0.type, as: UTF8.self) + ":" + String(decoding: $0.value, as: UTF8.self) }
+                == ["user_id:u-1", "anonymous_id:anon-1", "email:Bob@Example.com", "phone:+1 555 0100", "device:dev-3", "ip:203.0.113.9"])
+    }
+
+    @Test func segmentTrackUsesTheEventNameAndProperties() throws {
+        guard case .event(let e) = try parse(#"{"type":"track","userId":"u-1","event":"Order Completed","properties":{"amount":42},"context":{"traits":{"email":"c@x.com"}}}"#) else {
+            Issue.record("not an event"); return
+        }
+        #expect(e.type == Array("Order Completed".utf8))
+        #expect(e.amountMicros == 42_000_000)
+        #expect(e.props == Array(#"{"amount":42}"#.utf8))
+        #expect(e.identifiers.count == 2)
+    }
+
+    @Test func segmentAliasPreviousIDFollowsSPEC() throws {
+        guard case .event(let same) = try parse(#"{"type":"alias","anonymousId":"anon-2","previousId":"anon-2","userId":"u-2"}"#),
+              case .event(let other) = try parse(#"{"type":"alias","previousId":"u-1","userId":"u-1-new"}"#) else { Issue.record("not events"); return }
+        #expect(same.identifiers.contains(RawIdentifier(type: "anonymous_id", value: "anon-2")))
+        #expect(!same.identifiers.contains(RawIdentifier(type: "user_id", value: "anon-2")))
+        #expect(other.identifiers == [RawIdentifier(type: "user_id", value: "u-1-new"), RawIdentifier(type: "user_id", value: "u-1")])
+    }
+
+    @Test func segmentNullsAreAbsent() throws {
+        guard case .event(let e) = try parse(#"{"type":"page","userId":null,"anonymousId":"a-1","traits":null,"context":{"traits":{"email":null}}}"#) else { Issue.record("not an event"); return }
+        #expect(e.identifiers == [RawIdentifier(type: "anonymous_id", value: "a-1")])
+        #expect(throws: LineError.noIdentifiers) { try parse(#"{"type":"page","userId":null}"#) }
+    }
+
+    @Test func formatDetectionIsPerLine() throws {
+        if case .event(let e) = try parse(#"{"type":"track","ids":{"email":"a@x.com"}}"#) { #expect(e.type == Array("track".utf8)) }
+        else { Issue.record("a line with ids is native") }
+        #expect(throws: LineError.notARecord) { try parse(#"{"userId":"u-1"}"#) }  // Segment needs a type
+    }
+}
+
+@Suite struct TimestampTests {
+    func ms(_ s: String) -> Int64? { Timestamp.parseRFC3339(Array(s.utf8)) }
+
+    @Test func validForms() {
+        #expect(ms("1970-01-01T00:00:00Z") == 0)
+        #expect(ms("2024-05-01T12:00:00Z") == 1_714_564_800_000)
+        #expect(ms("2024-05-01t12:00:00z") == 1_714_564_800_000)
+        #expect(ms("2024-05-01 12:00:00Z") == 1_714_564_800_000)
+        #expect(ms("2024-05-01T12:00:00.5Z") == 1_714_564_800_500)
+        #expect(ms("2024-05-01T12:00:00.123456Z") == 1_714_564_800_123)
+        #expect(ms("2024-05-01T14:00:00+02:00") == 1_714_564_800_000)
+        #expect(ms("2024-05-01T07:30:00-04:30") == 1_714_564_800_000)
+        #expect(ms("2024-02-29T00:00:00Z") != nil)
+        #expect(ms("1969-12-31T23:59:59Z") == -1000)
+    }
+
+    @Test func invalidForms() {
+        for s in ["yesterday-ish", "2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T12:00:00",
+                  "2024-05-01", "2024-05-01T12:00Z", "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+2:00", "2024-05-01T12:00:00Zjunk"] {
+            #expect(ms(s) == nil, "\(s)")
+        }
+    }
+
+    @Test func formatRoundTrips() {
+        for value: Int64 in [0, 1_714_564_800_123, -1000, 951_782_400_000, 4_102_444_799_999] {
+            #expect(ms(Timestamp.format(value)) == value)
+        }
+        #expect(Timestamp.format(1_714_564_800_123) == "2024-05-01T12:00:00.123Z")
+    }
+}
