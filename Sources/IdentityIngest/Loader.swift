@@ -16,7 +16,7 @@ public func installInterruptHandler() {
 /// How a load runs.
 public struct LoadOptions: Sendable {
     /// Operations per write transaction.
-    public var batchSize = 10_000
+    public var batchSize = 50_000
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false
     /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
@@ -27,8 +27,10 @@ public struct LoadOptions: Sendable {
     public var progress = false
     /// How lines are read.
     public var format: InputFormat = .auto
+    /// Parse and validate every line, write nothing (no data, no checkpoint).
+    public var dryRun = false
 
-    /// Defaults: 10,000 operations per batch, stop at the first bad line, resume from checkpoints.
+    /// Defaults: 50,000 operations per batch, stop at the first bad line, resume from checkpoints.
     public init() {}
 }
 
@@ -56,8 +58,8 @@ public struct LoadSummary: Sendable {
 
 /// Why a load stopped.
 public enum LoadError: Error, CustomStringConvertible {
-    /// A bad line (everything before it is committed).
-    case badLine(file: String, line: Int, reason: String)
+    /// A bad line (everything before it is committed, unless it was a dry run).
+    case badLine(file: String, line: Int, reason: String, dryRun: Bool = false)
     /// Interrupted by a signal after committing everything read so far.
     case interrupted(file: String, line: Int)
     /// An input could not be read.
@@ -67,7 +69,8 @@ public enum LoadError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .badLine(let file, let line, let reason):
+        case .badLine(let file, let line, let reason, let dryRun):
+            if dryRun { return "\(file):\(line): \(reason)\n  (dry run: nothing was written)" }
             return "\(file):\(line): \(reason)\n  (every line before it is loaded; fix the line and run the same command again to resume, or use --skip-bad to set bad lines aside)"
         case .interrupted(let file, let line):
             return "interrupted at \(file):\(line); everything before it is committed. Run the same command again to resume."
@@ -208,7 +211,7 @@ public final class Loader {
         }
         var reader = LineReader(source: source)
         var prefix = PrefixHasher()
-        if let key, !options.restart, let saved = try graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
+        if let key, !options.restart, !options.dryRun, let saved = try graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
             while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
             if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
                 summary.resumedLines += reader.lineNumber
@@ -227,6 +230,11 @@ public final class Loader {
         batch.reserveCapacity(options.batchSize)
         var failure: LoadError?
         func commit(offset: Int, line: Int, prefix: PrefixHasher) throws {
+            if options.dryRun {
+                summary.records += batch.count
+                batch.removeAll(keepingCapacity: true)
+                return
+            }
             var metadata: [(key: String, value: [UInt8])] = []
             if let key { metadata.append((key, prefix.checkpoint(offset: offset, line: line).bytes)) }
             try rejects?.synchronize()
@@ -260,7 +268,7 @@ public final class Loader {
                         if options.skipBad {
                             try reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
                         } else {
-                            failure = .badLine(file: path, line: reader.lineNumber, reason: error.description)
+                            failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
                         }
                     }
                 }

@@ -53,9 +53,10 @@ struct Load: ParsableCommand {
     @Option(help: "Line format: auto (per line), native or segment.") var format: InputFormat = .auto
     @Flag(help: "Set bad lines aside in the rejects file and keep going.") var skipBad = false
     @Option(help: ArgumentHelp("Where --skip-bad writes bad lines (default <db>/rejects.ndjson).", valueName: "file")) var rejects: String?
-    @Option(help: "Operations per transaction.") var batchSize = 10_000
+    @Option(help: "Operations per transaction (larger batches write fewer pages per event).") var batchSize = 50_000
     @Flag(help: "Ignore checkpoints: read every archive from its beginning.") var restart = false
     @Option(help: "durable (fsync per commit), fast (no fsync; a system crash may lose recent batches).") var durability: Durability = .durable
+    @Flag(help: "Parse and validate every line, report bad ones, write nothing.") var dryRun = false
     @Flag(name: .shortAndLong, help: "Print no summary.") var quiet = false
     @Flag(help: "Print the summary as JSON.") var json = false
 
@@ -65,8 +66,17 @@ struct Load: ParsableCommand {
     }
 
     func run() throws {
-        let graph = try database.open(create: true, durability: durability)
+        // A dry run against a database that does not exist yet validates with the built-in schema.
+        var scratch: String?
+        if dryRun && !IdentityGraph.exists(at: database.path) {
+            scratch = NSTemporaryDirectory() + "idgraph-dry-run-" + UUID().uuidString
+        }
+        defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
+        var openOptions = IdentityGraph.Options()
+        openOptions.durability = durability
+        let graph = try IdentityGraph.open(at: scratch ?? database.path, options: openOptions, createIfMissing: true)
         var options = LoadOptions()
+        options.dryRun = dryRun
         options.batchSize = batchSize
         options.skipBad = skipBad
         options.rejectsPath = rejects
@@ -93,6 +103,10 @@ struct Load: ParsableCommand {
             return
         }
         let rate = summary.elapsedSeconds > 0 ? Int(Double(summary.records) / summary.elapsedSeconds) : summary.records
+        if dryRun {
+            print("checked \(summary.lines) lines: \(summary.records) valid records, \(summary.rejected) bad, in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s); nothing written")
+            return
+        }
         print("loaded \(summary.records) records from \(summary.files) file\(summary.files == 1 ? "" : "s") in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s)")
         print("  events: \(r.eventsStored) stored, \(r.duplicateEvents) duplicate event_id skipped, \(r.eventsWithoutIdentifiers) without identifiers")
         print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped")
@@ -243,7 +257,10 @@ struct Show: ParsableCommand {
             let s = info.summary
             print("entity \(info.id): \(info.size) identifier\(info.size == 1 ? "" : "s")")
             for id in try reader.identifiers(of: info.id) { print("  \(id)") }
-            print("events \(s.events), revenue \(String(format: "%.2f", s.revenue))")
+            var named = Set<UInt64>()
+            for node in try reader.members(of: info.id) { for entry in try reader.timeline(of: node) { named.insert(entry.sequence) } }
+            let shared = named.count - Int(s.events)
+            print("events \(s.events)\(shared > 0 ? " (and \(shared) more that name its identifiers but count toward another entity)" : ""), revenue \(String(format: "%.2f", s.revenue))")
             if let f = s.firstSeen, let l = s.lastSeen { print("first seen \(Timestamp.format(f)), last seen \(Timestamp.format(l))") }
             let byType = s.eventsByType.map { (reader.eventTypeName($0.key), $0.value) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
             if !byType.isEmpty { print("by type: " + byType.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) }

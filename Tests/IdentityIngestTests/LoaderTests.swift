@@ -43,7 +43,7 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         do {
             _ = try Loader(graph: graph, options: options).load([archive])
             Issue.record("a bad line must stop the load")
-        } catch let LoadError.badLine(file, line, reason) {
+        } catch let LoadError.badLine(file, line, reason, _) {
             #expect(file == archive)
             #expect(line == 4)
             #expect(reason.contains("phone"))
