@@ -149,6 +149,34 @@ import Testing
         }
     }
 
+    @Test func ignoredTypesAreDroppedFromEventsAndLinks() throws {
+        let db = try TemporaryDatabase(schema: Schema(types: ["session": TypePolicy(role: .ignore)]))
+        let report = try db.graph.apply([
+            event("email:a@x.com", "session:s-1", "cookie:c-1"),
+            event("session:s-2"),
+            link("session:s-1", "crm:1"),
+        ])
+        #expect(report.identifiersCreated == 2)
+        #expect(report.eventsStored == 1)
+        #expect(report.eventsWithoutIdentifiers == 1)
+        #expect(report.linksIgnored == 1)
+        #expect(try db.graph.partition() == [["email:a@x.com", "cookie:c-1"]])
+        #expect(try db.graph.check().isEmpty)
+    }
+
+    @Test func anEventNamingOnlyRelateIdentifiersCountsTowardNoEntity() throws {
+        let db = try TemporaryDatabase()
+        let report = try db.graph.apply([event("ip:1.2.3.4", "address:1 Main St", id: "e1", amount: 3)])
+        #expect(report.eventsStored == 1)
+        #expect(try db.graph.partition().isEmpty)
+        try db.graph.read { reader throws in
+            #expect(try reader.stats().identifiersWithoutEntity == 2)
+            let ip = try #require(try reader.node(of: Identifier(type: "ip", value: Array("1.2.3.4".utf8))))
+            #expect(try reader.nodeSummary(ip).revenueMicros == 3_000_000)
+        }
+        #expect(try db.graph.check().isEmpty)
+    }
+
     @Test func unicodeValuesRoundTrip() throws {
         let db = try TemporaryDatabase()
         try db.graph.apply([event("email:名前@例え.jp", "user_id:ユーザー1", "cookie:🍪")])
