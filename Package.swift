@@ -8,11 +8,13 @@ let package = Package(
         .executable(name: "idgraph", targets: ["idgraph"]),
         .library(name: "IdentityGraph", targets: ["IdentityGraph"]),
         .library(name: "IdentityIngest", targets: ["IdentityIngest"]),
+        .library(name: "IdentityQuery", targets: ["IdentityQuery"]),
         .library(name: "LMDB", targets: ["LMDB"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
@@ -28,6 +30,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Debian's libedit: line editing, history and completion for `idgraph shell`.
+        .systemLibrary(
+            name: "CEditLine",
+            pkgConfig: "libedit",
+            providers: [.apt(["libedit-dev"])]
+        ),
         // The only place that touches LMDB's C API: a small safe wrapper.
         .target(name: "LMDB", dependencies: ["CLMDB"]),
         // The identity graph: schema, store, merge/split, event log, summaries, checker.
@@ -36,6 +44,7 @@ let package = Package(
             dependencies: [
                 "LMDB",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         // Archive formats: NDJSON scanning and parsing into graph operations.
@@ -46,10 +55,12 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The query language: lexer → parser → AST → executor over a read transaction.
+        .target(name: "IdentityQuery", dependencies: ["IdentityGraph"]),
         .executableTarget(
             name: "idgraph",
             dependencies: [
-                "IdentityGraph", "IdentityIngest",
+                "IdentityGraph", "IdentityIngest", "IdentityQuery", "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -62,6 +73,13 @@ let package = Package(
             ]
         ),
         .testTarget(name: "IdentityIngestTests", dependencies: ["IdentityIngest"]),
+        .testTarget(
+            name: "IdentityQueryTests",
+            dependencies: [
+                "IdentityQuery", "IdentityIngest",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
         .testTarget(name: "CLITests", dependencies: ["idgraph"]),
     ]
 )

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages idgraph builds against, when they are missing:
-# liblmdb-dev (the storage engine), zlib1g-dev (.gz archives), pkg-config, python3 (conformance script).
+# liblmdb-dev (the storage engine), zlib1g-dev (.gz archives), libedit-dev (the shell's line editing),
+# pkg-config, python3 (the conformance script).
 set -euo pipefail
 need=()
-for pkg in liblmdb-dev zlib1g-dev pkg-config python3; do
+for pkg in liblmdb-dev zlib1g-dev libedit-dev pkg-config python3; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -1,4 +1,5 @@
 import CZlib
+import IdentityGraph
 import Foundation
 
 /// A small, fast, seeded random number generator (SplitMix64): the same seed gives the same archive.

@@ -1,0 +1,500 @@
+import Foundation
+import IdentityGraph
+
+/// A cell of a result.
+public enum Value: Equatable, Sendable, CustomStringConvertible {
+    /// No value.
+    case null
+    /// An integer.
+    case int(Int64)
+    /// A decimal number.
+    case double(Double)
+    /// Text.
+    case text(String)
+
+    public var description: String {
+        switch self {
+        case .null: return ""
+        case .int(let n): return String(n)
+        case .double(let d): return String(format: "%.2f", d)
+        case .text(let s): return s
+        }
+    }
+}
+
+/// What a statement returns: a table and notes (merges caused, redirects followed, …).
+public struct QueryResult: Equatable, Sendable {
+    /// Column names.
+    public var columns: [String]
+    /// Rows of cells, one per column.
+    public var rows: [[Value]]
+    /// Messages for the reader, printed after the table.
+    public var notes: [String]
+
+    /// Creates a result.
+    public init(columns: [String] = [], rows: [[Value]] = [], notes: [String] = []) {
+        self.columns = columns
+        self.rows = rows
+        self.notes = notes
+    }
+}
+
+/// Runs statements against a graph: reads in one read transaction, writes in one write transaction.
+public struct Executor {
+    /// The graph queried.
+    public let graph: IdentityGraph
+
+    /// An executor over `graph`.
+    public init(graph: IdentityGraph) { self.graph = graph }
+
+    /// What a statement touched, for `EXPLAIN`.
+    final class Trace {
+        var steps: [String] = []
+        var counts: [(String, Int)] = []
+        func count(_ what: String, _ n: Int = 1) {
+            if let i = counts.firstIndex(where: { $0.0 == what }) { counts[i].1 += n } else { counts.append((what, n)) }
+        }
+    }
+
+    /// Parses and runs one statement.
+    public func run(_ text: String) throws -> QueryResult {
+        try run(Parser.parse(text))
+    }
+
+    /// Runs a parsed statement.
+    public func run(_ statement: Statement) throws -> QueryResult {
+        if case .explain(let inner) = statement { return try explain(inner) }
+        return try execute(statement, trace: Trace())
+    }
+
+    private func explain(_ statement: Statement) throws -> QueryResult {
+        let trace = Trace()
+        let started = DispatchTime.now().uptimeNanoseconds
+        let result = try execute(statement, trace: trace)
+        let micros = Double(DispatchTime.now().uptimeNanoseconds - started) / 1000
+        var rows: [[Value]] = trace.steps.enumerated().map { [.text("step \($0.offset + 1)"), .text($0.element)] }
+        for (what, n) in trace.counts { rows.append([.text(what), .int(Int64(n))]) }
+        rows.append([.text("rows returned"), .int(Int64(result.rows.count))])
+        rows.append([.text("time"), .text(String(format: "%.1f µs", micros))])
+        return QueryResult(columns: ["plan", "detail"], rows: rows, notes: statement.writes ? ["EXPLAIN ran the write: it is committed"] : [])
+    }
+
+    private func execute(_ statement: Statement, trace: Trace) throws -> QueryResult {
+        switch statement {
+        case .link(let a, let b): return try write([.link(a, b)], trace: trace, what: "LINK")
+        case .unlink(let a, let b): return try write([.unlink(a, b)], trace: trace, what: "UNLINK")
+        case .forget(let a): return try write([.forget(a)], trace: trace, what: "FORGET")
+        case .retract(let id): return try write([.retract(eventID: Array(id.utf8))], trace: trace, what: "RETRACT")
+        case .explain(let inner): return try explain(inner)
+        default:
+            return try graph.read { reader in try Query(reader: reader, trace: trace).run(statement) }
+        }
+    }
+
+    private func write(_ ops: [GraphOperation], trace: Trace, what: String) throws -> QueryResult {
+        trace.steps.append("one write transaction (\(what))")
+        let r: ApplyReport
+        do {
+            r = try graph.apply(ops)
+        } catch GraphError.invalidOperation(_, let reason) {
+            throw QueryError(reason.description)
+        }
+        var parts: [String] = []
+        if r.linksAsserted > 0 { parts.append("link added") }
+        if r.linksIgnored > 0 { parts.append("link ignored (an end is erased, ignored, or both ends are the same)") }
+        if r.unlinks > 0 { parts.append("link removed") }
+        if r.unknownUnlinks > 0 { parts.append("no such link") }
+        if r.forgotten > 0 { parts.append("identifier erased (\(r.eventsErased) event\(r.eventsErased == 1 ? "" : "s") erased with it)") }
+        if r.unknownForgets > 0 { parts.append("identifier unknown: tombstone written, it will not be loaded again") }
+        if r.retracted > 0 { parts.append("event retracted") }
+        if r.unknownRetracts > 0 { parts.append("no such event") }
+        if r.identifiersCreated > 0 { parts.append("\(r.identifiersCreated) identifier\(r.identifiersCreated == 1 ? "" : "s") created") }
+        if r.merges > 0 { parts.append("\(r.merges) merge\(r.merges == 1 ? "" : "s")") }
+        if r.splits > 0 { parts.append("\(r.splits) split\(r.splits == 1 ? "" : "s")") }
+        return QueryResult(notes: [parts.joined(separator: "; ")])
+    }
+}
+
+/// One statement's work inside a read transaction.
+private struct Query {
+    let reader: GraphReader
+    let trace: Executor.Trace
+
+    func time(_ ms: Int64?) -> Value { ms.map { .text(Timestamp.format($0)) } ?? .null }
+
+    func normalize(_ raw: RawIdentifier) throws -> Identifier {
+        do {
+            guard let id = try reader.normalize(raw) else {
+                throw QueryError("identifiers of type \(String(decoding: raw.type, as: UTF8.self)) are ignored by the schema")
+            }
+            return id
+        } catch let error as IdentifierError {
+            throw QueryError(error.description)
+        }
+    }
+
+    func node(_ raw: RawIdentifier) throws -> (Identifier, NodeID) {
+        let id = try normalize(raw)
+        trace.count("ident lookups")
+        guard let node = try reader.node(of: id) else { throw QueryError("unknown identifier \(id)") }
+        return (id, node)
+    }
+
+    /// The live entity a target stands for, with a note when a redirect was followed.
+    func entity(_ target: Target, notes: inout [String]) throws -> GraphReader.EntityInfo {
+        switch target {
+        case .identifier(let raw):
+            let (id, node) = try node(raw)
+            trace.count("node reads")
+            guard let info = try reader.nodeInfo(node), let e = info.entity else {
+                throw QueryError("\(id) belongs to no entity (its type's role is \(try reader.nodeInfo(node)?.role.rawValue ?? "relate"); it only relates entities)")
+            }
+            trace.count("entity reads")
+            guard let live = try reader.resolve(e) else { throw QueryError("entity \(e) of \(id) is not live") }
+            return live
+        case .entity(let id):
+            trace.count("entity reads")
+            switch try reader.entityState(id) {
+            case nil: throw QueryError("unknown entity \(id)")
+            case .erased?: throw QueryError("entity \(id) was erased (its last identifier was forgotten)")
+            case .mergedInto(let next)?:
+                guard let live = try reader.resolve(id) else { throw QueryError("entity \(id) was merged into \(next), which was erased") }
+                notes.append("entity \(id) was merged into \(next)\(live.id == next ? "" : ", now part of entity \(live.id)"); showing entity \(live.id)")
+                return live
+            case .live(let info)?: return info
+            }
+        }
+    }
+
+    func run(_ statement: Statement) throws -> QueryResult {
+        var notes: [String] = []
+        switch statement {
+        case .resolve(let raw):
+            trace.steps.append("normalize, look up ident, read node, follow entity redirects")
+            let id = try normalize(raw)
+            trace.count("ident lookups")
+            guard let node = try reader.node(of: id) else {
+                return QueryResult(columns: ["identifier", "entity", "size"], notes: ["unknown identifier \(id)"])
+            }
+            trace.count("node reads")
+            let info = try reader.nodeInfo(node)
+            guard let e = info?.entity, let live = try reader.resolve(e) else {
+                return QueryResult(columns: ["identifier", "entity", "size"], rows: [[.text(id.description), .null, .null]],
+                                   notes: ["\(id) belongs to no entity (role \(info?.role.rawValue ?? "?"))"])
+            }
+            return QueryResult(columns: ["identifier", "entity", "size"], rows: [[.text(id.description), .int(Int64(live.id)), .int(Int64(live.size))]])
+
+        case .entity(let target):
+            trace.steps.append("resolve the entity, read its members and their nodes")
+            let info = try entity(target, notes: &notes)
+            let members = try reader.members(of: info.id)
+            trace.count("member reads", members.count)
+            var byType: [String: [String]] = [:]
+            for node in members { if let n = try reader.nodeInfo(node) { byType[n.identifier.type, default: []].append(n.identifier.valueText) } }
+            trace.count("node reads", members.count)
+            let s = info.summary
+            var rows: [[Value]] = [
+                [.text("entity"), .int(Int64(info.id))],
+                [.text("size"), .int(Int64(info.size))],
+            ]
+            for type in byType.keys.sorted() { rows.append([.text(type), .text(byType[type]!.sorted().joined(separator: ", "))]) }
+            rows.append([.text("events"), .int(Int64(s.events))])
+            rows.append([.text("revenue"), .double(s.revenue)])
+            rows.append([.text("first_seen"), time(s.firstSeen)])
+            rows.append([.text("last_seen"), time(s.lastSeen)])
+            let byEventType = s.eventsByType.map { (reader.eventTypeName($0.key), $0.value) }.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
+            if !byEventType.isEmpty { rows.append([.text("events_by_type"), .text(byEventType.map { "\($0.0) \($0.1)" }.joined(separator: ", "))]) }
+            rows.append([.text("created"), time(info.created)])
+            rows.append([.text("updated"), time(info.updated)])
+            return QueryResult(columns: ["field", "value"], rows: rows, notes: notes)
+
+        case .identifiers(let target, let type):
+            trace.steps.append("resolve the entity, read its members")
+            let info = try entity(target, notes: &notes)
+            var rows: [[Value]] = []
+            for node in try reader.members(of: info.id) {
+                guard let n = try reader.nodeInfo(node) else { continue }
+                trace.count("node reads")
+                if let type, n.identifier.type != type { continue }
+                rows.append([.text(n.identifier.description), .text(n.identifier.type), .int(Int64(n.degree)), .int(Int64(try reader.timelineCount(of: node)))])
+            }
+            rows.sort { $0[0].description < $1[0].description }
+            return QueryResult(columns: ["identifier", "type", "links", "events"], rows: rows, notes: notes)
+
+        case .events(let target, let type, let since, let until, let limit):
+            var nodes: [NodeID]
+            if case .identifier(let raw) = target {
+                // An identifier in no entity (an IP, an address) has its own timeline.
+                let (_, node) = try node(raw)
+                trace.count("node reads")
+                if let e = try reader.nodeInfo(node)?.entity, let live = try reader.resolve(e) {
+                    trace.count("entity reads")
+                    nodes = try reader.members(of: live.id)
+                } else {
+                    nodes = [node]
+                }
+            } else {
+                nodes = try reader.members(of: try entity(target, notes: &notes).id)
+            }
+            trace.steps.append("k-way merge of \(nodes.count) timeline\(nodes.count == 1 ? "" : "s"), newest first")
+            var rows: [[Value]] = []
+            var names: [NodeID: String] = [:]
+            let read = try reader.events(of: nodes, type: type, since: since, until: until, limit: limit) { e in
+                var ids: [String] = []
+                for n in e.nodes {
+                    if names[n] == nil { names[n] = try reader.nodeInfo(n)?.identifier.description ?? "#\(n)" }
+                    ids.append(names[n]!)
+                }
+                rows.append([time(e.timestamp), e.eventID.map { .text($0) } ?? .null, .text(e.type), .text(e.source),
+                             .text(ids.joined(separator: " ")), e.amountMicros.map { .double(Double($0) / 1_000_000) } ?? .null,
+                             .text(String(decoding: e.props, as: UTF8.self))])
+            }
+            trace.count("timeline entries read", read)
+            trace.count("events read", rows.count)
+            return QueryResult(columns: ["ts", "event_id", "type", "source", "identifiers", "amount", "props"], rows: rows, notes: notes)
+
+        case .neighbors(let raw, let depth):
+            trace.steps.append("breadth-first over links up to depth \(depth)")
+            let (id, start) = try node(raw)
+            var seen: Set<NodeID> = [start]
+            var frontier = [start]
+            var rows: [[Value]] = []
+            var names: [NodeID: String] = [start: id.description]
+            for d in 1...depth {
+                var next: [NodeID] = []
+                for u in frontier {
+                    for link in try reader.links(of: u) {
+                        trace.count("links read")
+                        guard seen.insert(link.neighbour).inserted else { continue }
+                        let info = try reader.nodeInfo(link.neighbour)
+                        let name = info?.identifier.description ?? "#\(link.neighbour)"
+                        names[link.neighbour] = name
+                        rows.append([.int(Int64(d)), .text(name), info?.entity.map { .int(Int64($0)) } ?? .null,
+                                     .text(names[u] ?? "#\(u)"), .int(Int64(link.evidence)), .text(link.refused ? "refused" : (info?.role == .merge ? "merge" : "relate"))])
+                        next.append(link.neighbour)
+                        if rows.count >= 10_000 { break }
+                    }
+                }
+                frontier = next
+                if rows.count >= 10_000 { notes.append("stopped at 10,000 neighbours"); break }
+            }
+            return QueryResult(columns: ["depth", "identifier", "entity", "via", "evidence", "link"], rows: rows, notes: notes)
+
+        case .path(let rawA, let rawB):
+            trace.steps.append("breadth-first from the first identifier over merging links, then over all links")
+            let (a, na) = try node(rawA)
+            let (b, nb) = try node(rawB)
+            if na == nb { return QueryResult(notes: ["\(a) and \(b) are the same identifier"]) }
+            var path = try shortestPath(na, nb, activeOnly: true)
+            if path == nil {
+                path = try shortestPath(na, nb, activeOnly: false)
+                notes.append(path == nil ? "\(a) and \(b) are not connected" : "\(a) and \(b) are in different entities; the path below only relates them")
+            }
+            guard let path else { return QueryResult(columns: ["step", "from", "to", "evidence", "events"], notes: notes) }
+            var rows: [[Value]] = []
+            for (i, pair) in zip(path, path.dropFirst()).enumerated() {
+                let (u, v) = pair
+                let link = try reader.links(of: u).first { $0.neighbour == v }
+                let events = try reader.eventsBehindLink(u, v)
+                trace.count("events read", events.count)
+                var shown = events.prefix(5).map { "\($0.eventID ?? "#\($0.sequence)")@\(Timestamp.format($0.timestamp))" }
+                if events.count > 5 { shown.append("… \(events.count - 5) more") }
+                let linkRecords = (link?.evidence ?? 0) - events.count
+                if linkRecords > 0 { shown.append("\(linkRecords) link record\(linkRecords == 1 ? "" : "s")") }
+                rows.append([.int(Int64(i + 1)), .text(try reader.nodeInfo(u)?.identifier.description ?? "#\(u)"),
+                             .text(try reader.nodeInfo(v)?.identifier.description ?? "#\(v)"), .int(Int64(link?.evidence ?? 0)),
+                             .text(shown.joined(separator: ", "))])
+            }
+            return QueryResult(columns: ["step", "from", "to", "evidence", "events"], rows: rows, notes: notes)
+
+        case .history(let target):
+            trace.steps.append("scan history for records naming the entity")
+            let id: EntityID
+            switch target {
+            case .entity(let e): id = e
+            case .identifier: id = try entity(target, notes: &notes).id
+            }
+            let records = try reader.history(of: id)
+            trace.count("history records matched", records.count)
+            let rows: [[Value]] = records.map { seq, r in
+                let what: String
+                switch r.kind {
+                case .merge: what = "entity \(r.entities[1]) merged into \(r.entities[0])"
+                case .split: what = "entit\(r.entities.count > 2 ? "ies" : "y") \(r.entities.dropFirst().map(String.init).joined(separator: ", ")) split off from \(r.entities[0])"
+                case .forget: what = r.entities.isEmpty ? "an identifier in no entity was erased" : "an identifier of \(r.entities[0]) was erased"
+                case .erased: what = "entity \(r.entities[0]) lost its last identifier"
+                }
+                let cause: String
+                switch r.cause {
+                case .event: cause = "event #\(r.causeSequence)"
+                case .link: cause = "link record"
+                case .unlink: cause = "unlink"
+                case .forget: cause = "forget"
+                case .retract: cause = "retract of event #\(r.causeSequence)"
+                }
+                return [.int(Int64(seq)), time(r.time), .text(String(describing: r.kind)), .text(what), .text(cause)]
+            }
+            return QueryResult(columns: ["seq", "time", "kind", "what", "cause"], rows: rows, notes: notes)
+
+        case .related(let target):
+            trace.steps.append("members → relate identifiers and refused links → the entities on their other side")
+            let info = try entity(target, notes: &notes)
+            var rows: [[Value]] = []
+            var seen: Set<String> = []
+            for member in try reader.members(of: info.id) {
+                for link in try reader.links(of: member) {
+                    trace.count("links read")
+                    guard let via = try reader.nodeInfo(link.neighbour) else { continue }
+                    if link.refused, let e = via.entity, e != info.id, seen.insert("\(e) refused").inserted {
+                        rows.append([.int(Int64(e)), .text(via.identifier.description), .text("refused link")])
+                        continue
+                    }
+                    guard via.entity == nil else { continue }
+                    for other in try reader.links(of: link.neighbour) {
+                        trace.count("links read")
+                        guard let o = try reader.nodeInfo(other.neighbour), let e = o.entity, e != info.id else { continue }
+                        if seen.insert("\(e) \(via.identifier)").inserted {
+                            rows.append([.int(Int64(e)), .text(via.identifier.description), .text("shared \(via.identifier.type)")])
+                        }
+                    }
+                }
+            }
+            return QueryResult(columns: ["entity", "via", "relation"], rows: rows, notes: notes)
+
+        case .find(let condition, let order, let descending, let limit):
+            trace.steps.append("scan every entity\(condition == nil ? "" : ", evaluate the condition")\(order == nil ? "" : ", sort")")
+            var matches: [(GraphReader.EntityInfo, Double)] = []
+            try scan(condition) { info in matches.append((info, try order.map { try value($0, of: info) } ?? 0)) }
+            if order != nil {
+                matches.sort { descending ? ($0.1 != $1.1 ? $0.1 > $1.1 : $0.0.id < $1.0.id) : ($0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id) }
+            }
+            let total = matches.count
+            if let limit { matches = Array(matches.prefix(limit)) }
+            var columns = ["entity", "size", "events", "revenue", "first_seen", "last_seen"]
+            var extra: Field?
+            if let order, ![.id, .size, .events, .revenue, .firstSeen, .lastSeen].contains(order) { columns.append(order.description); extra = order }
+            let rows: [[Value]] = matches.map { info, v in
+                var row: [Value] = [.int(Int64(info.id)), .int(Int64(info.size)), .int(Int64(info.summary.events)), .double(info.summary.revenue), time(info.summary.firstSeen), time(info.summary.lastSeen)]
+                if extra != nil { row.append(.int(Int64(v))) }
+                return row
+            }
+            if let limit, total > limit { notes.append("\(total) entities match; LIMIT \(limit) shown") }
+            return QueryResult(columns: columns, rows: rows, notes: notes)
+
+        case .count(let condition):
+            trace.steps.append("scan every entity\(condition == nil ? "" : ", evaluate the condition")")
+            var n: Int64 = 0
+            try scan(condition) { _ in n += 1 }
+            return QueryResult(columns: ["count"], rows: [[.int(n)]])
+
+        case .stats:
+            trace.steps.append("read counters, scan entities and nodes")
+            let s = try reader.stats()
+            let rows: [[Value]] = [
+                [.text("identifiers"), .int(Int64(s.identifiers))], [.text("entities"), .int(Int64(s.entities))],
+                [.text("links"), .int(Int64(s.links))], [.text("events"), .int(Int64(s.events))],
+                [.text("largest_entity"), s.largestEntity == 0 ? .null : .int(Int64(s.largestEntity))],
+                [.text("largest_entity_size"), .int(Int64(s.largestEntitySize))],
+                [.text("generic_identifiers"), .int(Int64(s.genericIdentifiers))],
+                [.text("identifiers_in_no_entity"), .int(Int64(s.identifiersWithoutEntity))],
+                [.text("tombstones"), .int(Int64(s.tombstones))], [.text("history_records"), .int(Int64(s.historyRecords))],
+            ]
+            return QueryResult(columns: ["field", "value"], rows: rows)
+
+        case .schema:
+            trace.steps.append("read the catalog")
+            let schema = reader.schema
+            let names = Set(reader.identifierTypes).union(schema.types.keys).sorted()
+            var rows: [[Value]] = names.map { name in
+                let p = schema.policy(for: name)
+                return [.text(name), .text(p.normalize.rawValue), .text(p.role.rawValue), p.limit.map { .int(Int64($0)) } ?? .null,
+                        p.genericAfter.map { .int(Int64($0)) } ?? .null]
+            }
+            let d = schema.defaultPolicy
+            rows.append([.text("(default)"), .text(d.normalize.rawValue), .text(d.role.rawValue), d.limit.map { .int(Int64($0)) } ?? .null, d.genericAfter.map { .int(Int64($0)) } ?? .null])
+            return QueryResult(columns: ["type", "normalize", "role", "limit", "generic_after"], rows: rows)
+
+        case .link, .unlink, .forget, .retract, .explain:
+            preconditionFailure("writes and EXPLAIN are handled by Executor")
+        }
+    }
+
+    func shortestPath(_ from: NodeID, _ to: NodeID, activeOnly: Bool) throws -> [NodeID]? {
+        var parent: [NodeID: NodeID] = [from: from]
+        var frontier = [from]
+        while !frontier.isEmpty && parent.count < 2_000_000 {
+            var next: [NodeID] = []
+            for u in frontier {
+                if activeOnly, let info = try reader.nodeInfo(u), u != from, info.entity == nil { continue }
+                for link in try reader.links(of: u) {
+                    trace.count("links read")
+                    if parent[link.neighbour] != nil { continue }
+                    if activeOnly {
+                        if link.refused { continue }
+                        guard let info = try reader.nodeInfo(link.neighbour), info.entity != nil else { continue }
+                    }
+                    parent[link.neighbour] = u
+                    if link.neighbour == to {
+                        var path = [to]
+                        var x = to
+                        while x != from { x = parent[x]!; path.append(x) }
+                        return path.reversed()
+                    }
+                    next.append(link.neighbour)
+                }
+            }
+            frontier = next
+        }
+        return nil
+    }
+
+    /// Every live entity satisfying `condition`.
+    func scan(_ condition: Condition?, _ body: (GraphReader.EntityInfo) throws -> Void) throws {
+        var scanned = 0
+        try reader.forEachEntity { info in
+            scanned += 1
+            if try condition.map({ try holds($0, info) }) ?? true { try body(info) }
+        }
+        trace.count("entities scanned", scanned)
+    }
+
+    func holds(_ condition: Condition, _ info: GraphReader.EntityInfo) throws -> Bool {
+        switch condition {
+        case .and(let a, let b): return try holds(a, info) && holds(b, info)
+        case .or(let a, let b): return try holds(a, info) || holds(b, info)
+        case .not(let a): return try !holds(a, info)
+        case .has(let type): return try value(.identifiersOfType(type), of: info) > 0
+        case .compare(let field, let op, let rhs):
+            if (field == .firstSeen || field == .lastSeen) && info.summary.events == 0 { return op == .notEqual }
+            let lhs = try value(field, of: info)
+            switch op {
+            case .equal: return lhs == rhs
+            case .notEqual: return lhs != rhs
+            case .less: return lhs < rhs
+            case .lessOrEqual: return lhs <= rhs
+            case .greater: return lhs > rhs
+            case .greaterOrEqual: return lhs >= rhs
+            }
+        }
+    }
+
+    func value(_ field: Field, of info: GraphReader.EntityInfo) throws -> Double {
+        let s = info.summary
+        switch field {
+        case .id: return Double(info.id)
+        case .size: return Double(info.size)
+        case .events: return Double(s.events)
+        case .revenue: return s.revenue
+        case .firstSeen: return Double(s.firstSeen ?? 0)
+        case .lastSeen: return Double(s.lastSeen ?? 0)
+        case .eventsOfType(let type):
+            guard let id = reader.eventTypes.firstIndex(of: type) else { return 0 }
+            return Double(s.eventsByType[UInt32(id)] ?? 0)
+        case .identifiersOfType(let type):
+            var n = 0
+            for node in try reader.members(of: info.id) where try reader.nodeInfo(node)?.identifier.type == type { n += 1 }
+            trace.count("member reads", info.size)
+            return Double(n)
+        }
+    }
+}

@@ -1,0 +1,282 @@
+import IdentityGraph
+
+/// Parses one statement (grammar: docs/query-language.md).
+public struct Parser {
+    private let tokens: [Token]
+    private var position = 0
+
+    /// The statement keywords, for completion and help.
+    public static let statementKeywords = [
+        "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
+        "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "STATS", "SCHEMA", "EXPLAIN",
+    ]
+    /// Every keyword of the language.
+    public static let keywords = statementKeywords + [
+        "OF", "TYPE", "SINCE", "UNTIL", "LIMIT", "DEPTH", "TO", "ENTITIES", "WHERE", "ORDER", "BY",
+        "ASC", "DESC", "AND", "OR", "NOT", "HAS",
+    ]
+    /// Entity fields usable in `WHERE` and `ORDER BY` (plus `events.<type>` and identifier types).
+    public static let fieldNames = ["id", "size", "events", "revenue", "first_seen", "last_seen"]
+
+    /// Parses `text` into a statement.
+    public static func parse(_ text: String) throws(QueryError) -> Statement {
+        var parser = Parser(tokens: try Lexer.tokens(text))
+        let statement = try parser.statement()
+        _ = parser.accept(symbol: ";")
+        guard case .end = parser.current.kind else {
+            throw QueryError("unexpected \(parser.describe(parser.current)) after the end of the statement", at: parser.current.range)
+        }
+        return statement
+    }
+
+    private init(tokens: [Token]) { self.tokens = tokens }
+
+    private var current: Token { tokens[position] }
+
+    private mutating func advance() -> Token {
+        let token = tokens[position]
+        if position < tokens.count - 1 { position += 1 }
+        return token
+    }
+
+    private func describe(_ token: Token) -> String {
+        switch token.kind {
+        case .word(let w): return "'\(w)'"
+        case .integer(let n): return "\(n)"
+        case .number(let d): return "\(d)"
+        case .string(let s): return "'\(s)'"
+        case .identifier(let t, let v): return "\(t):\(v)"
+        case .symbol(let s): return "'\(s)'"
+        case .end: return "the end of the statement"
+        }
+    }
+
+    private func fail(_ expected: String) -> QueryError {
+        QueryError("expected \(expected), found \(describe(current))", at: current.range)
+    }
+
+    private mutating func accept(_ keyword: String) -> Bool {
+        if current.keyword == keyword { _ = advance(); return true }
+        return false
+    }
+
+    private mutating func accept(symbol: String) -> Bool {
+        if case .symbol(let s) = current.kind, s == symbol { _ = advance(); return true }
+        return false
+    }
+
+    private mutating func expect(_ keyword: String) throws(QueryError) {
+        if !accept(keyword) { throw fail(keyword) }
+    }
+
+    private mutating func identifier() throws(QueryError) -> RawIdentifier {
+        switch current.kind {
+        case .identifier(let type, let value):
+            _ = advance()
+            return RawIdentifier(type: type, value: value)
+        case .string(let text):
+            // 'email:has spaces' also works.
+            let token = advance()
+            do { return try RawIdentifier(text: text) } catch { throw QueryError(error.description, at: token.range) }
+        default:
+            throw fail("an identifier type:value (e.g. email:alice@example.com)")
+        }
+    }
+
+    private mutating func integer(_ what: String) throws(QueryError) -> Int64 {
+        guard case .integer(let n) = current.kind else { throw fail(what) }
+        _ = advance()
+        return n
+    }
+
+    private mutating func target() throws(QueryError) -> Target {
+        if case .integer(let n) = current.kind {
+            _ = advance()
+            guard n > 0 else { throw QueryError("entity ids are positive", at: tokens[position - 1].range) }
+            return .entity(EntityID(n))
+        }
+        if case .identifier = current.kind { return .identifier(try identifier()) }
+        if case .string = current.kind { return .identifier(try identifier()) }
+        throw fail("an entity id or an identifier type:value")
+    }
+
+    private mutating func name(_ what: String) throws(QueryError) -> String {
+        switch current.kind {
+        case .word(let w), .string(let w):
+            _ = advance()
+            return w
+        default:
+            throw fail(what)
+        }
+    }
+
+    private mutating func time() throws(QueryError) -> Int64 {
+        let token = current
+        switch token.kind {
+        case .integer(let n):
+            _ = advance()
+            return n
+        case .string(let s):
+            _ = advance()
+            if let ms = Timestamp.parseRFC3339(Array(s.utf8)) { return ms }
+            if let ms = Timestamp.parseRFC3339(Array((s + "T00:00:00Z").utf8)) { return ms }
+            throw QueryError("'\(s)' is not a time: write '2024-05-01', '2024-05-01T12:00:00Z' or epoch milliseconds", at: token.range)
+        default:
+            throw fail("a time ('2024-05-01', '2024-05-01T12:00:00Z' or epoch milliseconds)")
+        }
+    }
+
+    private mutating func limit() throws(QueryError) -> Int? {
+        guard accept("LIMIT") else { return nil }
+        let token = current
+        let n = try integer("a number after LIMIT")
+        guard n >= 0 else { throw QueryError("LIMIT must not be negative", at: token.range) }
+        return Int(n)
+    }
+
+    private mutating func statement() throws(QueryError) -> Statement {
+        let token = current
+        guard let keyword = token.keyword else { throw fail("a statement (\(Self.statementKeywords.joined(separator: ", ")))") }
+        _ = advance()
+        switch keyword {
+        case "RESOLVE":
+            return .resolve(try identifier())
+        case "ENTITY":
+            if accept("OF") { return .entity(.identifier(try identifier())) }
+            return .entity(try target())
+        case "IDENTIFIERS":
+            try expect("OF")
+            let t = try target()
+            let type = accept("TYPE") ? try name("an identifier type after TYPE") : nil
+            return .identifiers(t, type: type?.lowercased())
+        case "EVENTS":
+            try expect("OF")
+            let t = try target()
+            var type: String?, since: Int64?, until: Int64?
+            while true {
+                if accept("TYPE") { type = try name("an event type after TYPE"); continue }
+                if accept("SINCE") { since = try time(); continue }
+                if accept("UNTIL") { until = try time(); continue }
+                break
+            }
+            return .events(t, type: type, since: since, until: until, limit: try limit())
+        case "NEIGHBORS", "NEIGHBOURS":
+            let id = try identifier()
+            var depth = 1
+            if accept("DEPTH") {
+                let d = current
+                depth = Int(try integer("a depth after DEPTH"))
+                guard (1...6).contains(depth) else { throw QueryError("DEPTH must be between 1 and 6", at: d.range) }
+            }
+            return .neighbors(id, depth: depth)
+        case "PATH":
+            let a = try identifier()
+            try expect("TO")
+            return .path(a, try identifier())
+        case "HISTORY":
+            return .history(try target())
+        case "RELATED":
+            return .related(try target())
+        case "FIND":
+            try expect("ENTITIES")
+            let condition = accept("WHERE") ? try orCondition() : nil
+            var order: Field?
+            var descending = false
+            if accept("ORDER") {
+                try expect("BY")
+                order = try field()
+                if accept("DESC") { descending = true } else { _ = accept("ASC") }
+            }
+            return .find(condition, orderBy: order, descending: descending, limit: try limit())
+        case "COUNT":
+            try expect("ENTITIES")
+            return .count(accept("WHERE") ? try orCondition() : nil)
+        case "LINK":
+            let a = try identifier()
+            _ = accept("TO")
+            return .link(a, try identifier())
+        case "UNLINK":
+            let a = try identifier()
+            _ = accept("FROM")
+            return .unlink(a, try identifier())
+        case "FORGET":
+            return .forget(try identifier())
+        case "RETRACT":
+            switch current.kind {
+            case .string(let s), .word(let s):
+                _ = advance()
+                return .retract(s)
+            case .integer(let n):
+                _ = advance()
+                return .retract(String(n))
+            default:
+                throw fail("an event id after RETRACT (e.g. RETRACT 'e-1')")
+            }
+        case "STATS":
+            return .stats
+        case "SCHEMA":
+            return .schema
+        case "EXPLAIN":
+            let inner = try statement()
+            if case .explain = inner { throw QueryError("EXPLAIN EXPLAIN is not a statement", at: token.range) }
+            return .explain(inner)
+        default:
+            throw QueryError("unknown statement '\(token.range.isEmpty ? "" : keyword)'; expected one of \(Self.statementKeywords.joined(separator: ", "))", at: token.range)
+        }
+    }
+
+    private mutating func field() throws(QueryError) -> Field {
+        let token = current
+        let word = try name("a field (\(Self.fieldNames.joined(separator: ", ")), events.<type> or an identifier type)")
+        let lower = word.lowercased()
+        switch lower {
+        case "id": return .id
+        case "size": return .size
+        case "events": return .events
+        case "revenue": return .revenue
+        case "first_seen": return .firstSeen
+        case "last_seen": return .lastSeen
+        default:
+            if lower.hasPrefix("events.") && lower.count > 7 { return .eventsOfType(String(word.dropFirst(7))) }
+            guard IdentifierType.isValidName(Array(lower.utf8)) else {
+                throw QueryError("'\(word)' is not a field: use \(Self.fieldNames.joined(separator: ", ")), events.<type> or an identifier type", at: token.range)
+            }
+            return .identifiersOfType(lower)
+        }
+    }
+
+    private mutating func orCondition() throws(QueryError) -> Condition {
+        var left = try andCondition()
+        while accept("OR") { left = .or(left, try andCondition()) }
+        return left
+    }
+
+    private mutating func andCondition() throws(QueryError) -> Condition {
+        var left = try unaryCondition()
+        while accept("AND") { left = .and(left, try unaryCondition()) }
+        return left
+    }
+
+    private mutating func unaryCondition() throws(QueryError) -> Condition {
+        if accept("NOT") { return .not(try unaryCondition()) }
+        if accept(symbol: "(") {
+            let inner = try orCondition()
+            if !accept(symbol: ")") { throw fail("')'") }
+            return inner
+        }
+        if accept("HAS") { return .has(try name("an identifier type after HAS").lowercased()) }
+        let f = try field()
+        guard case .symbol(let s) = current.kind, let op = Comparison(rawValue: s) else { throw fail("a comparison (=, !=, <, <=, >, >=)") }
+        _ = advance()
+        let valueToken = current
+        switch valueToken.kind {
+        case .integer(let n): _ = advance(); return .compare(f, op, Double(n))
+        case .number(let d): _ = advance(); return .compare(f, op, d)
+        case .string:
+            guard f == .firstSeen || f == .lastSeen else { throw QueryError("\(f) compares with a number", at: valueToken.range) }
+            return .compare(f, op, Double(try time()))
+        default:
+            throw fail(f == .firstSeen || f == .lastSeen ? "a time ('2024-05-01')" : "a number")
+        }
+    }
+}
