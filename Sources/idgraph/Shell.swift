@@ -182,6 +182,10 @@ final class ShellSession {
             let result = try executor.run(text)
             emit(formatter.render(result))
             let machine = formatter.mode == .csv || formatter.mode == .json
+            if machine, let max = formatter.maxRows, result.rows.count > max {
+                // The data stays clean, but a cut never goes unsaid.
+                FileHandle.standardError.write(Data("\(result.rows.count) rows (\(max) shown; .maxrows 0 shows all)\n".utf8))
+            }
             for note in result.notes where !note.isEmpty {
                 if machine { FileHandle.standardError.write(Data((note + "\n").utf8)) } else { emit(note + "\n") }
             }
@@ -189,7 +193,10 @@ final class ShellSession {
                 let ms = Double(DispatchTime.now().uptimeNanoseconds - started) / 1_000_000
                 FileHandle.standardError.write(Data(String(format: "time: %.3f ms\n", ms).utf8))
             }
-            onceTarget = nil
+            if onceTarget != nil {
+                flush()  // the result goes to the .once file, then output returns to normal
+                onceTarget = nil
+            }
             return true
         } catch let error as QueryError {
             report(error.rendered(statement: text))
