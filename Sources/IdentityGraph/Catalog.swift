@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 
 /// The interned names of one database: identifier types (with their policies), event types and
 /// sources. Stored as JSON in `meta` under `catalog`; its `version` tells readers when to reload.
@@ -81,6 +82,22 @@ struct Catalog: Codable, Equatable {
     func sourceName(_ id: UInt32) -> String { Int(id) < sources.count ? sources[Int(id)] : "#\(id)" }
 
     var jsonBytes: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
+
+    /// `cached` when the stored catalog has the same version (an 8-byte read), else the stored
+    /// catalog decoded: readers and writers see types another process added, without decoding
+    /// JSON on every transaction.
+    static func current(_ cached: Catalog, in txn: ReadTransaction, meta: Database) throws -> Catalog {
+        let storedVersion = try txn.withValue(meta, key: MetaKey.catalogVersion) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
+        if storedVersion == cached.version { return cached }
+        guard let bytes = try txn.value(meta, key: MetaKey.catalog) else { return cached }
+        return try bytes.withUnsafeBytes { try Catalog.decode($0) }
+    }
+
+    /// Stores the catalog and its version.
+    func store(in txn: WriteTransaction, meta: Database) throws {
+        try txn.put(meta, key: MetaKey.catalog, value: jsonBytes)
+        try txn.put(meta, key: MetaKey.catalogVersion, value: version)
+    }
 
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Catalog {
         try JSONDecoder().decode(Catalog.self, from: Data(bytes))

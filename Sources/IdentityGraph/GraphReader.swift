@@ -10,12 +10,7 @@ public final class GraphReader {
     init(transaction: ReadTransaction, databases: Databases, catalog: Catalog) throws {
         self.txn = transaction
         self.db = databases
-        var current = catalog
-        if let stored = try transaction.value(databases.meta, key: MetaKey.catalog) {
-            let decoded = try stored.withUnsafeBytes { try Catalog.decode($0) }
-            if decoded.version != catalog.version { current = decoded }
-        }
-        self.catalog = current
+        self.catalog = try Catalog.current(catalog, in: transaction, meta: databases.meta)
     }
 
     /// The schema of this snapshot.

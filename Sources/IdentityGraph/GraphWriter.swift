@@ -33,11 +33,7 @@ final class GraphWriter {
         self.now = now
         self.tombstoneKey = tombstoneKey
         // Another process may have changed the catalog since we cached it.
-        var current = catalog
-        if let stored = try transaction.value(databases.meta, key: MetaKey.catalog) {
-            let decoded = try stored.withUnsafeBytes { try Catalog.decode($0) }
-            if decoded.version != catalog.version { current = decoded }
-        }
+        let current = try Catalog.current(catalog, in: transaction, meta: databases.meta)
         self.catalog = current
         self.storedCatalogVersion = current.version
         let counters = try transaction.withValue(databases.meta, key: MetaKey.counters) { bytes -> Counters in
@@ -54,7 +50,7 @@ final class GraphWriter {
     /// Writes counters and (when changed) the catalog.
     func finish() throws {
         if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }
-        if catalog.version != storedCatalogVersion { try txn.put(db.meta, key: MetaKey.catalog, value: catalog.jsonBytes) }
+        if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
     }
 
     func apply(_ op: PreparedOperation) throws {

@@ -92,7 +92,7 @@ public final class IdentityGraph: Sendable {
             var generator = SystemRandomNumberGenerator()
             for i in key.indices { key[i] = UInt8.random(in: 0...255, using: &generator) }
             try txn.put(dbs.meta, key: MetaKey.formatVersion, value: formatVersion)
-            try txn.put(dbs.meta, key: MetaKey.catalog, value: catalog.jsonBytes)
+            try catalog.store(in: txn, meta: dbs.meta)
             try txn.put(dbs.meta, key: MetaKey.counters, value: Counters().bytes)
             try txn.put(dbs.meta, key: MetaKey.tombstoneKey, value: key)
             try txn.put(dbs.meta, key: MetaKey.created, value: UInt64(bitPattern: currentTimeMillis()))

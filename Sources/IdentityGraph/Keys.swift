@@ -86,6 +86,7 @@ struct Databases: Sendable {
 enum MetaKey {
     static let formatVersion = "format_version"
     static let catalog = "catalog"
+    static let catalogVersion = "catalog_version"
     static let counters = "counters"
     static let tombstoneKey = "tombstone_key"
     static let created = "created"
