@@ -21,11 +21,14 @@ echo "== idgraph stats"
 "$bin" stats
 echo "== idgraph check"
 "$bin" check
-echo "== idgraph show email:person1@example.com"
-"$bin" show email:PERSON1@example.com || true
-echo "== idgraph show phone:+1 (555) 000-0002"
-"$bin" show "phone:+1 (555) 000-0002" || true
+run_query() { echo "== idgraph query '$1'"; "$bin" query "$1" || true; }
+run_query "ENTITY OF email:PERSON1@example.com"
+run_query "PATH email:person1@example.com TO user_id:u-1"
+run_query "EVENTS OF email:person1@example.com LIMIT 5"
+run_query "FIND ENTITIES WHERE revenue > 0 ORDER BY revenue DESC LIMIT 5"
+run_query "COUNT ENTITIES WHERE email >= 2"
+run_query "EXPLAIN RESOLVE cookie:ck-3-0"
 echo "== idgraph export --format csv | head -5"
 "$bin" export --format csv | head -5
 echo
-echo "The database is in demo/idgraph.db; try: $bin show cookie:ck-3-0 --db demo/idgraph.db"
+echo "The database is in demo/idgraph.db. Explore it: $bin shell --db demo/idgraph.db   (.help lists the statements)"

@@ -76,4 +76,39 @@ import Testing
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("unknown entity 999"))
     }
+
+    @Test func queriesRunWhileALoadIsWritingInAnotherProcess() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let archive = s.path + "/a.ndjson"
+        #expect(try CLI.run(["generate", "--events", "40000", "--output", archive]).status == 0)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: CLI.binary)
+        load.arguments = ["load", "-q", "--db", db, "--batch-size", "500", archive]
+        load.standardOutput = FileHandle.nullDevice
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        func events() throws -> Int? {
+            let r = try CLI.run(["query", "--db", db, "STATS", "--format", "csv"])
+            guard r.status == 0 else {
+                if !r.stderr.contains("not an idgraph database") { Issue.record("a query failed during the load: \(r.stderr)") }
+                return nil
+            }
+            return r.stdout.split(separator: "\n").first { $0.hasPrefix("events,") }.flatMap { Int($0.dropFirst(7)) }
+        }
+        var seen: [Int] = []
+        while load.isRunning {
+            if let n = try events() { seen.append(n) } else { usleep(20_000) }
+        }
+        load.waitUntilExit()
+        #expect(load.terminationStatus == 0)
+        #expect(seen.count >= 2, "the load finished before a second query could run")
+        // Readers see whole batches only (500 events each, the archive has no duplicates), never
+        // going back, and never more than the final state.
+        let final = try events() ?? -1
+        #expect(final == 40_000)
+        #expect(seen.allSatisfy { $0 % 500 == 0 && $0 <= final }, "\(seen)")
+        #expect(seen == seen.sorted())
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+    }
 }
