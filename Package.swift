@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
@@ -62,6 +63,7 @@ let package = Package(
             dependencies: [
                 "IdentityGraph", "IdentityIngest", "IdentityQuery", "CEditLine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "LMDBTests", dependencies: ["LMDB"]),
@@ -78,7 +80,8 @@ let package = Package(
             dependencies: [
                 "IdentityQuery", "IdentityIngest",
                 .product(name: "PropertyBased", package: "swift-property-based"),
-            ]
+            ],
+            exclude: ["golden"]
         ),
         .testTarget(name: "CLITests", dependencies: ["idgraph"]),
     ]

@@ -155,6 +155,34 @@ public final class IdentityGraph: Sendable {
         return report
     }
 
+    /// Applies several submissions in one write transaction (group commit) and returns, for
+    /// each, what it did and the entity its first identifier belongs to after it.
+    ///
+    /// All or nothing: if the transaction fails, no submission is applied.
+    public func apply(groups: [[PreparedOperation]], now: Int64? = nil) throws -> [Resolution] {
+        let time = now ?? currentTimeMillis()
+        let startCatalog = cachedCatalog.withLock { $0 }
+        let (results, catalog) = try environment.write { txn -> ([Resolution], Catalog) in
+            let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+            var results: [Resolution] = []
+            results.reserveCapacity(groups.count)
+            for group in groups {
+                let before = writer.report
+                for op in group { try writer.apply(op) }
+                var entity: EntityID?
+                if let first = group.lazy.compactMap(\.firstIdentifier).first, let node = try writer.nodeID(of: first) {
+                    let e = try writer.readNode(node).entity
+                    entity = e == 0 ? nil : e
+                }
+                results.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
+            }
+            try writer.finish()
+            return (results, writer.catalog)
+        }
+        cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
+        return results
+    }
+
     static let userMetaPrefix = "user:"
 
     /// A metadata value written with ``apply(prepared:now:metadata:)``, or `nil`.
@@ -232,6 +260,29 @@ public enum PreparedOperation: Sendable, Equatable {
             self = .retract(eventID: id)
         }
     }
+}
+
+extension PreparedOperation {
+    /// The first identifier the operation names (nil for retract and ignored ends).
+    public var firstIdentifier: Identifier? {
+        switch self {
+        case .event(let e): return e.identifiers.first
+        case .link(let a, let b), .unlink(let a, let b): return a ?? b
+        case .forget: return nil
+        case .retract: return nil
+        }
+    }
+}
+
+/// What one submission did, as its submitter learns it from a group commit.
+public struct Resolution: Sendable, Equatable {
+    /// The entity of the submission's first identifier after it was applied (nil when that
+    /// identifier is in no entity, or the submission named none).
+    public var entity: EntityID?
+    /// What it did: events stored, merges and splits it caused, and so on.
+    public var report: ApplyReport
+    /// Position in the order of application (set by ``RealtimeWriter``).
+    public var order: UInt64 = 0
 }
 
 /// An event with normalized identifiers.

@@ -84,6 +84,28 @@ public struct ApplyReport: Sendable, Equatable {
     /// An empty report.
     public init() {}
 
+    /// This report's counts minus `other`'s (what happened between two snapshots).
+    public func subtracting(_ other: ApplyReport) -> ApplyReport {
+        var r = ApplyReport()
+        r.eventsStored = eventsStored - other.eventsStored
+        r.duplicateEvents = duplicateEvents - other.duplicateEvents
+        r.eventsWithoutIdentifiers = eventsWithoutIdentifiers - other.eventsWithoutIdentifiers
+        r.identifiersCreated = identifiersCreated - other.identifiersCreated
+        r.erasedIdentifiersSkipped = erasedIdentifiersSkipped - other.erasedIdentifiersSkipped
+        r.linksAsserted = linksAsserted - other.linksAsserted
+        r.linksIgnored = linksIgnored - other.linksIgnored
+        r.unlinks = unlinks - other.unlinks
+        r.unknownUnlinks = unknownUnlinks - other.unknownUnlinks
+        r.forgotten = forgotten - other.forgotten
+        r.unknownForgets = unknownForgets - other.unknownForgets
+        r.retracted = retracted - other.retracted
+        r.unknownRetracts = unknownRetracts - other.unknownRetracts
+        r.eventsErased = eventsErased - other.eventsErased
+        r.merges = merges - other.merges
+        r.splits = splits - other.splits
+        return r
+    }
+
     /// Adds another report's counts to this one.
     public mutating func add(_ other: ApplyReport) {
         eventsStored += other.eventsStored

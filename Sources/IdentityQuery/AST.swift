@@ -66,6 +66,7 @@ public indirect enum Statement: Equatable, Sendable {
     case entity(Target)
     case identifiers(Target, type: String?)
     case events(Target, type: String?, since: Int64?, until: Int64?, limit: Int?)
+    case event(String)
     case neighbors(RawIdentifier, depth: Int)
     case path(RawIdentifier, RawIdentifier)
     case history(Target)

@@ -253,6 +253,21 @@ private struct Query {
             trace.count("events read", rows.count)
             return QueryResult(columns: ["ts", "event_id", "type", "source", "identifiers", "amount", "props"], rows: rows, notes: notes)
 
+        case .event(let id):
+            trace.steps.append("look up event_key, read the event")
+            let columns = ["sequence", "ts", "event_id", "type", "source", "identifiers", "anchor", "amount", "props"]
+            guard let e = try reader.event(withID: Array(id.utf8)) else {
+                let known = try reader.eventIDIsKnown(Array(id.utf8))
+                return QueryResult(columns: columns, notes: [known ? "event '\(id)' was retracted or erased; its id stays known, so a replay is skipped" : "unknown event '\(id)'"])
+            }
+            var names: [String] = []
+            for n in e.nodes { names.append(try reader.nodeInfo(n)?.identifier.description ?? "#\(n)") }
+            return QueryResult(columns: columns, rows: [[
+                .int(Int64(e.sequence)), time(e.timestamp), .text(id), .text(e.type), .text(e.source), .text(names.joined(separator: " ")),
+                .text(try reader.nodeInfo(e.anchor)?.identifier.description ?? "#\(e.anchor)"),
+                e.amountMicros.map { .double(Double($0) / 1_000_000) } ?? .null, .text(String(decoding: e.props, as: UTF8.self)),
+            ]])
+
         case .neighbors(let raw, let depth):
             trace.steps.append("breadth-first over links up to depth \(depth)")
             let (id, start) = try node(raw)

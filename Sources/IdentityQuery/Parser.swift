@@ -7,7 +7,7 @@ public struct Parser {
 
     /// The statement keywords, for completion and help.
     public static let statementKeywords = [
-        "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
+        "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "EVENT", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
         "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "STATS", "SCHEMA", "EXPLAIN",
     ]
     /// Every keyword of the language.
@@ -160,6 +160,17 @@ public struct Parser {
                 break
             }
             return .events(t, type: type, since: since, until: until, limit: try limit())
+        case "EVENT":
+            switch current.kind {
+            case .string(let s), .word(let s):
+                _ = advance()
+                return .event(s)
+            case .integer(let n):
+                _ = advance()
+                return .event(String(n))
+            default:
+                throw fail("an event id after EVENT (e.g. EVENT 'e-1')")
+            }
         case "NEIGHBORS", "NEIGHBOURS":
             let id = try identifier()
             var depth = 1

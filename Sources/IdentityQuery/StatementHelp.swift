@@ -29,6 +29,10 @@ public struct StatementHelp: Sendable {
             summary: "Events naming the entity's identifiers (or one identifier in no entity, such as an IP), newest first: a k-way merge of the members' timelines. Times are '2024-05-01', '2024-05-01T12:00:00Z' or epoch milliseconds; SINCE and UNTIL are inclusive.",
             example: "EVENTS OF cookie:c-1 SINCE '2024-01-02' LIMIT 3"),
         StatementHelp(
+            name: "EVENT", syntax: "EVENT 'event-id'",
+            summary: "One event by the caller's event_id: its time, type, source, the identifiers it names, the one it counts toward (its anchor) and its props. A retracted or erased event says so.",
+            example: "EVENT 'e3'"),
+        StatementHelp(
             name: "NEIGHBORS", syntax: "NEIGHBORS type:value [DEPTH n]",
             summary: "Identifiers linked to this one, breadth first up to DEPTH (1 to 6, default 1), with the link's evidence and whether it merges or only relates.",
             example: "NEIGHBORS cookie:c-1 DEPTH 2"),

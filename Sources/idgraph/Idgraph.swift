@@ -5,7 +5,7 @@ import IdentityIngest
 
 /// The `idgraph` command: an embedded identity-resolution store.
 @main
-struct Idgraph: ParsableCommand {
+struct Idgraph: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idgraph",
         abstract: "An embedded identity-resolution store: identifiers in, resolved entities out.",
@@ -26,13 +26,17 @@ struct Idgraph: ParsableCommand {
             Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Load.self, Query.self, Shell.self, Export.self, Stats.self, Check.self, Show.self, Generate.self]
+        subcommands: [Init.self, Load.self, Query.self, Shell.self, Export.self, Stats.self, Check.self, Show.self, Generate.self, Bench.self]
     )
 
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {

@@ -196,4 +196,36 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect(a.split(separator: "\n").count == 500)
         _ = s
     }
+
+    @Test func anAcknowledgedEventSurvivesAKillRightAfterwards() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let acks = s.path + "/acks.txt"
+        for _ in 0..<3 {
+            let child = Process()
+            child.executableURL = URL(fileURLWithPath: CLI.binary)
+            child.arguments = ["bench", "realtime", "--db", db, "--events", "200000", "--rate", "20000", "--readers", "0", "--control-share", "0", "--ack-log", acks]
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            // Kill it hard once it has acknowledged a few thousand events.
+            var acknowledged = 0
+            let deadline = Date().addingTimeInterval(60)
+            while acknowledged < 3000 && Date() < deadline && child.isRunning {
+                usleep(20_000)
+                acknowledged = ((try? String(contentsOfFile: acks, encoding: .utf8)) ?? "").split(separator: "\n").count
+            }
+            kill(child.processIdentifier, SIGKILL)
+            child.waitUntilExit()
+            #expect(acknowledged >= 3000, "the child acknowledged only \(acknowledged) events")
+        }
+        // Every acknowledged event id is in the database.
+        let ids = Set(try String(contentsOfFile: acks, encoding: .utf8).split(separator: "\n").map(String.init))
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+        let script = ".mode csv\n" + ids.map { "EVENT '\($0)'" }.joined(separator: "\n") + "\n"
+        let found = try CLI.run(["shell", "--db", db], stdin: script)
+        let rows = found.stdout.split(separator: "\n").filter { !$0.hasPrefix("sequence,") }
+        #expect(found.stderr.isEmpty, "\(found.stderr.prefix(500))")
+        #expect(rows.count == ids.count, "\(ids.count) acknowledged events, \(rows.count) found")
+    }
 }

@@ -1,0 +1,169 @@
+import Foundation
+
+/// Real-time ingest: many concurrent submitters, one writer thread, group commit.
+///
+/// ```swift
+/// let writer = RealtimeWriter(graph: graph)
+/// let resolution = try await writer.submit([.event(EventInput(identifiers: ids))])
+/// // durable now (in the default mode): resolution.entity, resolution.report.merges, …
+/// ```
+///
+/// The writer thread takes what is queued, waits at most `window` for more (up to
+/// `maxBatch` operations), applies it all in one write transaction and only then completes each
+/// submitter. Submissions are validated on the submitter's side: an invalid one throws to its
+/// submitter alone. LMDB's write lock belongs to a thread, which is why the writer is a thread
+/// and never holds a transaction across an `await`.
+///
+/// Durability follows the graph's: `durable` completes a submitter after the commit's fsync;
+/// `fast` (open the graph with `Durability.fast`) completes it after the commit reached the OS,
+/// and syncs every `syncInterval`: a process crash loses nothing, a system crash loses at most
+/// the last `syncInterval` of acknowledged submissions.
+public final class RealtimeWriter: @unchecked Sendable {
+    /// How the writer gathers and syncs.
+    public struct Options: Sendable {
+        /// Longest wait for more submissions before a commit (0: commit what is queued at once).
+        public var window: Duration = .milliseconds(1)
+        /// Most operations in one commit.
+        public var maxBatch = 10_000
+        /// In `fast` mode, the longest time between syncs (the bound on loss after a system crash).
+        public var syncInterval: Duration = .milliseconds(10)
+        /// Defaults: 1 ms window, 10,000 operations, 10 ms sync interval.
+        public init() {}
+    }
+
+    /// Counts since the writer started.
+    public struct Statistics: Sendable {
+        /// Submissions completed (successfully or not).
+        public var submissions: UInt64 = 0
+        /// Write transactions committed.
+        public var commits: UInt64 = 0
+        /// Forced syncs in fast mode.
+        public var syncs: UInt64 = 0
+    }
+
+    private struct Pending {
+        var operations: [PreparedOperation]
+        var continuation: CheckedContinuation<Resolution, Error>
+    }
+
+    /// The graph written to.
+    public let graph: IdentityGraph
+    private let options: Options
+    private let condition = NSCondition()
+    private var queue: [Pending] = []
+    private var queuedOperations = 0
+    private var closed = false
+    private var finished = false
+    private var applied: UInt64 = 0
+    private var stats = Statistics()
+    private var thread: Thread?
+
+    /// Starts a writer thread for `graph`.
+    public init(graph: IdentityGraph, options: Options = Options()) {
+        self.graph = graph
+        self.options = options
+        let thread = Thread { [weak self] in self?.run() }
+        thread.name = "idgraph-writer"
+        thread.qualityOfService = .userInitiated
+        self.thread = thread
+        thread.start()
+    }
+
+    deinit { close() }
+
+    /// Counts since the writer started.
+    public var statistics: Statistics {
+        condition.lock()
+        defer { condition.unlock() }
+        return stats
+    }
+
+    /// Applies `operations` as one submission; returns once they are committed (durable in the
+    /// default mode) with what they did. Throws ``GraphError/invalidOperation(index:reason:)``
+    /// without queueing anything when an operation is invalid, or the storage error of the
+    /// commit it was part of.
+    public func submit(_ operations: [GraphOperation]) async throws -> Resolution {
+        let prepared = try graph.prepare(operations)
+        return try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            if closed {
+                condition.unlock()
+                continuation.resume(throwing: RealtimeWriterError.closed)
+                return
+            }
+            queue.append(Pending(operations: prepared, continuation: continuation))
+            queuedOperations += prepared.count
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// Commits what is queued, then stops the writer thread. Later submissions throw.
+    public func close() {
+        condition.lock()
+        closed = true
+        condition.broadcast()
+        while !finished && thread != nil { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        let clock = ContinuousClock()
+        var lastSync = clock.now
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed { condition.wait() }
+            if queue.isEmpty && closed {
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            // Gather: wait up to the window for more, unless the batch is full.
+            if options.window > .zero {
+                let deadline = Date().addingTimeInterval(Double(options.window.components.attoseconds) / 1e18 + Double(options.window.components.seconds))
+                while queuedOperations < options.maxBatch && !closed {
+                    if !condition.wait(until: deadline) { break }
+                }
+            }
+            var batch: [Pending] = []
+            var taken = 0
+            while !queue.isEmpty && (batch.isEmpty || taken + queue[0].operations.count <= options.maxBatch) {
+                let next = queue.removeFirst()
+                taken += next.operations.count
+                batch.append(next)
+            }
+            queuedOperations -= taken
+            condition.unlock()
+
+            let outcome = Result { try graph.apply(groups: batch.map(\.operations)) }
+            if graph.environment.durability != .durable && clock.now - lastSync >= options.syncInterval {
+                try? graph.sync()
+                lastSync = clock.now
+                condition.lock(); stats.syncs += 1; condition.unlock()
+            }
+            condition.lock()
+            stats.commits += 1
+            stats.submissions += UInt64(batch.count)
+            condition.unlock()
+            switch outcome {
+            case .success(var resolutions):
+                for i in batch.indices {
+                    resolutions[i].order = applied
+                    applied += 1
+                    batch[i].continuation.resume(returning: resolutions[i])
+                }
+            case .failure(let error):
+                for pending in batch { pending.continuation.resume(throwing: error) }
+            }
+        }
+    }
+}
+
+/// Errors of the real-time writer.
+public enum RealtimeWriterError: Error, CustomStringConvertible {
+    /// The writer was closed before the submission.
+    case closed
+
+    public var description: String { "the real-time writer is closed; create a new one to submit" }
+}

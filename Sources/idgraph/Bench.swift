@@ -1,0 +1,194 @@
+import ArgumentParser
+import Foundation
+import Histogram
+import IdentityGraph
+import IdentityIngest
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure idgraph under load.",
+        subcommands: [BenchRealtime.self]
+    )
+}
+
+struct BenchRealtime: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "realtime",
+        abstract: "Open-loop real-time ingest through the group-commit writer, with concurrent lookups.",
+        discussion: """
+            Events (generated, with a share of unlinks, forgets, retracts and links) arrive on a \
+            schedule: event k is due at start + k/RATE, spread over PRODUCERS submitters. Ingest \
+            latency is measured from the due time to the acknowledgement, so it includes queueing \
+            (no coordinated omission). Meanwhile READERS resolve random known identifiers. \
+            Percentiles come from HdrHistogram; --histogram writes the full distributions.
+
+            Example:
+              idgraph bench realtime --events 200000 --rate 50000 --producers 16 --readers 1
+            """
+    )
+    @Option(help: "Events to submit.") var events = 100_000
+    @Option(help: "Offered rate, events per second.") var rate = 20_000
+    @Option(help: "Scheduling loops that submit events at their due times (each submission runs on its own, open loop).") var producers = 4
+    @Option(help: "Threads resolving random identifiers during the run.") var readers = 1
+    @Option(help: "Lookups per second per reader.") var readerRate = 10_000
+    @Option(help: "durable or fast.") var mode: Durability = .durable
+    @Option(help: "Group-commit window in microseconds.") var windowMicros = 1000
+    @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
+    @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
+    @Option(help: ArgumentHelp("Write the full latency distributions (HdrHistogram text) to FILE-ingest.hgrm and FILE-lookup.hgrm.", valueName: "file")) var histogram: String?
+    @Option(help: ArgumentHelp("Append each acknowledged event id to FILE as it is acknowledged (for durability checks).", valueName: "file")) var ackLog: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func validate() throws {
+        if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
+        if mode == .bulk { throw ValidationError("--mode is durable or fast") }
+        if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
+    }
+
+    func run() async throws {
+        let path = db ?? (NSTemporaryDirectory() + "idgraph-bench-" + UUID().uuidString)
+        defer { if db == nil { try? FileManager.default.removeItem(atPath: path) } }
+        var openOptions = IdentityGraph.Options()
+        openOptions.durability = mode
+        let graph = try IdentityGraph.open(at: path, options: openOptions, createIfMissing: true)
+
+        // The workload, generated and parsed up front so that the run measures ingest only.
+        var generatorOptions = ArchiveGenerator.Options()
+        generatorOptions.events = events
+        generatorOptions.controlShare = controlShare
+        generatorOptions.seed = UInt64(UInt32.random(in: 0...UInt32.max))
+        var generator = ArchiveGenerator(options: generatorOptions)
+        let archive = path + ".workload.ndjson"
+        _ = try generator.write(to: archive)
+        defer { try? FileManager.default.removeItem(atPath: archive) }
+        let lines = try String(contentsOfFile: archive, encoding: .utf8).split(separator: "\n")
+        let workload: [GraphOperation] = try lines.map { try RecordParser.parse(String($0)) }
+        let lookupKeys: [RawIdentifier] = workload.prefix(10_000).compactMap { if case .event(let e) = $0 { return e.identifiers.first } else { return nil } }
+
+        var writerOptions = RealtimeWriter.Options()
+        writerOptions.window = .microseconds(windowMicros)
+        let writer = RealtimeWriter(graph: graph, options: writerOptions)
+        let ackFile: FileHandle? = try ackLog.map { p in
+            guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
+            return h
+        }
+
+        // Readers: open-loop lookups on threads of their own.
+        let stopReaders = Atomicish()
+        let lookupHistograms = LockedHistograms()
+        var readerThreads: [Thread] = []
+        for r in 0..<readers {
+            let thread = Thread {
+                var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                let interval = 1.0 / Double(readerRate)
+                var next = Date()
+                var i = r * 7919
+                while !stopReaders.isSet {
+                    let now = Date()
+                    if now < next { Thread.sleep(forTimeInterval: next.timeIntervalSince(now)) }
+                    let due = next
+                    next = next.addingTimeInterval(interval)
+                    i = (i &+ 104_729) % max(1, lookupKeys.count)
+                    _ = try? graph.read { try $0.entity(of: lookupKeys[i]) }
+                    _ = h.record(UInt64(max(0, Date().timeIntervalSince(due)) * 1_000_000))
+                }
+                lookupHistograms.add(h)
+            }
+            thread.start()
+            readerThreads.append(thread)
+        }
+
+        // Producers: each takes every P-th event and submits it at its due time.
+        let clock = ContinuousClock()
+        let start = clock.now + .milliseconds(20)
+        let interval = Duration.nanoseconds(Int64(1_000_000_000 / Double(rate)))
+        let ingest = LockedHistograms()
+        let failures = Counter()
+        // Open loop: an event is submitted at its due time whether or not earlier ones were
+        // acknowledged, so a slow writer shows up as latency instead of a slower schedule.
+        await withTaskGroup(of: Void.self) { group in
+            for p in 0..<producers {
+                group.addTask {
+                    await withTaskGroup(of: Void.self) { inFlight in
+                        var k = p
+                        while k < workload.count {
+                            let due = start + interval * k
+                            if clock.now < due { try? await clock.sleep(until: due) }
+                            let operation = workload[k]
+                            inFlight.addTask {
+                                do {
+                                    _ = try await writer.submit([operation])
+                                    if let ackFile, case .event(let e) = operation, let id = e.eventID { ackFile.write(Data(id + [0x0A])) }
+                                } catch {
+                                    failures.increment()
+                                }
+                                ingest.record(UInt64(max(0, (clock.now - due) / .microseconds(1))))
+                            }
+                            k += producers
+                        }
+                    }
+                }
+            }
+        }
+        let elapsed = clock.now - start
+        stopReaders.set()
+        for t in readerThreads { while !t.isFinished { usleep(1000) } }
+        writer.close()
+        let stats = writer.statistics
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let ingestH = ingest.merged, lookupH = lookupHistograms.merged
+        if let histogram {
+            for (name, h) in [("ingest", ingestH), ("lookup", lookupH)] {
+                var text = ""
+                h.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1)
+                try text.write(toFile: "\(histogram)-\(name).hgrm", atomically: true, encoding: .utf8)
+            }
+        }
+        func p(_ h: Histogram<UInt64>, _ q: Double) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(q) }
+        let throughput = Double(workload.count) / seconds
+        if json {
+            let fields: [(String, String)] = [
+                ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
+                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("seconds", String(format: "%.3f", seconds)),
+                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("failures", "\(failures.value)"),
+                ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
+                ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
+            ]
+            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            return
+        }
+        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs")
+        print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@", seconds, throughput, stats.commits,
+                     Double(workload.count) / Double(max(1, stats.commits)), failures.value > 0 ? " — \(failures.value) submissions failed" : ""))
+        print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
+        if lookupH.totalCount > 0 {
+            print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
+        }
+        if let histogram { print("full distributions: \(histogram)-ingest.hgrm, \(histogram)-lookup.hgrm") }
+    }
+}
+
+/// Histograms gathered from several threads or tasks.
+final class LockedHistograms: @unchecked Sendable {
+    private let lock = NSLock()
+    private var all = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+    func add(_ h: Histogram<UInt64>) { lock.lock(); all.add(h); lock.unlock() }
+    func record(_ value: UInt64) { lock.lock(); _ = all.record(value); lock.unlock() }
+    var merged: Histogram<UInt64> { lock.lock(); defer { lock.unlock() }; return all }
+}
+
+/// A flag set once, read by other threads.
+final class Atomicish: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    func set() { lock.lock(); flag = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return flag }
+}
+
+/// A counter shared by tasks.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() { lock.lock(); n += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+}
