@@ -113,10 +113,11 @@ struct Counters: Equatable {
     var entities: UInt64 = 0
     var links: UInt64 = 0
     var events: UInt64 = 0
+    var generic: UInt64 = 0
 
     var bytes: [UInt8] {
-        var w = ByteWriter(capacity: 56)
-        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events] { w.append(v) }
+        var w = ByteWriter(capacity: 64)
+        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events, generic] { w.append(v) }
         return w.bytes
     }
 
@@ -126,5 +127,6 @@ struct Counters: Equatable {
         var r = ByteReader(bytes)
         nextID = try r.uint64(); nextSequence = try r.uint64(); nextHistory = try r.uint64()
         identifiers = try r.uint64(); entities = try r.uint64(); links = try r.uint64(); events = try r.uint64()
+        generic = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before generic values
     }
 }

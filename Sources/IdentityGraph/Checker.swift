@@ -77,6 +77,14 @@ struct Checker {
             }
         }
         for node in memberOf.keys where nodes[node] == nil { fail(2, "member table names missing node \(node)") }
+        // A value is generic exactly while its degree exceeds its type's generic_after.
+        for (id, record) in nodes {
+            let policy = catalog.schema.policy(for: catalog.typeNames[Int(record.typeID)])
+            let shouldBeGeneric = policy.role == .merge && policy.genericAfter.map { Int(record.degree) > $0 } == true
+            if record.isGeneric != shouldBeGeneric {
+                fail(2, "node \(id) is \(record.isGeneric ? "" : "not ")generic with degree \(record.degree) and generic_after \(policy.genericAfter.map(String.init) ?? "unset")")
+            }
+        }
 
         // Entities.
         var live: [EntityID: (size: UInt64, summary: Summary)] = [:]
@@ -200,6 +208,8 @@ struct Checker {
         if stats.entities != live.count { fail(7, "counter says \(stats.entities) entities, store has \(live.count)") }
         if stats.links * 2 != edgeEntries { fail(7, "counter says \(stats.links) links, store has \(edgeEntries / 2)") }
         if stats.events != eventCount { fail(7, "counter says \(stats.events) events, store has \(eventCount)") }
+        let genericCount = nodes.values.filter(\.isGeneric).count
+        if stats.genericIdentifiers != genericCount { fail(7, "counter says \(stats.genericIdentifiers) generic identifiers, store has \(genericCount)") }
         return violations
     }
 }

@@ -255,12 +255,9 @@ public final class GraphReader {
         try forEachEntity { info in
             if info.size > stats.largestEntitySize { stats.largestEntitySize = info.size; stats.largestEntity = info.id }
         }
-        try txn.forEach(db.node) { _, value in
-            let record = try NodeRecord(bytes: value)
-            if record.isGeneric { stats.genericIdentifiers += 1 }
-            if record.entity == 0 { stats.identifiersWithoutEntity += 1 }
-            return true
-        }
+        stats.genericIdentifiers = Int(counters.generic)
+        // Identifiers in no entity: all identifiers minus the members of live entities.
+        stats.identifiersWithoutEntity = stats.identifiers - (try txn.entryCount(db.member))
         stats.identifierTypes = catalog.typeNames.count
         return stats
     }

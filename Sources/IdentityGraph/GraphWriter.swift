@@ -23,6 +23,8 @@ final class GraphWriter {
     private var unlinkedExist: Bool
     /// Per type id: is the type's role `merge`? Extended as types are interned.
     private var mergeTypes: [Bool] = []
+    /// Per type id: the `generic_after` threshold, if any.
+    private var genericThresholds: [UInt32?] = []
     /// Nodes and entities whose first/last seen must be recomputed after a subtraction.
     private var staleNodeBounds: Set<NodeID> = []
     private var staleEntityBounds: Set<EntityID> = []
@@ -68,7 +70,9 @@ final class GraphWriter {
 
     private func refreshMergeTypes() {
         while mergeTypes.count < catalog.typeNames.count {
-            mergeTypes.append(catalog.policy(ofType: UInt16(mergeTypes.count)).role == .merge)
+            let policy = catalog.policy(ofType: UInt16(mergeTypes.count))
+            mergeTypes.append(policy.role == .merge)
+            genericThresholds.append(policy.role == .merge ? policy.genericAfter.map { UInt32(clamping: $0) } : nil)
         }
     }
 
@@ -189,6 +193,7 @@ final class GraphWriter {
 
     /// Recomputes first/last seen where a subtraction removed a bound.
     private func fixStaleBounds() throws {
+        if staleNodeBounds.isEmpty && staleEntityBounds.isEmpty { return }
         for node in staleNodeBounds {
             guard try txn.contains(db.node, key: node) else { continue }
             var s = try nodeSummary(node)
@@ -277,28 +282,33 @@ final class GraphWriter {
         var rv = try readNode(v)
         if isMergeType(rv.typeID) { ru.degree += 1; try writeNode(u, ru) }
         if isMergeType(ru.typeID) { rv.degree += 1; try writeNode(v, rv) }
+        // A higher degree may make either end generic (it leaves its entity).
+        try refreshGeneric(u, cause: cause, sequence: sequence)
+        try refreshGeneric(v, cause: cause, sequence: sequence)
+        ru = try readNode(u)
+        rv = try readNode(v)
         if isActive(ru) && isActive(rv) && ru.entity != rv.entity {
             try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
         }
     }
 
-    /// Takes one piece of evidence from `u–v`; when none is left the link goes. Returns the
-    /// entity to re-check for a split when an active link went.
-    private func removeEvidence(_ u: NodeID, _ v: NodeID) throws -> EntityID? {
-        guard let old = try edge(u, v) else { return nil }
+    /// Takes one piece of evidence from `u–v`; when none is left the link goes. Returns whether
+    /// an active link went (its ends must then be checked for a split).
+    private func removeEvidence(_ u: NodeID, _ v: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
+        guard let old = try edge(u, v) else { return false }
         if old.evidence > 1 {
             var new = old
             new.evidence -= 1
             try replaceEdge(u, old, with: new)
             try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
-            return nil
+            return false
         }
-        return try removeLink(u, v, entry: old)
+        return try removeLink(u, v, entry: old, cause: cause, sequence: sequence)
     }
 
-    /// Removes the link `u–v` with all its evidence. Returns the entity to re-check for a split
-    /// when the link was active.
-    private func removeLink(_ u: NodeID, _ v: NodeID, entry: EdgeEntry) throws -> EntityID? {
+    /// Removes the link `u–v` with all its evidence. Returns whether it was active (its ends must
+    /// then be checked for a split); a lower degree may turn either end back from generic.
+    private func removeLink(_ u: NodeID, _ v: NodeID, entry: EdgeEntry, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
         try txn.delete(db.adjacency, key: u, value: entry)
         try txn.delete(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags))
         counters.links -= 1
@@ -307,7 +317,65 @@ final class GraphWriter {
         if isMergeType(rv.typeID) { ru.degree -= 1; try writeNode(u, ru) }
         if isMergeType(ru.typeID) { rv.degree -= 1; try writeNode(v, rv) }
         let active = isActive(ru) && isActive(rv) && entry.flags & EdgeEntry.refusedFlag == 0
-        return active ? ru.entity : nil
+        try refreshGeneric(u, cause: cause, sequence: sequence)
+        try refreshGeneric(v, cause: cause, sequence: sequence)
+        return active
+    }
+
+    // MARK: - Generic values
+
+    /// Makes a node generic exactly while its degree exceeds its type's `generic_after` (SPEC.md):
+    /// a value turning generic leaves its entity, which splits where it held it together; a
+    /// value turning back joins the entities of its active neighbours.
+    private func refreshGeneric(_ node: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        var record = try readNode(node)
+        guard let threshold = genericThresholds[Int(record.typeID)] else { return }
+        let generic = record.degree > threshold
+        guard generic != record.isGeneric else { return }
+        if generic {
+            let entity = record.entity
+            var neighbours: [NodeID] = []
+            try forEachActiveNeighbour(of: node) { neighbours.append($0) }
+            record.flags |= NodeRecord.genericFlag
+            record.entity = 0
+            try writeNode(node, record)
+            try txn.delete(db.member, key: entity, value: node)
+            var e = try readEntity(entity)
+            e.size -= 1
+            e.updated = now
+            counters.generic += 1
+            if e.size == 0 {
+                try txn.put(db.entity, key: entity, value: EntityRecord.erased(at: now).bytes)
+                staleEntityBounds.remove(entity)
+                counters.entities -= 1
+            } else {
+                if e.summary.subtract(try nodeSummary(node)) { staleEntityBounds.insert(entity) }
+                try writeEntity(entity, e)
+            }
+            try recordHistory(.demoted, cause: cause, sequence: sequence, entities: [entity])
+            report.demotions += 1
+            try separate(seeds: neighbours, cause: cause, sequence: sequence)
+        } else {
+            try fixStaleBounds()  // the new entity starts from the node's summary
+            let id = counters.nextID
+            counters.nextID += 1
+            record.flags &= ~NodeRecord.genericFlag
+            record.entity = id
+            try writeNode(node, record)
+            try txn.put(db.member, key: id, value: node)
+            try txn.put(db.entity, key: id, value: EntityRecord.live(size: 1, created: now, updated: now, summary: try nodeSummary(node)).bytes)
+            counters.entities += 1
+            counters.generic -= 1
+            try recordHistory(.promoted, cause: cause, sequence: sequence, entities: [id])
+            report.promotions += 1
+            var neighbours: [NodeID] = []
+            try forEachActiveNeighbour(of: node) { neighbours.append($0) }
+            for w in neighbours {
+                let mine = try readNode(node).entity
+                let theirs = try readNode(w).entity
+                if mine != theirs { try merge(mine, theirs, cause: cause, sequence: sequence) }
+            }
+        }
     }
 
     /// Calls `body` with each neighbour joined to `node` by an active link.
@@ -326,6 +394,8 @@ final class GraphWriter {
     /// Merges two entities: the smaller one's members move to the larger (union by size), its
     /// summary folds in, and its id becomes a redirect.
     private func merge(_ a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        // A fold must never carry bounds that a subtraction made stale.
+        try fixStaleBounds()
         let ea = try readEntity(a)
         let eb = try readEntity(b)
         let keepA = ea.size > eb.size || (ea.size == eb.size && a < b)
@@ -364,13 +434,22 @@ final class GraphWriter {
     /// A search that runs out of nodes without meeting another is a complete part and splits off;
     /// when one search is left, it keeps the old id without being explored further. So the cost
     /// follows the parts that split off, not the part that stays.
-    private func separate(_ entity: EntityID, seeds candidates: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        var seeds: [NodeID] = []
-        for node in candidates where !seeds.contains(node) {
-            guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }) else { continue }
-            if isActive(record) && record.entity == entity { seeds.append(node) }
+    ///
+    /// Seeds are grouped by the entity they belong to now (merges and generic-value changes
+    /// earlier in the same operation may have relabelled them); nodes no longer active are skipped.
+    private func separate(seeds candidates: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        var groups: [EntityID: [NodeID]] = [:]
+        for node in candidates {
+            guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }),
+                  isActive(record), groups[record.entity]?.contains(node) != true else { continue }
+            groups[record.entity, default: []].append(node)
         }
-        guard seeds.count > 1 else { return }
+        for (entity, seeds) in groups.sorted(by: { $0.key < $1.key }) where seeds.count > 1 {
+            try separate(entity, seeds: seeds, cause: cause, sequence: sequence)
+        }
+    }
+
+    private func separate(_ entity: EntityID, seeds: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
         try fixStaleBounds()
 
         var searches = seeds.map { Search(nodes: [$0], pending: [$0]) }
@@ -516,12 +595,12 @@ final class GraphWriter {
             report.unknownUnlinks += 1
             return
         }
-        let entity = try removeLink(u, v, entry: entry)
+        let wasActive = try removeLink(u, v, entry: entry, cause: .unlink, sequence: 0)
         // Events stored before this point no longer count as evidence for the pair.
         try txn.put(db.unlinked, key: Keys.pair(u, v), value: counters.nextSequence)
         unlinkedExist = true
         report.unlinks += 1
-        if let entity { try separate(entity, seeds: [u, v], cause: .unlink, sequence: 0) }
+        if wasActive { try separate(seeds: [u, v], cause: .unlink, sequence: 0) }
     }
 
     /// Whether the event with `sequence` still counts as evidence for the pair (no unlink since).
@@ -541,12 +620,12 @@ final class GraphWriter {
             report.unknownRetracts += 1
             return
         }
-        var toCheck: [EntityID: [NodeID]] = [:]
+        var seeds: [NodeID] = []
         for i in event.nodes.indices {
             for j in (i + 1)..<event.nodes.count {
                 let (u, v) = (event.nodes[i], event.nodes[j])
                 guard try stillEvidence(u, v, sequence: sequence) else { continue }
-                if let entity = try removeEvidence(u, v) { toCheck[entity, default: []] += [u, v] }
+                if try removeEvidence(u, v, cause: .retract, sequence: sequence) { seeds += [u, v] }
             }
         }
         let entry = Keys.timelineEntry(timestamp: event.timestamp, sequence: sequence)
@@ -555,9 +634,7 @@ final class GraphWriter {
         try removeContribution(event)
         counters.events -= 1
         report.retracted += 1
-        for (entity, seeds) in toCheck.sorted(by: { $0.key < $1.key }) {
-            try separate(entity, seeds: seeds, cause: .retract, sequence: sequence)
-        }
+        try separate(seeds: seeds, cause: .retract, sequence: sequence)
     }
 
     private func applyForget(_ id: Identifier?) throws {
@@ -621,6 +698,7 @@ final class GraphWriter {
         try txn.delete(db.node, key: x)
         if let key = identKey(id) { try txn.delete(db.ident, key: key) }
         counters.identifiers -= 1
+        if record.isGeneric { counters.generic -= 1 }
         report.forgotten += 1
         if entity != 0 {
             try txn.delete(db.member, key: entity, value: x)
@@ -632,13 +710,15 @@ final class GraphWriter {
                 staleEntityBounds.remove(entity)
                 counters.entities -= 1
                 try recordHistory(.erased, cause: .forget, sequence: 0, entities: [entity])
-                return
+            } else {
+                try writeEntity(entity, e)
+                try recordHistory(.forget, cause: .forget, sequence: 0, entities: [entity])
+                try separate(seeds: seeds, cause: .forget, sequence: 0)
             }
-            try writeEntity(entity, e)
-            try recordHistory(.forget, cause: .forget, sequence: 0, entities: [entity])
-            try separate(entity, seeds: seeds, cause: .forget, sequence: 0)
         } else {
             try recordHistory(.forget, cause: .forget, sequence: 0, entities: [])
         }
+        // Neighbours lost a link: a generic one may turn back.
+        for entry in entries { try refreshGeneric(entry.neighbour, cause: .forget, sequence: 0) }
     }
 }

@@ -80,6 +80,10 @@ public struct ApplyReport: Sendable, Equatable {
     public var merges = 0
     /// Entities split off.
     public var splits = 0
+    /// Values that turned generic (their degree passed `generic_after`).
+    public var demotions = 0
+    /// Generic values whose degree fell back (they merge again).
+    public var promotions = 0
 
     /// An empty report.
     public init() {}
@@ -103,6 +107,8 @@ public struct ApplyReport: Sendable, Equatable {
         r.eventsErased = eventsErased - other.eventsErased
         r.merges = merges - other.merges
         r.splits = splits - other.splits
+        r.demotions = demotions - other.demotions
+        r.promotions = promotions - other.promotions
         return r
     }
 
@@ -124,5 +130,7 @@ public struct ApplyReport: Sendable, Equatable {
         eventsErased += other.eventsErased
         merges += other.merges
         splits += other.splits
+        demotions += other.demotions
+        promotions += other.promotions
     }
 }

@@ -191,6 +191,10 @@ public struct HistoryRecord: Equatable, Sendable {
         case forget = 3
         /// `entities[0]` lost its last identifier.
         case erased = 4
+        /// An identifier of `entities[0]` turned generic and left it.
+        case demoted = 5
+        /// A generic identifier turned back and started `entities[0]` (then merged as linked).
+        case promoted = 6
     }
     /// What caused it.
     public enum Cause: UInt8, Sendable {

@@ -338,6 +338,8 @@ private struct Query {
                 case .split: what = "entit\(r.entities.count > 2 ? "ies" : "y") \(r.entities.dropFirst().map(String.init).joined(separator: ", ")) split off from \(r.entities[0])"
                 case .forget: what = r.entities.isEmpty ? "an identifier in no entity was erased" : "an identifier of \(r.entities[0]) was erased"
                 case .erased: what = "entity \(r.entities[0]) lost its last identifier"
+                case .demoted: what = "an identifier of \(r.entities[0]) turned generic (generic_after) and left it"
+                case .promoted: what = "a generic identifier turned back and started entity \(r.entities[0])"
                 }
                 let cause: String
                 switch r.cause {

@@ -93,6 +93,7 @@ struct Load: ParsableCommand {
                 ("files", summary.files), ("lines", summary.lines), ("records", summary.records),
                 ("events_stored", r.eventsStored), ("duplicate_events", r.duplicateEvents),
                 ("identifiers_created", r.identifiersCreated), ("merges", r.merges), ("splits", r.splits),
+                ("demotions", r.demotions), ("promotions", r.promotions),
                 ("links_asserted", r.linksAsserted), ("unlinks", r.unlinks), ("forgotten", r.forgotten),
                 ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
                 ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
@@ -110,7 +111,7 @@ struct Load: ParsableCommand {
         print("loaded \(summary.records) records from \(summary.files) file\(summary.files == 1 ? "" : "s") in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s)")
         print("  events: \(r.eventsStored) stored, \(r.duplicateEvents) duplicate event_id skipped, \(r.eventsWithoutIdentifiers) without identifiers")
         print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped")
-        print("  entities: \(r.merges) merges, \(r.splits) splits")
+        print("  entities: \(r.merges) merges, \(r.splits) splits\(r.demotions + r.promotions > 0 ? ", \(r.demotions) values turned generic, \(r.promotions) turned back" : "")")
         print("  control: \(r.linksAsserted) links, \(r.unlinks) unlinks (\(r.unknownUnlinks) unknown), \(r.forgotten) forgotten (\(r.unknownForgets) unknown), \(r.retracted) retracted (\(r.unknownRetracts) unknown)")
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
         if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }

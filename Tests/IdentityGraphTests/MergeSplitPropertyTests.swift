@@ -15,6 +15,8 @@ import Testing
         var batchEnds: [Int]
         var reopenAfter: Set<Int>
         var tinyMap: Bool
+        /// Policies laid over the built-in schema (generic_after on some merge types).
+        var schema: Schema?
         var description: String { "\(operations.count) operations in \(batchEnds.count) batches" }
     }
 
@@ -84,13 +86,20 @@ import Testing
             ends.append(position)
         }
         let reopen = Set(ends.indices.filter { _ in Int.random(in: 0..<5, using: &rng) == 0 })
-        return Scenario(operations: ops, batchEnds: ends, reopenAfter: reopen, tinyMap: Int.random(in: 0..<10, using: &rng) == 0)
+        var schema: Schema?
+        if Int.random(in: 0..<3, using: &rng) == 0 {
+            // Shared devices and cookies: a value linked to more than N others turns generic.
+            var types: [String: TypePolicy] = ["device": TypePolicy(genericAfter: Int.random(in: 1...3, using: &rng))]
+            if Bool.random(using: &rng) { types["cookie"] = TypePolicy(genericAfter: Int.random(in: 2...4, using: &rng)) }
+            schema = Schema(types: types)
+        }
+        return Scenario(operations: ops, batchEnds: ends, reopenAfter: reopen, tinyMap: Int.random(in: 0..<10, using: &rng) == 0, schema: schema)
     }
 
     /// Runs one scenario and returns a description of the first disagreement (nil when none).
     static func run(_ scenario: Scenario) throws -> String? {
-        let db = try TemporaryDatabase(mapSize: scenario.tinyMap ? 64 * 1024 : 1 << 22)
-        var oracle = Oracle()
+        let db = try TemporaryDatabase(mapSize: scenario.tinyMap ? 64 * 1024 : 1 << 22, schema: scenario.schema)
+        var oracle = Oracle(schema: scenario.schema.map { Schema.builtIn(overriddenBy: $0) } ?? .builtIn)
         var start = 0
         let now: Int64 = 1_700_000_000_000
         for (b, end) in scenario.batchEnds.enumerated() {
@@ -119,6 +128,8 @@ import Testing
             if stats.events != oracle.liveEventCount { return "after batch \(b): \(stats.events) events, oracle has \(oracle.liveEventCount)" }
             if stats.identifiers != oracle.identifiers.count { return "after batch \(b): \(stats.identifiers) identifiers, oracle has \(oracle.identifiers.count)" }
             if stats.links != oracle.linkCount { return "after batch \(b): \(stats.links) links, oracle has \(oracle.linkCount)" }
+            let generic = oracle.genericIdentifiers().count
+            if stats.genericIdentifiers != generic { return "after batch \(b): \(stats.genericIdentifiers) generic identifiers, oracle has \(generic)" }
             for group in oracle.partition() {
                 let any = group.first!
                 guard let node = try reader.node(of: any), let entity = try reader.nodeInfo(node)?.entity,

@@ -81,7 +81,38 @@ struct Oracle {
         return n
     }
 
-    /// Entities: union-find over merge-type pairs with surviving evidence.
+    /// Pairs with surviving evidence: events and link records after the pair's last unlink,
+    /// counted in one pass.
+    func livePairs() -> [Set<Identifier>] {
+        var counts: [Set<Identifier>: Int] = [:]
+        for e in events.values {
+            for i in e.ids.indices {
+                for j in e.ids.indices where i < j {
+                    let pair: Set<Identifier> = [e.ids[i], e.ids[j]]
+                    if e.index > unlinkMark[pair] ?? 0 { counts[pair, default: 0] += 1 }
+                }
+            }
+        }
+        for l in linkRecords where l.index > unlinkMark[l.pair] ?? 0 { counts[l.pair, default: 0] += 1 }
+        return counts.filter { $0.value > 0 }.map(\.key)
+    }
+
+    /// Generic values: merge-type identifiers linked to more distinct merge-type identifiers
+    /// than their type's `generic_after`.
+    func genericIdentifiers() -> Set<Identifier> {
+        var degree: [Identifier: Int] = [:]
+        for pair in livePairs() {
+            let m = Array(pair)
+            if role(m[1]) == .merge { degree[m[0], default: 0] += 1 }
+            if role(m[0]) == .merge { degree[m[1], default: 0] += 1 }
+        }
+        return Set(degree.compactMap { id, d in
+            guard role(id) == .merge, let limit = schema.policy(for: id.type).genericAfter, d > limit else { return nil }
+            return id
+        })
+    }
+
+    /// Entities: union-find over links between merge-type, non-generic identifiers.
     func partition() -> [Set<Identifier>] {
         var parent: [Identifier: Identifier] = [:]
         func find(_ x: Identifier) -> Identifier {
@@ -89,15 +120,11 @@ struct Oracle {
             while let p = parent[x], p != x { x = p }
             return x
         }
-        for id in identifiers where role(id) == .merge { parent[id] = id }
-        var pairs: Set<Set<Identifier>> = []
-        for e in events.values {
-            for i in e.ids.indices { for j in e.ids.indices where i < j { pairs.insert([e.ids[i], e.ids[j]]) } }
-        }
-        for l in linkRecords { pairs.insert(l.pair) }
-        for pair in pairs {
+        let generic = genericIdentifiers()
+        for id in identifiers where role(id) == .merge && !generic.contains(id) { parent[id] = id }
+        for pair in livePairs() {
             let m = Array(pair)
-            guard role(m[0]) == .merge, role(m[1]) == .merge, evidence(for: pair) > 0 else { continue }
+            guard parent[m[0]] != nil, parent[m[1]] != nil else { continue }
             let (ra, rb) = (find(m[0]), find(m[1]))
             if ra != rb { parent[ra] = rb }
         }
@@ -128,10 +155,5 @@ struct Oracle {
     }
 
     var liveEventCount: Int { events.count }
-    var linkCount: Int {
-        var pairs: Set<Set<Identifier>> = []
-        for e in events.values { for i in e.ids.indices { for j in e.ids.indices where i < j { pairs.insert([e.ids[i], e.ids[j]]) } } }
-        for l in linkRecords { pairs.insert(l.pair) }
-        return pairs.filter { evidence(for: $0) > 0 }.count
-    }
+    var linkCount: Int { livePairs().count }
 }
