@@ -19,8 +19,11 @@ public final class Cursor {
     deinit { close() }
 
     /// Releases the cursor; later moves throw ``LMDBError/transactionFinished``.
+    ///
+    /// LMDB frees a write transaction's cursors when the transaction ends, so a cursor that
+    /// outlived its write transaction is only forgotten here: closing it again would free it twice.
     public func close() {
-        if let handle { mdb_cursor_close(handle) }
+        if let handle, !(transaction is WriteTransaction && transaction.isFinished) { mdb_cursor_close(handle) }
         handle = nil
     }
 

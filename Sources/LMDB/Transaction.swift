@@ -20,6 +20,9 @@ public class ReadTransaction {
         }
     }
 
+    /// Whether the transaction has committed or aborted.
+    var isFinished: Bool { _handle == nil }
+
     func finish(commit: Bool) {
         guard let txn = _handle else { return }
         _handle = nil

@@ -70,6 +70,23 @@ final class TemporaryEnvironment {
         #expect(throws: LMDBError.transactionFinished) { try escapedReader!.value(db, key: UInt64(1)) }
     }
 
+    @Test func aCursorThatOutlivesItsWriteTransactionIsSafe() throws {
+        let t = try TemporaryEnvironment()
+        let db = try t.environment.database("kv")
+        var escaped: Cursor?
+        try t.environment.write { txn throws in
+            try txn.put(db, key: UInt64(1), value: [1])
+            escaped = try txn.cursor(db)  // left open: LMDB frees it at commit
+        }
+        #expect(throws: LMDBError.transactionFinished) { try escaped!.first() }
+        escaped = nil  // releasing it must not free LMDB's memory a second time
+        var escapedRead: Cursor?
+        try t.environment.read { txn throws in escapedRead = try txn.cursor(db) }
+        #expect(throws: LMDBError.transactionFinished) { try escapedRead!.first() }
+        escapedRead = nil  // a read cursor is closed by us, after its transaction: allowed by LMDB
+        #expect(try t.environment.read { try $0.value(db, key: UInt64(1)) } == [1])
+    }
+
     @Test func sortedDuplicatesWithFixedSize() throws {
         let t = try TemporaryEnvironment()
         let db = try t.environment.database("dups", flags: [.create, .dupSort, .dupFixed])
