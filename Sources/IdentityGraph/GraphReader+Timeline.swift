@@ -91,13 +91,14 @@ extension GraphReader {
     /// The stored event with the caller's `event_id`; `nil` when unknown, or retracted or erased
     /// (then ``eventIDIsKnown(_:)`` still says the id was seen).
     public func event(withID id: [UInt8]) throws -> StoredEvent? {
-        guard let sequence = try txn.withValue(db.eventKey, key: Keys.eventKey(id), { $0.map { $0.loadBigEndianUInt64(at: 0) } }) else { return nil }
+        guard !id.isEmpty, let sequence = try txn.withValue(db.eventKey, key: Keys.eventKey(id), { $0.map { $0.loadBigEndianUInt64(at: 0) } }) else { return nil }
         return try event(sequence)
     }
 
     /// Whether an event with this `event_id` was ever stored (replays of it are skipped).
     public func eventIDIsKnown(_ id: [UInt8]) throws -> Bool {
-        try txn.contains(db.eventKey, key: Keys.eventKey(id))
+        guard !id.isEmpty else { return false }
+        return try txn.contains(db.eventKey, key: Keys.eventKey(id))
     }
 
     /// Number of events naming a node.

@@ -527,7 +527,7 @@ final class GraphWriter {
     private func applyEvent(_ event: PreparedEvent) throws {
         let input = event.input
         var eventKey: [UInt8]?
-        if let id = input.eventID {
+        if let id = input.eventID, !id.isEmpty {
             let key = Keys.eventKey(id)
             if try txn.contains(db.eventKey, key: key) { report.duplicateEvents += 1; return }
             eventKey = key
@@ -555,7 +555,7 @@ final class GraphWriter {
         let timestamp = input.timestamp ?? now
         let record = EventRecord(
             timestamp: timestamp, typeID: catalog.internEventType(input.type), sourceID: catalog.internSource(input.source),
-            anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: input.eventID ?? [], props: input.props)
+            anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props)
         try txn.put(db.event, key: sequence, value: record.bytes, flags: .append)
         if let eventKey { try txn.put(db.eventKey, key: eventKey, value: sequence) }
         let entry = Keys.timelineEntry(timestamp: timestamp, sequence: sequence)
@@ -615,7 +615,7 @@ final class GraphWriter {
     }
 
     private func applyRetract(_ eventID: [UInt8]) throws {
-        guard let sequence = try txn.withValue(db.eventKey, key: Keys.eventKey(eventID), { $0.map { $0.loadBigEndianUInt64(at: 0) } }),
+        guard !eventID.isEmpty, let sequence = try txn.withValue(db.eventKey, key: Keys.eventKey(eventID), { $0.map { $0.loadBigEndianUInt64(at: 0) } }),
               let event = try loadEvent(sequence) else {
             report.unknownRetracts += 1
             return

@@ -102,9 +102,11 @@ private struct Fields {
 
     mutating func read(_ key: [UInt8], from s: inout JSONScanner) throws {
         switch key {
-        case kEventID: eventID = try idText(&s, field: "event_id")
+        case kEventID: eventID = try optionalIDText(&s, field: "event_id")
         case kTs:
             switch try s.nextKind() {
+            case .null:
+                try s.readNull()
             case .string:
                 let text = try s.readString()
                 guard let ms = Timestamp.parseRFC3339(text) else { throw LineError.badTimestamp(String(decoding: text, as: UTF8.self)) }
@@ -118,8 +120,8 @@ private struct Fields {
             default:
                 throw LineError.wrongType(field: "ts", expected: "an RFC 3339 string or epoch milliseconds")
             }
-        case kType: type = try string(&s, field: "type")
-        case kSource: source = try string(&s, field: "source")
+        case kType: type = try optionalString(&s, field: "type")
+        case kSource: source = try optionalString(&s, field: "source")
         case kIds:
             guard try s.nextKind() == .object else {
                 throw LineError.wrongType(field: "ids", expected: "an object of identifier type → string or array of strings")
@@ -141,6 +143,7 @@ private struct Fields {
             }
             identifiers = list
         case kProps:
+            if try s.nextKind() == .null { try s.readNull(); return }
             guard try s.nextKind() == .object else { throw LineError.wrongType(field: "props", expected: "an object") }
             let raw = s.slice(try s.skipValue())  // validated by the skip
             props = raw
@@ -193,6 +196,13 @@ private struct Fields {
         default:
             try s.skipValue()
         }
+    }
+
+    /// A string, or `nil` for `null` or an empty string (optional fields).
+    func optionalString(_ s: inout JSONScanner, field: String) throws -> [UInt8]? {
+        if try s.nextKind() == .null { try s.readNull(); return nil }
+        let value = try string(&s, field: field)
+        return value.isEmpty ? nil : value
     }
 
     func string(_ s: inout JSONScanner, field: String) throws -> [UInt8] {
@@ -268,7 +278,7 @@ private struct Fields {
             case Array("unlink".utf8): return .unlink(try identifier(a, field: "a"), try identifier(b, field: "b"))
             case Array("forget".utf8): return .forget(try identifier(id, field: "id"))
             case Array("retract".utf8):
-                guard let eventID else { throw LineError.missingField("event_id") }
+                guard let eventID, !eventID.isEmpty else { throw LineError.missingField("event_id") }
                 return .retract(eventID: eventID)
             default: throw LineError.unknownOp(String(decoding: op, as: UTF8.self))
             }

@@ -36,10 +36,21 @@ struct CLI {
         let input = Pipe()
         process.standardInput = input
         try process.run()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        // Feed standard input while draining both outputs: a child that writes more than a pipe
+        // holds before it has read all its input would otherwise deadlock with us.
+        let group = DispatchGroup()
+        let writer = input.fileHandleForWriting
+        let payload = Data((stdin ?? "").utf8)
+        DispatchQueue.global().async(group: group) {
+            writer.write(payload)
+            try? writer.close()
+        }
+        final class Box: @unchecked Sendable { var data = Data() }
+        let outBox = Box(), errBox = Box()
+        DispatchQueue.global().async(group: group) { outBox.data = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errBox.data = err.fileHandleForReading.readDataToEndOfFile() }
+        group.wait()
+        let outData = outBox.data, errData = errBox.data
         process.waitUntilExit()
         return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }

@@ -207,6 +207,14 @@ import Testing
         }
     }
 
+    @Test func anEmptyEventIDIsNoEventID() throws {
+        let db = try TemporaryDatabase()
+        let report = try db.graph.apply([event("email:a@x.com", id: ""), event("email:a@x.com", id: ""), retract("")])
+        #expect(report.eventsStored == 2)  // not deduplicated: an empty id names nothing
+        #expect(report.unknownRetracts == 1)
+        #expect(try db.graph.check().isEmpty)
+    }
+
     @Test func duplicateEventIDsInOneBatchAreSkipped() throws {
         let db = try TemporaryDatabase()
         let report = try db.graph.apply([event("email:a@x.com", "cookie:c-1", id: "e1"), event("email:b@x.com", "cookie:c-1", id: "e1")])

@@ -26,6 +26,17 @@ import Testing
         #expect(e.props.isEmpty)
     }
 
+    @Test func nullOptionalFieldsAndEmptyEventIDsMeanAbsent() throws {
+        guard case .event(let e) = try parse(#"{"event_id":null,"ts":null,"type":null,"source":null,"props":null,"ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
+        #expect(e.eventID == nil)
+        #expect(e.timestamp == nil)
+        #expect(e.type == Array("event".utf8))
+        #expect(e.props.isEmpty)
+        guard case .event(let empty) = try parse(#"{"event_id":"","ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
+        #expect(empty.eventID == nil)
+        #expect(throws: LineError.missingField("event_id")) { try parse(#"{"op":"retract","event_id":""}"#) }
+    }
+
     @Test func epochMillisecondsAndNumericEventIDs() throws {
         guard case .event(let e) = try parse(#"{"event_id":17,"ts":1714564800123,"ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
         #expect(e.timestamp == 1_714_564_800_123)
