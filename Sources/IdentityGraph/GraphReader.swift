@@ -226,6 +226,19 @@ public final class GraphReader {
 
     // MARK: history
 
+    /// Calls `body` with every lineage record from sequence number `first` on, oldest first,
+    /// until it returns `false` (the change feed).
+    public func forEachHistory(from first: UInt64, _ body: (UInt64, HistoryRecord) throws -> Bool) throws {
+        let cursor = try txn.cursor(db.history)
+        defer { cursor.close() }
+        var more = try cursor.seek(atOrAfter: first)
+        while more {
+            let (sequence, record) = try cursor.withCurrent { key, value in (key.loadBigEndianUInt64(at: 0), try HistoryRecord(bytes: value)) }
+            if try !body(sequence, record) { return }
+            more = try cursor.next()
+        }
+    }
+
     /// Lineage records, oldest first, optionally only those naming `entity`.
     public func history(of entity: EntityID? = nil) throws -> [(sequence: UInt64, record: HistoryRecord)] {
         var result: [(UInt64, HistoryRecord)] = []

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import IdentityGraph
+
+struct Changes: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print merges, splits, generic-value changes and erasures as NDJSON, in order (a change feed).",
+        discussion: """
+            One JSON object per line:
+              {"seq":12,"time":"2024-05-01T12:00:00.000Z","kind":"merge","entities":[7,9],"cause":"event","cause_event":42}
+            kind: merge (entities[1] merged into entities[0]), split (entities[1...] split off from
+            entities[0]), demoted / promoted (a value turned generic / back), forget, erased.
+            Downstream systems keep the last seq they applied and ask for --since seq+1.
+            --follow keeps printing new records as they are committed (Ctrl-C to stop).
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "First sequence number to print.") var since: UInt64 = 1
+    @Flag(help: "Keep waiting for new records.") var follow = false
+    @Option(help: "With --follow, how often to look for new records, in milliseconds.") var pollMillis = 200
+
+    func run() throws {
+        let graph = try database.open()
+        var next = since
+        repeat {
+            var out = ""
+            try graph.read { reader in
+                try reader.forEachHistory(from: next) { sequence, record in
+                    out += Self.json(sequence, record) + "\n"
+                    next = sequence + 1
+                    return true
+                }
+            }
+            if !out.isEmpty { FileHandle.standardOutput.write(Data(out.utf8)) }
+            if follow { usleep(UInt32(max(10, pollMillis)) * 1000) }
+        } while follow
+    }
+
+    static func json(_ sequence: UInt64, _ r: HistoryRecord) -> String {
+        let kind: String
+        switch r.kind {
+        case .merge: kind = "merge"
+        case .split: kind = "split"
+        case .forget: kind = "forget"
+        case .erased: kind = "erased"
+        case .demoted: kind = "demoted"
+        case .promoted: kind = "promoted"
+        }
+        let cause: String
+        switch r.cause {
+        case .event: cause = "event"
+        case .link: cause = "link"
+        case .unlink: cause = "unlink"
+        case .forget: cause = "forget"
+        case .retract: cause = "retract"
+        }
+        var fields = "\"seq\":\(sequence),\"time\":\"\(Timestamp.format(r.time))\",\"kind\":\"\(kind)\",\"entities\":[\(r.entities.map(String.init).joined(separator: ","))],\"cause\":\"\(cause)\""
+        if r.causeSequence != 0 { fields += ",\"cause_event\":\(r.causeSequence)" }
+        return "{" + fields + "}"
+    }
+}
+
+struct Compact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Rewrite the database without free pages, so that no byte of an erased value survives.",
+        discussion: """
+            LMDB reuses freed pages but does not wipe them: after `forget`, bytes of the erased \
+            identifier can remain in free pages of data.mdb until they are overwritten. compact \
+            writes a compacted copy (like mdb_copy -c), checks it, and swaps it in; the old file is \
+            removed. Run it while no other process has the database open.
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        let path = database.path
+        let fm = FileManager.default
+        let temporary = path + ".compacting"
+        let previous = path + ".before-compact"
+        try? fm.removeItem(atPath: temporary)
+        try fm.createDirectory(atPath: temporary, withIntermediateDirectories: false)
+        let before: Int
+        do {
+            let graph = try database.open()
+            before = (try fm.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int) ?? 0
+            try graph.copy(to: temporary, compact: true)
+        }
+        // The copy must be a sound database before it replaces the original.
+        let copy = try IdentityGraph.open(at: temporary)
+        let violations = try copy.check()
+        guard violations.isEmpty else {
+            try? fm.removeItem(atPath: temporary)
+            throw ValidationError("the compacted copy failed its check (\(violations.first!)); the database was left as it was")
+        }
+        try? fm.removeItem(atPath: previous)
+        try fm.moveItem(atPath: path, toPath: previous)
+        try fm.moveItem(atPath: temporary, toPath: path)
+        // Keep files the database directory held besides LMDB's (e.g. rejects.ndjson).
+        for name in (try? fm.contentsOfDirectory(atPath: previous)) ?? [] where name != "data.mdb" && name != "lock.mdb" {
+            try? fm.moveItem(atPath: previous + "/" + name, toPath: path + "/" + name)
+        }
+        try fm.removeItem(atPath: previous)
+        let after = (try fm.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int) ?? 0
+        print(String(format: "compacted %@: %.1f MiB → %.1f MiB; check passed", path, Double(before) / 1_048_576, Double(after) / 1_048_576))
+    }
+}
