@@ -49,6 +49,9 @@ final class GraphWriter {
         refreshMergeTypes()
     }
 
+    /// The sequence number the next history record will get.
+    var nextHistorySequence: UInt64 { counters.nextHistory }
+
     /// Writes counters and (when changed) the catalog.
     func finish() throws {
         if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }

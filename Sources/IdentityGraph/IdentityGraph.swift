@@ -183,6 +183,49 @@ public final class IdentityGraph: Sendable {
         return results
     }
 
+    /// What operations would do, found by applying them in a write transaction that is then
+    /// aborted: exact (the same code path as a real write) and nothing is kept.
+    public func preview(_ operations: [GraphOperation], now: Int64? = nil) throws -> Preview {
+        let prepared = try prepare(operations)
+        let time = now ?? currentTimeMillis()
+        let startCatalog = cachedCatalog.withLock { $0 }
+        struct Abort: Error { let preview: Preview }
+        do {
+            try environment.write { txn -> Void in
+                let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+                let firstHistory = writer.nextHistorySequence
+                var before: [Identifier: EntityID] = [:]
+                var known: Set<Identifier> = []
+                let named = prepared.flatMap(\.identifiers)
+                for id in named {
+                    guard let node = try writer.nodeID(of: id) else { continue }
+                    known.insert(id)
+                    let e = try writer.readNode(node).entity
+                    if e != 0 { before[id] = e }
+                }
+                for op in prepared { try writer.apply(op) }
+                var after: [Identifier: EntityID] = [:]
+                for id in named {
+                    guard let node = try writer.nodeID(of: id) else { continue }
+                    let e = try writer.readNode(node).entity
+                    if e != 0 { after[id] = e }
+                }
+                var history: [HistoryRecord] = []
+                try txn.forEach(databases.history) { key, value in
+                    if key.loadBigEndianUInt64(at: 0) >= firstHistory { history.append(try HistoryRecord(bytes: value)) }
+                    return true
+                }
+                let identifiers = named.map { id in
+                    Preview.IdentifierChange(identifier: id, known: known.contains(id), entityBefore: before[id], entityAfter: after[id])
+                }
+                throw Abort(preview: Preview(report: writer.report, history: history, identifiers: identifiers))
+            }
+        } catch let abort as Abort {
+            return abort.preview
+        }
+        preconditionFailure("a preview always aborts its transaction")
+    }
+
     static let userMetaPrefix = "user:"
 
     /// A metadata value written with ``apply(prepared:now:metadata:)``, or `nil`.
@@ -270,6 +313,39 @@ extension PreparedOperation {
         case .link(let a, let b), .unlink(let a, let b): return a ?? b
         case .forget: return nil
         case .retract: return nil
+        }
+    }
+}
+
+/// What operations would do (``IdentityGraph/preview(_:now:)``); nothing of it was written.
+public struct Preview: Sendable {
+    /// One named identifier before and after.
+    public struct IdentifierChange: Sendable, Equatable {
+        /// The identifier, normalized.
+        public var identifier: Identifier
+        /// Whether the database knows it already.
+        public var known: Bool
+        /// Its entity before (nil: unknown or in no entity).
+        public var entityBefore: EntityID?
+        /// Its entity after (nil: in no entity, or erased).
+        public var entityAfter: EntityID?
+    }
+    /// The counts the operations would produce.
+    public var report: ApplyReport
+    /// The lineage records they would write (merges, splits, …).
+    public var history: [HistoryRecord]
+    /// Every identifier they name.
+    public var identifiers: [IdentifierChange]
+}
+
+extension PreparedOperation {
+    /// Every identifier the operation names.
+    var identifiers: [Identifier] {
+        switch self {
+        case .event(let e): return e.identifiers
+        case .link(let a, let b), .unlink(let a, let b): return [a, b].compactMap { $0 }
+        case .forget(let a): return [a].compactMap { $0 }
+        case .retract: return []
         }
     }
 }

@@ -67,6 +67,7 @@ public indirect enum Statement: Equatable, Sendable {
     case identifiers(Target, type: String?)
     case events(Target, type: String?, since: Int64?, until: Int64?, limit: Int?)
     case event(String)
+    case preview(String)
     case neighbors(RawIdentifier, depth: Int)
     case path(RawIdentifier, RawIdentifier)
     case history(Target)

@@ -43,9 +43,14 @@ public struct QueryResult: Equatable, Sendable {
 public struct Executor {
     /// The graph queried.
     public let graph: IdentityGraph
+    /// Turns an archive line into an operation, for `PREVIEW` (the ingest layer provides it).
+    public let recordParser: (@Sendable (String) throws -> GraphOperation)?
 
-    /// An executor over `graph`.
-    public init(graph: IdentityGraph) { self.graph = graph }
+    /// An executor over `graph`; `recordParser` enables `PREVIEW`.
+    public init(graph: IdentityGraph, recordParser: (@Sendable (String) throws -> GraphOperation)? = nil) {
+        self.graph = graph
+        self.recordParser = recordParser
+    }
 
     /// What a statement touched, for `EXPLAIN`.
     final class Trace {
@@ -86,9 +91,41 @@ public struct Executor {
         case .forget(let a): return try write([.forget(a)], trace: trace, what: "FORGET")
         case .retract(let id): return try write([.retract(eventID: Array(id.utf8))], trace: trace, what: "RETRACT")
         case .explain(let inner): return try explain(inner)
+        case .preview(let line): return try preview(line, trace: trace)
         default:
             return try graph.read { reader in try Query(reader: reader, trace: trace).run(statement) }
         }
+    }
+
+    private func preview(_ line: String, trace: Trace) throws -> QueryResult {
+        guard let recordParser else { throw QueryError("PREVIEW needs the archive parser; run it from idgraph query or idgraph shell") }
+        let op: GraphOperation
+        do { op = try recordParser(line) } catch { throw QueryError("PREVIEW: \(error)") }
+        trace.steps.append("apply in a write transaction, read the outcome, abort: nothing is written")
+        let p: Preview
+        do { p = try graph.preview([op]) } catch GraphError.invalidOperation(_, let reason) { throw QueryError("PREVIEW: \(reason)") }
+        var rows: [[Value]] = []
+        for change in p.identifiers {
+            let before = change.known ? (change.entityBefore.map { "entity \($0)" } ?? "in no entity") : "new"
+            let after = change.entityAfter.map { "entity \($0)" } ?? "in no entity"
+            rows.append([.text("identifier"), .text(change.identifier.description), .text("\(before) → \(after)")])
+        }
+        for h in p.history {
+            let what: String
+            switch h.kind {
+            case .merge: what = "entity \(h.entities[1]) would merge into \(h.entities[0])"
+            case .split: what = "entit\(h.entities.count > 2 ? "ies" : "y") \(h.entities.dropFirst().map(String.init).joined(separator: ", ")) would split off from \(h.entities[0])"
+            case .demoted: what = "an identifier of \(h.entities[0]) would turn generic and leave it"
+            case .promoted: what = "a generic identifier would turn back and join its neighbours"
+            case .forget: what = h.entities.isEmpty ? "an identifier would be erased" : "an identifier of \(h.entities[0]) would be erased"
+            case .erased: what = "entity \(h.entities[0]) would lose its last identifier"
+            }
+            rows.append([.text(String(describing: h.kind)), .text(what), .null])
+        }
+        let r = p.report
+        var summary = "it would store \(r.eventsStored) event\(r.eventsStored == 1 ? "" : "s"), create \(r.identifiersCreated) identifier\(r.identifiersCreated == 1 ? "" : "s"), cause \(r.merges) merge\(r.merges == 1 ? "" : "s") and \(r.splits) split\(r.splits == 1 ? "" : "s")"
+        if r.duplicateEvents > 0 { summary = "the event id is already stored: the event would be skipped" }
+        return QueryResult(columns: ["change", "subject", "detail"], rows: rows, notes: ["preview only, nothing written: " + summary])
     }
 
     private func write(_ ops: [GraphOperation], trace: Trace, what: String) throws -> QueryResult {
@@ -431,8 +468,8 @@ private struct Query {
             rows.append([.text("(default)"), .text(d.normalize.rawValue), .text(d.role.rawValue), d.limit.map { .int(Int64($0)) } ?? .null, d.genericAfter.map { .int(Int64($0)) } ?? .null])
             return QueryResult(columns: ["type", "normalize", "role", "limit", "generic_after"], rows: rows)
 
-        case .link, .unlink, .forget, .retract, .explain:
-            preconditionFailure("writes and EXPLAIN are handled by Executor")
+        case .link, .unlink, .forget, .retract, .explain, .preview:
+            preconditionFailure("writes, PREVIEW and EXPLAIN are handled by Executor")
         }
     }
 

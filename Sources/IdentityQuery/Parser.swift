@@ -1,3 +1,4 @@
+import Foundation
 import IdentityGraph
 
 /// Parses one statement (grammar: docs/query-language.md).
@@ -8,7 +9,7 @@ public struct Parser {
     /// The statement keywords, for completion and help.
     public static let statementKeywords = [
         "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "EVENT", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
-        "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "STATS", "SCHEMA", "EXPLAIN",
+        "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "PREVIEW", "STATS", "SCHEMA", "EXPLAIN",
     ]
     /// Every keyword of the language.
     public static let keywords = statementKeywords + [
@@ -20,6 +21,15 @@ public struct Parser {
 
     /// Parses `text` into a statement.
     public static func parse(_ text: String) throws(QueryError) -> Statement {
+        // PREVIEW takes a raw archive line (JSON), which is not made of tokens.
+        let trimmed = text.drop(while: \.isWhitespace)
+        if trimmed.prefix(7).uppercased() == "PREVIEW", trimmed.dropFirst(7).first?.isWhitespace ?? true {
+            let record = trimmed.dropFirst(7).trimmingCharacters(in: .whitespaces)
+            guard !record.isEmpty else {
+                throw QueryError("expected an archive line after PREVIEW, e.g. PREVIEW {\"ids\":{\"email\":\"a@x.com\",\"cookie\":\"c-1\"}}", at: text.count..<text.count)
+            }
+            return .preview(record)
+        }
         var parser = Parser(tokens: try Lexer.tokens(text))
         let statement = try parser.statement()
         _ = parser.accept(symbol: ";")

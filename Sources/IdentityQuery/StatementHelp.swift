@@ -73,6 +73,10 @@ public struct StatementHelp: Sendable {
             summary: "Remove one event and the evidence it gave; its id stays known, so a replay does not bring it back.",
             example: "RETRACT 'e5'"),
         StatementHelp(
+            name: "PREVIEW", syntax: "PREVIEW <archive line>",
+            summary: "What one event or control record would do — which identifiers it would create, which entities it would merge or split — without writing anything: it is applied in a write transaction that is then aborted, so the answer is exact.",
+            example: #"PREVIEW {"ids":{"email":"bob@example.com","loyalty":"L-7"}}"#),
+        StatementHelp(
             name: "STATS", syntax: "STATS",
             summary: "Counts of the whole store.",
             example: "STATS"),

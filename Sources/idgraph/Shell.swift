@@ -2,6 +2,7 @@ import ArgumentParser
 import CEditLine
 import Foundation
 import IdentityGraph
+import IdentityIngest
 import IdentityQuery
 
 extension OutputMode: ExpressibleByArgument {}
@@ -26,7 +27,7 @@ struct Query: ParsableCommand {
 
     func run() throws {
         let graph = try database.open()
-        let session = ShellSession(executor: Executor(graph: graph), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: true)
+        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: true)
         if !session.runStatements(statement) { throw ExitCode(1) }
         session.flush()
     }
@@ -52,7 +53,7 @@ struct Shell: ParsableCommand {
 
     func run() throws {
         let graph = try database.open()
-        let session = ShellSession(executor: Executor(graph: graph), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: bail)
+        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: bail)
         let interactive = isatty(0) != 0
         if interactive {
             print("idgraph shell on \(graph.path) — .help for help, .quit to leave")

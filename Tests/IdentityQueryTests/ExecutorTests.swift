@@ -66,6 +66,21 @@ import Testing
         #expect(throws: QueryError.self) { try db.executor.run("LINK phone:none TO email:a@x.com") }
     }
 
+    @Test func previewTellsWhatWouldHappenAndWritesNothing() throws {
+        let db = try SampleDatabase()
+        let before = try db.graph.read { try $0.stats() }
+        let merge = try db.executor.run(#"PREVIEW {"ids":{"email":"bob@example.com","crm":"42"}}"#)
+        #expect(cells(merge, "change").contains("merge"))
+        #expect(merge.notes.first?.contains("cause 1 merge") == true)
+        let split = try db.executor.run(#"PREVIEW {"op":"unlink","a":"cookie:c-1","b":"email:alice@example.com"}"#)
+        #expect(cells(split, "change").contains("split"))
+        let fresh = try db.executor.run(#"PREVIEW {"ids":{"email":"new@x.com"}}"#)
+        #expect(cells(fresh, "detail") == ["new → entity \(try #require(fresh.rows.first?[2].description.split(separator: " ").last))"])
+        #expect(try db.graph.read { try $0.stats() } == before)  // nothing was written
+        #expect(throws: QueryError.self) { try db.executor.run(#"PREVIEW {"ids":{"phone":"nope"}}"#) }
+        #expect(throws: QueryError.self) { try Executor(graph: db.graph).run(#"PREVIEW {"ids":{"email":"a@x.com"}}"#) }
+    }
+
     @Test func unknownThingsSaySoPlainly() throws {
         let db = try SampleDatabase()
         #expect(try db.executor.run("RESOLVE email:who@x.com").notes == ["unknown identifier email:who@x.com"])
