@@ -49,6 +49,39 @@ final class GraphWriter {
         refreshMergeTypes()
     }
 
+    /// Replaces the schema: policies of existing types may change their `generic_after` and
+    /// `limit`, never how values are normalized or what role they play (that would need a reload).
+    func replaceSchema(with schema: Schema) throws {
+        for name in catalog.typeNames {
+            let old = catalog.schema.policy(for: name), new = schema.policy(for: name)
+            if old.normalize != new.normalize {
+                throw SchemaError.badPolicy(name, "normalize cannot change from \(old.normalize.rawValue) to \(new.normalize.rawValue) once values are stored; reload the archives into a new database")
+            }
+            if old.role != new.role {
+                throw SchemaError.badPolicy(name, "role cannot change from \(old.role.rawValue) to \(new.role.rawValue) once values are stored; reload the archives into a new database")
+            }
+        }
+        catalog.schema = schema
+        catalog.version += 1
+        mergeTypes = []
+        genericThresholds = []
+        refreshMergeTypes()
+    }
+
+    /// Re-evaluates every node against the policies in force (generic values), as writes would have.
+    func reapplyPolicies() throws {
+        var nodes: [NodeID] = []
+        try txn.forEach(db.node) { key, value in
+            let type = Int(value.loadUnaligned(fromByteOffset: 0, as: UInt16.self).bigEndian)
+            if type < genericThresholds.count, genericThresholds[type] != nil || (value[2] & NodeRecord.genericFlag) != 0 {
+                nodes.append(key.loadBigEndianUInt64(at: 0))
+            }
+            return true
+        }
+        for node in nodes { try refreshGeneric(node, cause: .policy, sequence: 0) }
+        try fixStaleBounds()
+    }
+
     /// The sequence number the next history record will get.
     var nextHistorySequence: UInt64 { counters.nextHistory }
 

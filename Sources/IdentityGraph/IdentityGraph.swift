@@ -226,6 +226,39 @@ public final class IdentityGraph: Sendable {
         preconditionFailure("a preview always aborts its transaction")
     }
 
+    /// Replaces the schema (types in `schema` over the built-in ones, as at creation) and
+    /// re-evaluates the graph against it in the same transaction; with `dryRun`, reports what
+    /// would change and writes nothing. Normalization and roles of stored types cannot change.
+    public func setSchema(_ schema: Schema, dryRun: Bool = false) throws -> ApplyReport {
+        try reapply(schema: Schema.builtIn(overriddenBy: schema), dryRun: dryRun)
+    }
+
+    /// Re-evaluates the whole graph against the schema in force (generic values) and reports
+    /// what changed; with `dryRun`, nothing is written.
+    public func reapply(dryRun: Bool = false) throws -> ApplyReport {
+        try reapply(schema: nil, dryRun: dryRun)
+    }
+
+    private func reapply(schema: Schema?, dryRun: Bool) throws -> ApplyReport {
+        let time = currentTimeMillis()
+        let startCatalog = cachedCatalog.withLock { $0 }
+        struct DryRun: Error { let report: ApplyReport }
+        do {
+            let (report, catalog) = try environment.write { txn -> (ApplyReport, Catalog) in
+                let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+                if let schema { try writer.replaceSchema(with: schema) }
+                try writer.reapplyPolicies()
+                if dryRun { throw DryRun(report: writer.report) }
+                try writer.finish()
+                return (writer.report, writer.catalog)
+            }
+            cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
+            return report
+        } catch let dry as DryRun {
+            return dry.report
+        }
+    }
+
     static let userMetaPrefix = "user:"
 
     /// A metadata value written with ``apply(prepared:now:metadata:)``, or `nil`.

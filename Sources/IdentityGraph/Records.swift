@@ -208,6 +208,8 @@ public struct HistoryRecord: Equatable, Sendable {
         case forget = 4
         /// A `retract` of the event with sequence `causeSequence`.
         case retract = 5
+        /// A policy change (`schema set`, `reapply`).
+        case policy = 6
     }
     /// What happened.
     public var kind: Kind

@@ -385,6 +385,7 @@ private struct Query {
                 case .unlink: cause = "unlink"
                 case .forget: cause = "forget"
                 case .retract: cause = "retract of event #\(r.causeSequence)"
+                case .policy: cause = "policy change"
                 }
                 return [.int(Int64(seq)), time(r.time), .text(String(describing: r.kind)), .text(what), .text(cause)]
             }

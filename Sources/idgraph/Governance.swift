@@ -53,6 +53,7 @@ struct Changes: ParsableCommand {
         case .unlink: cause = "unlink"
         case .forget: cause = "forget"
         case .retract: cause = "retract"
+        case .policy: cause = "policy"
         }
         var fields = "\"seq\":\(sequence),\"time\":\"\(Timestamp.format(r.time))\",\"kind\":\"\(kind)\",\"entities\":[\(r.entities.map(String.init).joined(separator: ","))],\"cause\":\"\(cause)\""
         if r.causeSequence != 0 { fields += ",\"cause_event\":\(r.causeSequence)" }
@@ -102,5 +103,65 @@ struct Compact: ParsableCommand {
         try fm.removeItem(atPath: previous)
         let after = (try fm.attributesOfItem(atPath: path + "/data.mdb")[.size] as? Int) ?? 0
         print(String(format: "compacted %@: %.1f MiB → %.1f MiB; check passed", path, Double(before) / 1_048_576, Double(after) / 1_048_576))
+    }
+}
+
+struct SchemaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schema",
+        abstract: "Show or change the identifier types' policies.",
+        subcommands: [SchemaShow.self, SchemaSet.self]
+    )
+}
+
+struct SchemaShow: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Print the schema in force as JSON (the form `schema set` and `init --schema` read).")
+    @OptionGroup var database: DatabaseOptions
+
+    func run() throws {
+        print(try database.open().schema.jsonText())
+    }
+}
+
+struct SchemaSet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Replace the schema and re-evaluate the graph against it, in one transaction.",
+        discussion: """
+            Types in FILE replace the built-in policy of the same name, as with init --schema. \
+            generic_after (and limit) may change: values that turn generic leave their entities, \
+            values that turn back merge again, and the change is reported. How values are \
+            normalized and what role a stored type plays cannot change (reload into a new \
+            database for that). --dry-run reports what would change and writes nothing.
+            """
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Argument(help: ArgumentHelp("A JSON schema file.", valueName: "file")) var file: String
+    @Flag(help: "Report what would change; write nothing.") var dryRun = false
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read schema file \(file)") }
+        let schema = try Schema.parse(json: data)
+        let report = try database.open().setSchema(schema, dryRun: dryRun)
+        print(Reapply.describe(report, dryRun: dryRun))
+    }
+}
+
+struct Reapply: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-evaluate the whole graph against the schema in force and report what changed.",
+        discussion: "Values whose degree exceeds their type's generic_after turn generic (their entities split); generic values back under it merge again. --dry-run reports without writing."
+    )
+    @OptionGroup var database: DatabaseOptions
+    @Flag(help: "Report what would change; write nothing.") var dryRun = false
+
+    func run() throws {
+        print(Self.describe(try database.open().reapply(dryRun: dryRun), dryRun: dryRun))
+    }
+
+    static func describe(_ r: ApplyReport, dryRun: Bool) -> String {
+        let verb = dryRun ? "would turn" : "turned"
+        let changes = "\(r.demotions) value\(r.demotions == 1 ? "" : "s") \(verb) generic, \(r.promotions) \(verb) back; \(r.splits) split\(r.splits == 1 ? "" : "s"), \(r.merges) merge\(r.merges == 1 ? "" : "s")"
+        return (dryRun ? "dry run, nothing written: " : "") + changes
     }
 }

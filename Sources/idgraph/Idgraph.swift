@@ -26,7 +26,7 @@ struct Idgraph: AsyncParsableCommand {
             Exit codes: 0 success, 1 bad input or failed check, 2 usage error.
             """,
         version: "0.1.0",
-        subcommands: [Init.self, Load.self, Query.self, Shell.self, Export.self, Stats.self, Check.self, Show.self, Generate.self, Changes.self, Compact.self, Bench.self]
+        subcommands: [Init.self, Load.self, Query.self, Shell.self, Export.self, Stats.self, Check.self, Show.self, Generate.self, Changes.self, Compact.self, SchemaCommand.self, Reapply.self, Bench.self]
     )
 
     static func main() async {

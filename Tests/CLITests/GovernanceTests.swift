@@ -59,4 +59,34 @@ import Testing
         #expect(later.count == 2)
         #expect(later.first?.contains("\"seq\":3") == true)
     }
+
+    @Test func schemaSetReevaluatesGenericValuesAndDryRunWritesNothing() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let archive = s.write("k.ndjson", """
+            {"ids":{"email":"a@x.com","device":"kiosk"}}
+            {"ids":{"email":"b@x.com","device":"kiosk"}}
+            {"ids":{"email":"c@x.com","device":"kiosk"}}
+            """)
+        #expect(try CLI.run(["load", "-q", "--db", db, archive]).status == 0)
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout).count == 1)
+        let strict = s.write("strict.json", #"{"types":{"device":{"generic_after":2}}}"#)
+        let dry = try CLI.run(["schema", "set", "--db", db, strict, "--dry-run"])
+        #expect(dry.stdout.contains("dry run, nothing written: 1 value would turn generic"))
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout).count == 1)
+        #expect(try CLI.run(["schema", "set", "--db", db, strict]).status == 0)
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == [["email:a@x.com"], ["email:b@x.com"], ["email:c@x.com"]])
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+        // Loosen it again: the kiosk merges back.
+        let loose = s.write("loose.json", #"{"types":{"device":{"generic_after":5}}}"#)
+        #expect(try CLI.run(["schema", "set", "--db", db, loose]).stdout.contains("1 turned back"))
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout).count == 1)
+        #expect(try CLI.run(["reapply", "--db", db]).stdout.contains("0 values turned generic, 0 turned back"))
+        // What cannot change once values are stored is refused, and nothing changes.
+        let role = s.write("role.json", #"{"types":{"device":{"role":"relate"}}}"#)
+        let refused = try CLI.run(["schema", "set", "--db", db, role])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("role cannot change"))
+        #expect(try CLI.run(["schema", "show", "--db", db]).stdout.contains("\"generic_after\" : 5"))
+    }
 }
