@@ -231,7 +231,7 @@ public struct ArchiveGenerator {
                     if let k = grouped.firstIndex(where: { $0.0 == t }) { grouped[k].1.append(v) } else { grouped.append((t, [v])) }
                 }
                 let idsJSON = grouped.map { t, vs in
-                    vs.count == 1 ? "\"\(t)\":\(jsonQuote(vs[0]))" : "\"\(t)\":[" + vs.map(jsonQuote).joined(separator: ",") + "]"
+                    vs.count == 1 ? "\"\(t)\":\(TextEncoding.jsonString(vs[0]))" : "\"\(t)\":[" + vs.map(TextEncoding.jsonString).joined(separator: ",") + "]"
                 }.joined(separator: ",")
                 var props = ""
                 if let amount, let sku { props = #","props":{"amount":\#(String(format: "%.2f", amount)),"sku":"\#(sku)"}"# }
@@ -266,12 +266,12 @@ public struct ArchiveGenerator {
         var context: [String] = []
         for (t, v) in ids {
             switch t {
-            case "user_id": fields.append(#""userId":\#(jsonQuote(v))"#)
-            case "cookie": if !fields.contains(where: { $0.hasPrefix("\"anonymousId\"") }) { fields.append(#""anonymousId":\#(jsonQuote(v))"#) }
-            case "email": if !traits.contains(where: { $0.hasPrefix("\"email\"") }) { traits.append(#""email":\#(jsonQuote(v))"#) }
-            case "phone": if !traits.contains(where: { $0.hasPrefix("\"phone\"") }) { traits.append(#""phone":\#(jsonQuote(v))"#) }
-            case "device": if !context.contains(where: { $0.hasPrefix("\"device\"") }) { context.append(#""device":{"id":\#(jsonQuote(v))}"#) }
-            case "ip": context.append(#""ip":\#(jsonQuote(v))"#)
+            case "user_id": fields.append(#""userId":\#(TextEncoding.jsonString(v))"#)
+            case "cookie": if !fields.contains(where: { $0.hasPrefix("\"anonymousId\"") }) { fields.append(#""anonymousId":\#(TextEncoding.jsonString(v))"#) }
+            case "email": if !traits.contains(where: { $0.hasPrefix("\"email\"") }) { traits.append(#""email":\#(TextEncoding.jsonString(v))"#) }
+            case "phone": if !traits.contains(where: { $0.hasPrefix("\"phone\"") }) { traits.append(#""phone":\#(TextEncoding.jsonString(v))"#) }
+            case "device": if !context.contains(where: { $0.hasPrefix("\"device\"") }) { context.append(#""device":{"id":\#(TextEncoding.jsonString(v))}"#) }
+            case "ip": context.append(#""ip":\#(TextEncoding.jsonString(v))"#)
             default: break  // crm, loyalty, address have no Segment field
             }
         }
@@ -288,18 +288,6 @@ public struct ArchiveGenerator {
     }
 
     private func isoTime(_ ms: Int64) -> String { Timestamp.format(ms) }
-}
-
-func jsonQuote(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-        switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out + "\""
 }
 
 /// A buffered output file, optionally gzip-compressed through zlib.

@@ -120,7 +120,7 @@ public struct Executor {
             case .forget: what = h.entities.isEmpty ? "an identifier would be erased" : "an identifier of \(h.entities[0]) would be erased"
             case .erased: what = "entity \(h.entities[0]) would lose its last identifier"
             }
-            rows.append([.text(String(describing: h.kind)), .text(what), .null])
+            rows.append([.text(h.kind.name), .text(what), .null])
         }
         let r = p.report
         var summary = "it would store \(r.eventsStored) event\(r.eventsStored == 1 ? "" : "s"), create \(r.identifiersCreated) identifier\(r.identifiersCreated == 1 ? "" : "s"), cause \(r.merges) merge\(r.merges == 1 ? "" : "s") and \(r.splits) split\(r.splits == 1 ? "" : "s")"
@@ -378,16 +378,9 @@ private struct Query {
                 case .demoted: what = "an identifier of \(r.entities[0]) turned generic (generic_after) and left it"
                 case .promoted: what = "a generic identifier turned back and started entity \(r.entities[0])"
                 }
-                let cause: String
-                switch r.cause {
-                case .event: cause = "event #\(r.causeSequence)"
-                case .link: cause = "link record"
-                case .unlink: cause = "unlink"
-                case .forget: cause = "forget"
-                case .retract: cause = "retract of event #\(r.causeSequence)"
-                case .policy: cause = "policy change"
-                }
-                return [.int(Int64(seq)), time(r.time), .text(String(describing: r.kind)), .text(what), .text(cause)]
+                var cause = r.cause.name
+                if r.causeSequence != 0 { cause += " #\(r.causeSequence)" }
+                return [.int(Int64(seq)), time(r.time), .text(r.kind.name), .text(what), .text(cause)]
             }
             return QueryResult(columns: ["seq", "time", "kind", "what", "cause"], rows: rows, notes: notes)
 

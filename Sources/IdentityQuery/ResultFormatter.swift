@@ -1,4 +1,5 @@
 import Foundation
+import IdentityGraph
 
 /// How results are printed.
 public enum OutputMode: String, CaseIterable, Sendable {
@@ -73,35 +74,10 @@ public struct ResultFormatter: Sendable {
         return out
     }
 
-    private func csvField(_ s: String) -> String {
-        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
-    }
-
     private func csv(_ columns: [String], _ rows: [[Value]]) -> String {
-        var out = columns.map(csvField).joined(separator: ",") + "\n"
-        for row in rows { out += row.map { csvField($0.description) }.joined(separator: ",") + "\n" }
+        var out = columns.map(TextEncoding.csvField).joined(separator: ",") + "\n"
+        for row in rows { out += row.map { TextEncoding.csvField($0.description) }.joined(separator: ",") + "\n" }
         return out
-    }
-
-    private func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 
     private func jsonValue(_ v: Value) -> String {
@@ -109,14 +85,14 @@ public struct ResultFormatter: Sendable {
         case .null: return "null"
         case .int(let n): return String(n)
         case .double(let d): return d.isFinite ? String(d) : "null"
-        case .text(let s): return jsonString(s)
+        case .text(let s): return TextEncoding.jsonString(s)
         }
     }
 
     private func json(_ columns: [String], _ rows: [[Value]]) -> String {
         if rows.isEmpty { return "[]\n" }
         return "[\n" + rows.map { row in
-            "  {" + zip(columns, row).map { jsonString($0) + ": " + jsonValue($1) }.joined(separator: ", ") + "}"
+            "  {" + zip(columns, row).map { TextEncoding.jsonString($0) + ": " + jsonValue($1) }.joined(separator: ", ") + "}"
         }.joined(separator: ",\n") + "\n]\n"
     }
 

@@ -139,8 +139,8 @@ struct Export: ParsableCommand {
         try graph.read { reader in
             try reader.forEachMembership { identifier, entity in
                 switch format {
-                case .csv: out.write(csvField(identifier.description) + "," + String(entity) + "\n")
-                case .ndjson: out.write("{\"identifier\":" + jsonString(identifier.description) + ",\"entity\":" + String(entity) + "}\n")
+                case .csv: out.write(TextEncoding.csvField(identifier.description) + "," + String(entity) + "\n")
+                case .ndjson: out.write("{\"identifier\":" + TextEncoding.jsonString(identifier.description) + ",\"entity\":" + String(entity) + "}\n")
                 }
             }
         }

@@ -37,25 +37,7 @@ struct Changes: ParsableCommand {
     }
 
     static func json(_ sequence: UInt64, _ r: HistoryRecord) -> String {
-        let kind: String
-        switch r.kind {
-        case .merge: kind = "merge"
-        case .split: kind = "split"
-        case .forget: kind = "forget"
-        case .erased: kind = "erased"
-        case .demoted: kind = "demoted"
-        case .promoted: kind = "promoted"
-        }
-        let cause: String
-        switch r.cause {
-        case .event: cause = "event"
-        case .link: cause = "link"
-        case .unlink: cause = "unlink"
-        case .forget: cause = "forget"
-        case .retract: cause = "retract"
-        case .policy: cause = "policy"
-        }
-        var fields = "\"seq\":\(sequence),\"time\":\"\(Timestamp.format(r.time))\",\"kind\":\"\(kind)\",\"entities\":[\(r.entities.map(String.init).joined(separator: ","))],\"cause\":\"\(cause)\""
+        var fields = "\"seq\":\(sequence),\"time\":\"\(Timestamp.format(r.time))\",\"kind\":\"\(r.kind.name)\",\"entities\":[\(r.entities.map(String.init).joined(separator: ","))],\"cause\":\"\(r.cause.name)\""
         if r.causeSequence != 0 { fields += ",\"cause_event\":\(r.causeSequence)" }
         return "{" + fields + "}"
     }
