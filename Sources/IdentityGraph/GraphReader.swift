@@ -1,3 +1,4 @@
+import Foundation
 import LMDB
 
 /// A read-only, consistent view of the graph (one LMDB read transaction).
@@ -272,6 +273,8 @@ public final class GraphReader {
         // Identifiers in no entity: all identifiers minus the members of live entities.
         stats.identifiersWithoutEntity = stats.identifiers - (try txn.entryCount(db.member))
         stats.identifierTypes = catalog.typeNames.count
+        stats.blockedValues = try txn.value(db.meta, key: MetaKey.blockedCounts)
+            .flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0)) } ?? [:]
         return stats
     }
 }
@@ -300,6 +303,8 @@ public struct GraphStats: Sendable, Equatable, Codable {
     public var historyRecords = 0
     /// Identifier types known.
     public var identifierTypes = 0
+    /// Values dropped by blocked patterns, per `type /pattern/`.
+    public var blockedValues: [String: Int] = [:]
 
     /// Empty counts.
     public init() {}

@@ -1,3 +1,4 @@
+import Foundation
 import LMDB
 
 /// Applies prepared operations inside one write transaction.
@@ -28,6 +29,8 @@ final class GraphWriter {
     /// Nodes and entities whose first/last seen must be recomputed after a subtraction.
     private var staleNodeBounds: Set<NodeID> = []
     private var staleEntityBounds: Set<EntityID> = []
+    /// Values dropped by blocked patterns in this transaction, per `type /pattern/`.
+    private var blockedCounts: [String: Int] = [:]
 
     init(transaction: WriteTransaction, databases: Databases, catalog: Catalog, now: Int64, tombstoneKey: [UInt8]) throws {
         self.txn = transaction
@@ -87,6 +90,12 @@ final class GraphWriter {
 
     /// Writes counters and (when changed) the catalog.
     func finish() throws {
+        if !blockedCounts.isEmpty {
+            var stored = try txn.value(db.meta, key: MetaKey.blockedCounts)
+                .flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0)) } ?? [:]
+            for (pattern, n) in blockedCounts { stored[pattern, default: 0] += n }
+            try txn.put(db.meta, key: MetaKey.blockedCounts, value: Array(try JSONEncoder().encode(stored)))
+        }
         if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
     }
@@ -562,6 +571,8 @@ final class GraphWriter {
 
     private func applyEvent(_ event: PreparedEvent) throws {
         let input = event.input
+        for pattern in event.blocked { blockedCounts[pattern, default: 0] += 1 }
+        report.blockedValues += event.blocked.count
         var eventKey: [UInt8]?
         if let id = input.eventID, !id.isEmpty {
             let key = Keys.eventKey(id)

@@ -319,13 +319,16 @@ public enum PreparedOperation: Sendable, Equatable {
         switch op {
         case .event(let input):
             var identifiers: [Identifier] = []
+            var blocked: [String] = []
             identifiers.reserveCapacity(input.identifiers.count)
             for raw in input.identifiers {
-                if let id = try Normalizer.identifier(raw, schema: schema), !identifiers.contains(id) {
-                    identifiers.append(id)
+                switch try Normalizer.classify(raw, schema: schema) {
+                case .identifier(let id): if !identifiers.contains(id) { identifiers.append(id) }
+                case .blocked(let pattern): blocked.append(pattern)
+                case .ignored: break
                 }
             }
-            self = .event(PreparedEvent(input: input, identifiers: identifiers))
+            self = .event(PreparedEvent(input: input, identifiers: identifiers, blocked: blocked))
         case .link(let a, let b):
             self = .link(try Normalizer.identifier(a, schema: schema), try Normalizer.identifier(b, schema: schema))
         case .unlink(let a, let b):
@@ -400,6 +403,8 @@ public struct PreparedEvent: Sendable, Equatable {
     public var input: EventInput
     /// Its identifiers, normalized and deduplicated, in first-seen order.
     public var identifiers: [Identifier]
+    /// The blocked patterns its dropped values matched (`type /pattern/`).
+    public var blocked: [String] = []
 }
 
 /// How commits reach the disk (see ``LMDB/Durability``).

@@ -87,6 +87,7 @@ enum MetaKey {
     static let formatVersion = "format_version"
     static let catalog = "catalog"
     static let catalogVersion = "catalog_version"
+    static let blockedCounts = "blocked_counts"
     static let counters = "counters"
     static let tombstoneKey = "tombstone_key"
     static let created = "created"

@@ -1,3 +1,6 @@
+import Foundation
+import Synchronization
+
 /// Normalizes identifier values on bytes, exactly as SPEC.md's "Semantics" says.
 public enum Normalizer {
     /// ASCII whitespace: space, tab, line feed, vertical tab, form feed, carriage return.
@@ -49,11 +52,37 @@ public enum Normalizer {
         return String(validating: value, as: UTF8.self) != nil
     }
 
+    /// What a raw identifier is under a schema.
+    public enum Outcome: Equatable, Sendable {
+        /// A valid, normalized identifier.
+        case identifier(Identifier)
+        /// Its type's role is `ignore`.
+        case ignored
+        /// Its value matches a blocked pattern of its type (`type /pattern/`).
+        case blocked(String)
+    }
+
+    /// Validates, normalizes and checks a raw identifier against its type's blocked patterns.
+    public static func classify(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Outcome {
+        guard let id = try normalized(raw, schema: schema) else { return .ignored }
+        if let patterns = schema.policy(for: id.type).blocked, !patterns.isEmpty {
+            let text = id.valueText
+            for pattern in patterns where BlockedPatterns.matches(pattern, text) { return .blocked("\(id.type) /\(pattern)/") }
+        }
+        return .identifier(id)
+    }
+
     /// Validates and normalizes a raw identifier under `schema`.
     ///
-    /// Returns `nil` for a type whose role is `ignore`; throws for a bad type name, invalid
-    /// UTF-8, an empty value, a phone without digits or a value over 1,024 bytes.
+    /// Returns `nil` for a type whose role is `ignore` or a blocked value; throws for a bad type
+    /// name, invalid UTF-8, an empty value, a phone without digits or a value over 1,024 bytes.
     public static func identifier(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Identifier? {
+        if case .identifier(let id) = try classify(raw, schema: schema) { return id }
+        return nil
+    }
+
+    /// Validation and normalization alone (nil for an ignored type).
+    static func normalized(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Identifier? {
         let folded = IdentifierType.fold(raw.type)
         guard IdentifierType.isValidName(folded) else {
             throw IdentifierError.badTypeName(String(decoding: raw.type, as: UTF8.self))
@@ -71,5 +100,27 @@ public enum Normalizer {
             throw IdentifierError.valueTooLong(type: type, bytes: value.count)
         }
         return Identifier(type: type, value: value)
+    }
+}
+
+/// Compiled blocked patterns, shared by every schema that names them.
+enum BlockedPatterns {
+    private final class Box: @unchecked Sendable {  // NSRegularExpression is immutable and thread-safe
+        let regex: NSRegularExpression
+        init(_ regex: NSRegularExpression) { self.regex = regex }
+    }
+    private static let cache = Mutex<[String: Box]>([:])
+
+    /// The compiled pattern, or `nil` when it is not a valid regular expression.
+    static func compiled(_ pattern: String) -> NSRegularExpression? {
+        if let box = cache.withLock({ $0[pattern] }) { return box.regex }
+        guard let regex = try? NSRegularExpression(pattern: pattern) else { return nil }
+        cache.withLock { $0[pattern] = Box(regex) }
+        return regex
+    }
+
+    static func matches(_ pattern: String, _ text: String) -> Bool {
+        guard let regex = compiled(pattern) else { return false }
+        return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
 }

@@ -80,6 +80,8 @@ public struct ApplyReport: Sendable, Equatable {
     public var merges = 0
     /// Entities split off.
     public var splits = 0
+    /// Values dropped because they matched a blocked pattern of their type.
+    public var blockedValues = 0
     /// Values that turned generic (their degree passed `generic_after`).
     public var demotions = 0
     /// Generic values whose degree fell back (they merge again).
@@ -107,6 +109,7 @@ public struct ApplyReport: Sendable, Equatable {
         r.eventsErased = eventsErased - other.eventsErased
         r.merges = merges - other.merges
         r.splits = splits - other.splits
+        r.blockedValues = blockedValues - other.blockedValues
         r.demotions = demotions - other.demotions
         r.promotions = promotions - other.promotions
         return r
@@ -132,5 +135,6 @@ public struct ApplyReport: Sendable, Equatable {
         splits += other.splits
         demotions += other.demotions
         promotions += other.promotions
+        blockedValues += other.blockedValues
     }
 }

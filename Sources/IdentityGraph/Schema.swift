@@ -34,17 +34,21 @@ public struct TypePolicy: Codable, Sendable, Equatable {
     public var limit: Int?
     /// Degree above which a value turns generic and stops merging (`nil`: never).
     public var genericAfter: Int?
+    /// Regular expressions for values that are never identifiers (`^test@`, `^null$`), matched
+    /// against the normalized value; a matching value is dropped and counted.
+    public var blocked: [String]?
 
     /// Creates a policy; unspecified fields take SPEC.md's defaults.
-    public init(normalize: Normalization = .trim, role: Role = .merge, limit: Int? = nil, genericAfter: Int? = nil) {
+    public init(normalize: Normalization = .trim, role: Role = .merge, limit: Int? = nil, genericAfter: Int? = nil, blocked: [String]? = nil) {
         self.normalize = normalize
         self.role = role
         self.limit = limit
         self.genericAfter = genericAfter
+        self.blocked = blocked
     }
 
     enum CodingKeys: String, CodingKey {
-        case normalize, role, limit
+        case normalize, role, limit, blocked
         case genericAfter = "generic_after"
     }
 
@@ -55,6 +59,7 @@ public struct TypePolicy: Codable, Sendable, Equatable {
         role = try c.decodeIfPresent(Role.self, forKey: .role) ?? .merge
         limit = try c.decodeIfPresent(Int.self, forKey: .limit)
         genericAfter = try c.decodeIfPresent(Int.self, forKey: .genericAfter)
+        blocked = try c.decodeIfPresent([String].self, forKey: .blocked)
     }
 }
 
@@ -132,6 +137,9 @@ public struct Schema: Codable, Sendable, Equatable {
         for (name, policy) in schema.types {
             if let limit = policy.limit, limit < 1 { throw SchemaError.badPolicy(name, "limit must be at least 1") }
             if let g = policy.genericAfter, g < 1 { throw SchemaError.badPolicy(name, "generic_after must be at least 1") }
+            for pattern in policy.blocked ?? [] where BlockedPatterns.compiled(pattern) == nil {
+                throw SchemaError.badPolicy(name, "blocked pattern '\(pattern)' is not a valid regular expression")
+            }
         }
         return schema
     }

@@ -110,7 +110,7 @@ struct Load: ParsableCommand {
         }
         print("loaded \(summary.records) records from \(summary.files) file\(summary.files == 1 ? "" : "s") in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s)")
         print("  events: \(r.eventsStored) stored, \(r.duplicateEvents) duplicate event_id skipped, \(r.eventsWithoutIdentifiers) without identifiers")
-        print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped")
+        print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped\(r.blockedValues > 0 ? ", \(r.blockedValues) blocked values dropped" : "")")
         print("  entities: \(r.merges) merges, \(r.splits) splits\(r.demotions + r.promotions > 0 ? ", \(r.demotions) values turned generic, \(r.promotions) turned back" : "")")
         print("  control: \(r.linksAsserted) links, \(r.unlinks) unlinks (\(r.unknownUnlinks) unknown), \(r.forgotten) forgotten (\(r.unknownForgets) unknown), \(r.retracted) retracted (\(r.unknownRetracts) unknown)")
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
@@ -176,7 +176,7 @@ struct Stats: ParsableCommand {
             ("history records", "\(s.historyRecords)"),
             ("identifier types", "\(s.identifierTypes)"),
             ("storage", String(format: "%.1f MiB used", Double(usage.usedBytes) / 1_048_576)),
-        ]
+        ] + s.blockedValues.sorted { $0.key < $1.key }.map { ("blocked \($0.key)", "\($0.value) values dropped") }
         let width = rows.map(\.0.count).max() ?? 0
         for (k, v) in rows { print(k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v) }
     }

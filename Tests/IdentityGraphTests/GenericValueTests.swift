@@ -71,6 +71,34 @@ import Testing
     }
 }
 
+@Suite struct BlockedValueTests {
+    @Test func blockedValuesAreDroppedAndCountedAndTheRestOfTheEventLoads() throws {
+        let schema = Schema(types: [
+            "email": TypePolicy(normalize: .email, blocked: ["^test@", "^null$"]),
+            "device": TypePolicy(blocked: ["^[0-]*$"]),
+        ])
+        let db = try TemporaryDatabase(schema: schema)
+        let report = try db.graph.apply([
+            event("email:TEST@shop.example", "cookie:c-1", id: "e1"),
+            event("email:null", "cookie:c-2", "device:0000-0000", id: "e2"),
+            event("email:real@x.com", "cookie:c-1", id: "e3"),
+            event("device:00000000", id: "e4"),
+        ])
+        #expect(report.blockedValues == 4)
+        #expect(report.eventsStored == 3)  // e4 named only a blocked value
+        #expect(try db.graph.partition() == [["cookie:c-1", "email:real@x.com"], ["cookie:c-2"]])
+        let stats = try db.graph.read { try $0.stats() }
+        #expect(stats.blockedValues == ["email /^test@/": 1, "email /^null$/": 1, "device /^[0-]*$/": 2])
+        #expect(try db.graph.check().isEmpty)
+    }
+
+    @Test func anInvalidPatternIsASchemaError() {
+        #expect(throws: SchemaError.badPolicy("email", "blocked pattern '([' is not a valid regular expression")) {
+            try Schema.parse(json: .init(#"{"types":{"email":{"blocked":["(["]}}}"#.utf8))
+        }
+    }
+}
+
 extension Array {
     func chunked(into size: Int) -> [[Element]] {
         stride(from: 0, to: count, by: size).map { Array(self[$0..<Swift.min(count, $0 + size)]) }
