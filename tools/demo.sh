@@ -28,7 +28,9 @@ run_query "EVENTS OF email:person1@example.com LIMIT 5"
 run_query "FIND ENTITIES WHERE revenue > 0 ORDER BY revenue DESC LIMIT 5"
 run_query "COUNT ENTITIES WHERE email >= 2"
 run_query "EXPLAIN RESOLVE cookie:ck-3-0"
-echo "== idgraph export --format csv | head -5"
-"$bin" export --format csv | head -5
+echo "== idgraph export --format csv --output demo/export.csv"
+"$bin" export --format csv --output demo/export.csv
+head -5 demo/export.csv
+echo "... $(($(wc -l < demo/export.csv) - 1)) identifiers in entities"
 echo
 echo "The database is in demo/idgraph.db. Explore it: $bin shell --db demo/idgraph.db   (.help lists the statements)"
