@@ -136,6 +136,20 @@ public struct Parser {
         }
     }
 
+    /// An event id: a quoted string, a bare word or a number.
+    private mutating func eventID(after keyword: String) throws(QueryError) -> String {
+        switch current.kind {
+        case .string(let s), .word(let s):
+            _ = advance()
+            return s
+        case .integer(let n):
+            _ = advance()
+            return String(n)
+        default:
+            throw fail("an event id after \(keyword) (e.g. \(keyword) 'e-1')")
+        }
+    }
+
     private mutating func limit() throws(QueryError) -> Int? {
         guard accept("LIMIT") else { return nil }
         let token = current
@@ -171,16 +185,7 @@ public struct Parser {
             }
             return .events(t, type: type, since: since, until: until, limit: try limit())
         case "EVENT":
-            switch current.kind {
-            case .string(let s), .word(let s):
-                _ = advance()
-                return .event(s)
-            case .integer(let n):
-                _ = advance()
-                return .event(String(n))
-            default:
-                throw fail("an event id after EVENT (e.g. EVENT 'e-1')")
-            }
+            return .event(try eventID(after: "EVENT"))
         case "NEIGHBORS", "NEIGHBOURS":
             let id = try identifier()
             var depth = 1
@@ -223,16 +228,7 @@ public struct Parser {
         case "FORGET":
             return .forget(try identifier())
         case "RETRACT":
-            switch current.kind {
-            case .string(let s), .word(let s):
-                _ = advance()
-                return .retract(s)
-            case .integer(let n):
-                _ = advance()
-                return .retract(String(n))
-            default:
-                throw fail("an event id after RETRACT (e.g. RETRACT 'e-1')")
-            }
+            return .retract(try eventID(after: "RETRACT"))
         case "STATS":
             return .stats
         case "SCHEMA":

@@ -3,6 +3,7 @@ import Foundation
 import Histogram
 import IdentityGraph
 import IdentityIngest
+import Synchronization
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -75,7 +76,7 @@ struct BenchRealtime: AsyncParsableCommand {
         }
 
         // Readers: open-loop lookups on threads of their own.
-        let stopReaders = Atomicish()
+        let run = RunState()
         let lookupHistograms = LockedHistograms()
         var readerThreads: [Thread] = []
         for r in 0..<readers {
@@ -84,7 +85,7 @@ struct BenchRealtime: AsyncParsableCommand {
                 let interval = 1.0 / Double(readerRate)
                 var next = Date()
                 var i = r * 7919
-                while !stopReaders.isSet {
+                while !run.stopReaders.load(ordering: .relaxed) {
                     let now = Date()
                     if now < next { Thread.sleep(forTimeInterval: next.timeIntervalSince(now)) }
                     next = next.addingTimeInterval(interval)
@@ -106,7 +107,6 @@ struct BenchRealtime: AsyncParsableCommand {
         let start = clock.now + .milliseconds(20)
         let interval = Duration.nanoseconds(Int64(1_000_000_000 / Double(rate)))
         let ingest = LockedHistograms()
-        let failures = Counter()
         // Open loop: an event is submitted at its due time whether or not earlier ones were
         // acknowledged, so a slow writer shows up as latency instead of a slower schedule.
         await withTaskGroup(of: Void.self) { group in
@@ -123,7 +123,7 @@ struct BenchRealtime: AsyncParsableCommand {
                                     _ = try await writer.submit([operation])
                                     if let ackFile, case .event(let e) = operation, let id = e.eventID { ackFile.write(Data(id + [0x0A])) }
                                 } catch {
-                                    failures.increment()
+                                    run.failures.add(1, ordering: .relaxed)
                                 }
                                 ingest.record(UInt64(max(0, (clock.now - due) / .microseconds(1))))
                             }
@@ -134,7 +134,7 @@ struct BenchRealtime: AsyncParsableCommand {
             }
         }
         let elapsed = clock.now - start
-        stopReaders.set()
+        run.stopReaders.store(true, ordering: .relaxed)
         for t in readerThreads { while !t.isFinished { usleep(1000) } }
         writer.close()
         let stats = writer.statistics
@@ -153,7 +153,7 @@ struct BenchRealtime: AsyncParsableCommand {
             let fields: [(String, String)] = [
                 ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
                 ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("seconds", String(format: "%.3f", seconds)),
-                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("failures", "\(failures.value)"),
+                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
                 ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
                 ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
             ]
@@ -162,7 +162,7 @@ struct BenchRealtime: AsyncParsableCommand {
         }
         print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs")
         print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@", seconds, throughput, stats.commits,
-                     Double(workload.count) / Double(max(1, stats.commits)), failures.value > 0 ? " — \(failures.value) submissions failed" : ""))
+                     Double(workload.count) / Double(max(1, stats.commits)), run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))
         print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
         if lookupH.totalCount > 0 {
             print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
@@ -171,27 +171,18 @@ struct BenchRealtime: AsyncParsableCommand {
     }
 }
 
+/// What the reader threads and producer tasks of one run share.
+final class RunState: Sendable {
+    /// Set when the producers are done: the readers stop.
+    let stopReaders = Atomic<Bool>(false)
+    /// Submissions that failed.
+    let failures = Atomic<Int>(0)
+}
+
 /// Histograms gathered from several threads or tasks.
-final class LockedHistograms: @unchecked Sendable {
-    private let lock = NSLock()
-    private var all = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
-    func add(_ h: Histogram<UInt64>) { lock.lock(); all.add(h); lock.unlock() }
-    func record(_ value: UInt64) { lock.lock(); _ = all.record(value); lock.unlock() }
-    var merged: Histogram<UInt64> { lock.lock(); defer { lock.unlock() }; return all }
-}
-
-/// A flag set once, read by other threads.
-final class Atomicish: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func set() { lock.lock(); flag = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return flag }
-}
-
-/// A counter shared by tasks.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func increment() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+final class LockedHistograms: Sendable {
+    private let all = Mutex(Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three))
+    func add(_ h: Histogram<UInt64>) { all.withLock { $0.add(h) } }
+    func record(_ value: UInt64) { all.withLock { _ = $0.record(value) } }
+    var merged: Histogram<UInt64> { all.withLock { $0 } }
 }

@@ -65,11 +65,9 @@ struct DatabaseOptions: ParsableArguments {
         return "./idgraph.db"
     }
 
-    /// Opens the database (read-only commands pass `create: false`).
-    func open(create: Bool = false, durability: Durability = .durable) throws -> IdentityGraph {
-        var options = IdentityGraph.Options()
-        options.durability = durability
-        return try IdentityGraph.open(at: path, options: options, createIfMissing: create)
+    /// Opens the existing database (`load` and `init` create one themselves).
+    func open() throws -> IdentityGraph {
+        try IdentityGraph.open(at: path)
     }
 }
 
