@@ -67,6 +67,47 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // MARK: governance (targets: erasure p99 ≤ 2 ms; a demotion dissolving a 10,000-identifier
+    // blob ≤ 100 ms; all durable)
+
+    Benchmark("erase one identifier (forget, durable commit)", configuration: .init(maxDuration: .seconds(3), maxIterations: 2_000)) { benchmark in
+        let graph = Fixtures.graph
+        let run = UUID().uuidString.prefix(8)
+        let n = 2_000
+        // Each iteration erases an email that is linked to a cookie and named by two events.
+        var setup: [GraphOperation] = []
+        for i in 0..<n {
+            let ids = [RawIdentifier(type: "email", value: "erase-\(run)-\(i)@bench.example"), RawIdentifier(type: "cookie", value: "erase-\(run)-\(i)")]
+            setup.append(.event(EventInput(identifiers: ids)))
+            setup.append(.event(EventInput(identifiers: [ids[0]])))
+        }
+        try graph.apply(setup)
+        var i = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            try graph.apply([.forget(RawIdentifier(type: "email", value: "erase-\(run)-\(i % n)@bench.example"))])
+            i += 1
+        }
+    }
+
+    Benchmark("generic demotion dissolving a 10,000-identifier blob (durable commit)", configuration: .init(metrics: [.wallClock], timeUnits: .milliseconds, maxDuration: .seconds(20), maxIterations: 5)) { benchmark in
+        // A fresh database whose schema makes a shared device generic past 10,000 links.
+        let path = NSTemporaryDirectory() + "idgraph-bench-blob-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let graph = try IdentityGraph.open(at: path, createIfMissing: true, schema: Schema(types: ["device": TypePolicy(genericAfter: 10_000)]))
+        for iteration in benchmark.scaledIterations {
+            let kiosk = RawIdentifier(type: "device", value: "kiosk-\(iteration)")
+            // 10,000 strangers' emails welded by one kiosk: one entity of 10,001 identifiers.
+            try graph.apply((0..<10_000).map { i in
+                .event(EventInput(identifiers: [kiosk, RawIdentifier(type: "email", value: "p\(iteration)-\(i)@blob.example")]))
+            })
+            benchmark.startMeasurement()
+            // One more stranger: degree 10,001 > 10,000, the kiosk turns generic, the blob dissolves.
+            try graph.apply([.event(EventInput(identifiers: [kiosk, RawIdentifier(type: "email", value: "last-\(iteration)@blob.example")]))])
+            benchmark.stopMeasurement()
+        }
+    }
+
     // MARK: micro
 
     Benchmark("normalize email and phone", configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .nanoseconds)) { benchmark in
