@@ -10,11 +10,15 @@ struct Init: ParsableCommand {
             The schema file (JSON) sets the policy of identifier types; types it does not name keep \
             the built-in policy (email and phone normalized, ip and address relate-only, others merge):
 
-              {"types": {"email": {"normalize": "email", "role": "merge"},
+              {"types": {"email": {"normalize": "email", "role": "merge", "blocked": ["^test@"]},
+                         "device": {"generic_after": 50},
                          "kiosk": {"role": "relate"}},
                "default": {"normalize": "trim", "role": "merge"}}
 
             normalize: email | phone | lower | trim | none      role: merge | relate | ignore
+            generic_after: N — a value linked to more than N identifiers stops merging
+            blocked: regular expressions for values that are never identifiers
+            Change policies later with `idgraph schema set FILE` (see docs/formats.md).
             """
     )
     @OptionGroup var database: DatabaseOptions
