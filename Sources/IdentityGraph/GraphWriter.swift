@@ -81,7 +81,7 @@ final class GraphWriter {
             }
             return true
         }
-        for node in nodes { try refreshGeneric(node, cause: .policy, sequence: 0) }
+        for node in nodes { try refreshGeneric(node, try readNode(node), cause: .policy, sequence: 0) }
         try fixStaleBounds()
     }
 
@@ -327,11 +327,14 @@ final class GraphWriter {
         var rv = try readNode(v)
         if isMergeType(rv.typeID) { ru.degree += 1; try writeNode(u, ru) }
         if isMergeType(ru.typeID) { rv.degree += 1; try writeNode(v, rv) }
-        // A higher degree may make either end generic (it leaves its entity).
-        try refreshGeneric(u, cause: cause, sequence: sequence)
-        try refreshGeneric(v, cause: cause, sequence: sequence)
-        ru = try readNode(u)
-        rv = try readNode(v)
+        // A higher degree may make either end generic (it leaves its entity); only then do the
+        // records in hand go stale.
+        let changedU = try refreshGeneric(u, ru, cause: cause, sequence: sequence)
+        let changedV = try refreshGeneric(v, rv, cause: cause, sequence: sequence)
+        if changedU || changedV {
+            ru = try readNode(u)
+            rv = try readNode(v)
+        }
         if isActive(ru) && isActive(rv) && ru.entity != rv.entity {
             try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
         }
@@ -362,8 +365,8 @@ final class GraphWriter {
         if isMergeType(rv.typeID) { ru.degree -= 1; try writeNode(u, ru) }
         if isMergeType(ru.typeID) { rv.degree -= 1; try writeNode(v, rv) }
         let active = isActive(ru) && isActive(rv) && entry.flags & EdgeEntry.refusedFlag == 0
-        try refreshGeneric(u, cause: cause, sequence: sequence)
-        try refreshGeneric(v, cause: cause, sequence: sequence)
+        try refreshGeneric(u, ru, cause: cause, sequence: sequence)
+        try refreshGeneric(v, rv, cause: cause, sequence: sequence)
         return active
     }
 
@@ -372,11 +375,14 @@ final class GraphWriter {
     /// Makes a node generic exactly while its degree exceeds its type's `generic_after` (SPEC.md):
     /// a value turning generic leaves its entity, which splits where it held it together; a
     /// value turning back joins the entities of its active neighbours.
-    private func refreshGeneric(_ node: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        var record = try readNode(node)
-        guard let threshold = genericThresholds[Int(record.typeID)] else { return }
+    /// `current` is the node's record as stored now (callers have just read or written it).
+    /// Returns whether the node changed state, and with it possibly the entities around it.
+    @discardableResult
+    private func refreshGeneric(_ node: NodeID, _ current: NodeRecord, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
+        var record = current
+        guard let threshold = genericThresholds[Int(record.typeID)] else { return false }
         let generic = record.degree > threshold
-        guard generic != record.isGeneric else { return }
+        guard generic != record.isGeneric else { return false }
         if generic {
             let entity = record.entity
             var neighbours: [NodeID] = []
@@ -421,6 +427,7 @@ final class GraphWriter {
                 if mine != theirs { try merge(mine, theirs, cause: cause, sequence: sequence) }
             }
         }
+        return true
     }
 
     /// Calls `body` with each neighbour joined to `node` by an active link.
@@ -766,6 +773,6 @@ final class GraphWriter {
             try recordHistory(.forget, cause: .forget, sequence: 0, entities: [])
         }
         // Neighbours lost a link: a generic one may turn back.
-        for entry in entries { try refreshGeneric(entry.neighbour, cause: .forget, sequence: 0) }
+        for entry in entries { try refreshGeneric(entry.neighbour, try readNode(entry.neighbour), cause: .forget, sequence: 0) }
     }
 }

@@ -64,8 +64,8 @@ public enum Normalizer {
 
     /// Validates, normalizes and checks a raw identifier against its type's blocked patterns.
     public static func classify(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Outcome {
-        guard let id = try normalized(raw, schema: schema) else { return .ignored }
-        if let patterns = schema.policy(for: id.type).blocked, !patterns.isEmpty {
+        guard let (id, policy) = try normalized(raw, schema: schema) else { return .ignored }
+        if let patterns = policy.blocked, !patterns.isEmpty {
             let text = id.valueText
             for pattern in patterns where BlockedPatterns.matches(pattern, text) { return .blocked("\(id.type) /\(pattern)/") }
         }
@@ -81,8 +81,8 @@ public enum Normalizer {
         return nil
     }
 
-    /// Validation and normalization alone (nil for an ignored type).
-    static func normalized(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> Identifier? {
+    /// Validation and normalization alone, with the type's policy (nil for an ignored type).
+    static func normalized(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> (Identifier, TypePolicy)? {
         let folded = IdentifierType.fold(raw.type)
         guard IdentifierType.isValidName(folded) else {
             throw IdentifierError.badTypeName(String(decoding: raw.type, as: UTF8.self))
@@ -99,7 +99,7 @@ public enum Normalizer {
         if value.count > maximumIdentifierValueBytes {
             throw IdentifierError.valueTooLong(type: type, bytes: value.count)
         }
-        return Identifier(type: type, value: value)
+        return (Identifier(type: type, value: value), policy)
     }
 }
 
