@@ -85,6 +85,13 @@ final class GraphWriter {
         try fixStaleBounds()
     }
 
+    /// The entity an identifier belongs to now (nil when unknown or in no entity).
+    func entity(of id: Identifier) throws -> EntityID? {
+        guard let node = try nodeID(of: id) else { return nil }
+        let e = try readNode(node).entity
+        return e == 0 ? nil : e
+    }
+
     /// The sequence number the next history record will get.
     var nextHistorySequence: UInt64 { counters.nextHistory }
 

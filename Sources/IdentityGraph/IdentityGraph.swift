@@ -142,17 +142,11 @@ public final class IdentityGraph: Sendable {
     /// checkpoint there, so the checkpoint moves exactly when the data it covers commits).
     @discardableResult
     public func apply(prepared operations: [PreparedOperation], now: Int64? = nil, metadata: [(key: String, value: [UInt8])] = []) throws -> ApplyReport {
-        let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0 }
-        let (report, catalog) = try environment.write { txn -> (ApplyReport, Catalog) in
-            let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+        try withWriter(now: now) { writer, txn in
             for op in operations { try writer.apply(op) }
-            try writer.finish()
             for (key, value) in metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
-            return (writer.report, writer.catalog)
+            return writer.report
         }
-        cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
-        return report
     }
 
     /// Applies several submissions in one write transaction (group commit) and returns, for
@@ -160,70 +154,43 @@ public final class IdentityGraph: Sendable {
     ///
     /// All or nothing: if the transaction fails, no submission is applied.
     public func apply(groups: [[PreparedOperation]], now: Int64? = nil) throws -> [Resolution] {
-        let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0 }
-        let (results, catalog) = try environment.write { txn -> ([Resolution], Catalog) in
-            let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+        try withWriter(now: now) { writer, _ in
             var results: [Resolution] = []
             results.reserveCapacity(groups.count)
             for group in groups {
                 let before = writer.report
                 for op in group { try writer.apply(op) }
-                var entity: EntityID?
-                if let first = group.lazy.compactMap(\.firstIdentifier).first, let node = try writer.nodeID(of: first) {
-                    let e = try writer.readNode(node).entity
-                    entity = e == 0 ? nil : e
-                }
+                let entity = try group.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
                 results.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
             }
-            try writer.finish()
-            return (results, writer.catalog)
+            return results
         }
-        cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
-        return results
     }
 
     /// What operations would do, found by applying them in a write transaction that is then
     /// aborted: exact (the same code path as a real write) and nothing is kept.
     public func preview(_ operations: [GraphOperation], now: Int64? = nil) throws -> Preview {
         let prepared = try prepare(operations)
-        let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0 }
-        struct Abort: Error { let preview: Preview }
-        do {
-            try environment.write { txn -> Void in
-                let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
-                let firstHistory = writer.nextHistorySequence
-                var before: [Identifier: EntityID] = [:]
-                var known: Set<Identifier> = []
-                let named = prepared.flatMap(\.identifiers)
-                for id in named {
-                    guard let node = try writer.nodeID(of: id) else { continue }
-                    known.insert(id)
-                    let e = try writer.readNode(node).entity
-                    if e != 0 { before[id] = e }
-                }
-                for op in prepared { try writer.apply(op) }
-                var after: [Identifier: EntityID] = [:]
-                for id in named {
-                    guard let node = try writer.nodeID(of: id) else { continue }
-                    let e = try writer.readNode(node).entity
-                    if e != 0 { after[id] = e }
-                }
-                var history: [HistoryRecord] = []
-                try txn.forEach(databases.history) { key, value in
-                    if key.loadBigEndianUInt64(at: 0) >= firstHistory { history.append(try HistoryRecord(bytes: value)) }
-                    return true
-                }
-                let identifiers = named.map { id in
-                    Preview.IdentifierChange(identifier: id, known: known.contains(id), entityBefore: before[id], entityAfter: after[id])
-                }
-                throw Abort(preview: Preview(report: writer.report, history: history, identifiers: identifiers))
+        return try withWriter(now: now, keep: false) { writer, txn in
+            let firstHistory = writer.nextHistorySequence
+            let named = prepared.flatMap(\.identifiers)
+            var known: Set<Identifier> = []
+            var before: [Identifier: EntityID] = [:]
+            for id in named where try writer.nodeID(of: id) != nil {
+                known.insert(id)
+                before[id] = try writer.entity(of: id)
             }
-        } catch let abort as Abort {
-            return abort.preview
+            for op in prepared { try writer.apply(op) }
+            var history: [HistoryRecord] = []
+            try txn.forEach(databases.history) { key, value in
+                if key.loadBigEndianUInt64(at: 0) >= firstHistory { history.append(try HistoryRecord(bytes: value)) }
+                return true
+            }
+            let identifiers = try named.map { id in
+                Preview.IdentifierChange(identifier: id, known: known.contains(id), entityBefore: before[id], entityAfter: try writer.entity(of: id))
+            }
+            return Preview(report: writer.report, history: history, identifiers: identifiers)
         }
-        preconditionFailure("a preview always aborts its transaction")
     }
 
     /// Replaces the schema (types in `schema` over the built-in ones, as at creation) and
@@ -240,22 +207,31 @@ public final class IdentityGraph: Sendable {
     }
 
     private func reapply(schema: Schema?, dryRun: Bool) throws -> ApplyReport {
-        let time = currentTimeMillis()
+        try withWriter(now: nil, keep: !dryRun) { writer, _ in
+            if let schema { try writer.replaceSchema(with: schema) }
+            try writer.reapplyPolicies()
+            return writer.report
+        }
+    }
+
+    /// Runs `body` with a writer inside one write transaction. With `keep`, the writer's counters
+    /// and catalog are written and the transaction commits; without, it is aborted after `body`
+    /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
+    private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
+        let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.withLock { $0 }
-        struct DryRun: Error { let report: ApplyReport }
         do {
-            let (report, catalog) = try environment.write { txn -> (ApplyReport, Catalog) in
+            let (result, catalog) = try environment.write { txn -> (T, Catalog) in
                 let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
-                if let schema { try writer.replaceSchema(with: schema) }
-                try writer.reapplyPolicies()
-                if dryRun { throw DryRun(report: writer.report) }
+                let result = try body(writer, txn)
+                if !keep { throw DiscardedTransaction(result: result) }
                 try writer.finish()
-                return (writer.report, writer.catalog)
+                return (result, writer.catalog)
             }
             cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
-            return report
-        } catch let dry as DryRun {
-            return dry.report
+            return result
+        } catch let discarded as DiscardedTransaction {
+            return discarded.result as! T
         }
     }
 
@@ -405,6 +381,11 @@ public struct PreparedEvent: Sendable, Equatable {
     public var identifiers: [Identifier]
     /// The blocked patterns its dropped values matched (`type /pattern/`).
     public var blocked: [String] = []
+}
+
+/// Thrown inside a write transaction to abort it while keeping what it computed.
+private struct DiscardedTransaction: Error, @unchecked Sendable {
+    let result: Any
 }
 
 /// How commits reach the disk (see ``LMDB/Durability``).

@@ -138,16 +138,11 @@ public struct Parser {
 
     /// An event id: a quoted string, a bare word or a number.
     private mutating func eventID(after keyword: String) throws(QueryError) -> String {
-        switch current.kind {
-        case .string(let s), .word(let s):
-            _ = advance()
-            return s
-        case .integer(let n):
+        if case .integer(let n) = current.kind {
             _ = advance()
             return String(n)
-        default:
-            throw fail("an event id after \(keyword) (e.g. \(keyword) 'e-1')")
         }
+        return try name("an event id after \(keyword) (e.g. \(keyword) 'e-1')")
     }
 
     private mutating func limit() throws(QueryError) -> Int? {
