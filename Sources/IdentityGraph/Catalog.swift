@@ -81,7 +81,12 @@ struct Catalog: Codable, Equatable {
     func eventTypeName(_ id: UInt32) -> String { Int(id) < eventTypes.count ? eventTypes[Int(id)] : "#\(id)" }
     func sourceName(_ id: UInt32) -> String { Int(id) < sources.count ? sources[Int(id)] : "#\(id)" }
 
-    var jsonBytes: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
+    /// The stored JSON, keys sorted so that equal catalogs are stored as equal bytes.
+    var jsonBytes: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
 
     /// `cached` when the stored catalog has the same version (an 8-byte read), else the stored
     /// catalog decoded: readers and writers see types another process added, without decoding

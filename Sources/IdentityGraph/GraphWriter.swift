@@ -97,12 +97,7 @@ final class GraphWriter {
 
     /// Writes counters and (when changed) the catalog.
     func finish() throws {
-        if !blockedCounts.isEmpty {
-            var stored = try txn.value(db.meta, key: MetaKey.blockedCounts)
-                .flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0)) } ?? [:]
-            for (pattern, n) in blockedCounts { stored[pattern, default: 0] += n }
-            try txn.put(db.meta, key: MetaKey.blockedCounts, value: Array(try JSONEncoder().encode(stored)))
-        }
+        try MetaKey.addBlockedCounts(blockedCounts, in: txn, meta: db.meta)
         if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
     }

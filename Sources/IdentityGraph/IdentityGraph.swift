@@ -36,7 +36,7 @@ public final class IdentityGraph: Sendable {
     let environment: Environment
     let databases: Databases
     let tombstoneKey: [UInt8]
-    private let cachedCatalog: Mutex<Catalog>
+    let cachedCatalog: Mutex<Catalog>
 
     private init(path: String, environment: Environment, databases: Databases, catalog: Catalog, tombstoneKey: [UInt8]) {
         self.path = path

@@ -1,3 +1,4 @@
+import Foundation
 import Crypto
 import LMDB
 
@@ -91,4 +92,15 @@ enum MetaKey {
     static let counters = "counters"
     static let tombstoneKey = "tombstone_key"
     static let created = "created"
+
+    /// Adds this transaction's blocked-value counts to the stored ones (JSON, keys sorted).
+    static func addBlockedCounts(_ counts: [String: Int], in txn: WriteTransaction, meta: Database) throws {
+        guard !counts.isEmpty else { return }
+        var stored = try txn.value(meta, key: blockedCounts)
+            .flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0)) } ?? [:]
+        for (pattern, n) in counts { stored[pattern, default: 0] += n }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try txn.put(meta, key: blockedCounts, value: Array(try encoder.encode(stored)))
+    }
 }

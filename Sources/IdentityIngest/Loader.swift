@@ -29,6 +29,14 @@ public struct LoadOptions: Sendable {
     public var format: InputFormat = .auto
     /// Parse and validate every line, write nothing (no data, no checkpoint).
     public var dryRun = false
+    /// Load into an empty database through the bulk path (resolve in memory, write each table
+    /// once in key order) while the lines are events; `false` always applies batches incrementally.
+    public var bulk = true
+    /// Memory the bulk path may hold before it commits and hands the rest to the incremental path.
+    public var memoryLimit = 4 << 30
+    /// The clock of the writes (ms since 1970): stamps events without a time, entity and
+    /// history records. `nil`: the current time of each commit. Fixed for reproducible loads.
+    public var now: Int64?
 
     /// Defaults: 50,000 operations per batch, stop at the first bad line, resume from checkpoints.
     public init() {}
@@ -44,6 +52,8 @@ public struct LoadSummary: Sendable {
     public var records = 0
     /// Bad lines written to the rejects file.
     public var rejected = 0
+    /// Records that went through the bulk path (included in ``records``).
+    public var bulkRecords = 0
     /// Lines skipped because a checkpoint showed they were already loaded.
     public var resumedLines = 0
     /// Bytes of input read (compressed size for .gz).
@@ -238,7 +248,7 @@ public final class Loader {
             var metadata: [(key: String, value: [UInt8])] = []
             if let key { metadata.append((key, prefix.checkpoint(offset: offset, line: line).bytes)) }
             try rejects?.synchronize()
-            let report = try graph.apply(prepared: batch, metadata: metadata)
+            let report = try graph.apply(prepared: batch, now: options.now, metadata: metadata)
             summary.report.add(report)
             summary.records += batch.count
             batch.removeAll(keepingCapacity: true)
@@ -247,31 +257,83 @@ public final class Loader {
         var previousOffset = reader.offset
         var previousLine = reader.lineNumber
         var previousPrefix = prefix
+
+        /// Reads the next line: its operation (nil for a blank or rejected line, or a bad one,
+        /// which sets `failure`) and whether there was a line at all.
+        func nextOperation() throws -> (PreparedOperation?, Bool) {
+            var op: PreparedOperation?
+            let more = try reader.nextLine { line in
+                summary.lines += 1
+                defer { if failure == nil { prefix.add(line) } }
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+                do {
+                    let parsed = try RecordParser.parse(line, format: options.format)
+                    do {
+                        op = try PreparedOperation(parsed, schema: schema)
+                    } catch let error as IdentifierError {
+                        throw LineError.badIdentifier(field: Self.identifierField(of: parsed), error)
+                    }
+                } catch let error as LineError {
+                    if options.skipBad {
+                        try reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
+                    } else {
+                        failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
+                    }
+                }
+            }
+            return (op, more)
+        }
+
+        // The bulk path, while the database is empty and the lines are events.
+        var finished = false
+        if options.bulk && !options.dryRun && graph.acceptsBulkLoad {
+            var interrupted = false
+            var handOff: PreparedOperation?
+            do {
+                let reserve = source.totalBytes.map { max($0 * 16, 1 << 30) } ?? (64 << 30)
+                let report = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { bulk -> ApplyReport in
+                    while true {
+                        if interruptRequested.load(ordering: .relaxed) { interrupted = true; break }
+                        if bulk.estimatedBytes > options.memoryLimit { break }
+                        let (op, more) = try nextOperation()
+                        if failure != nil { break }
+                        if let op {
+                            guard case .event(let event) = op else { handOff = op; break }
+                            try bulk.add(event)
+                            summary.records += 1
+                            summary.bulkRecords += 1
+                        }
+                        previousOffset = reader.offset
+                        previousLine = reader.lineNumber
+                        previousPrefix = prefix
+                        if !more { finished = true; break }
+                        if options.progress { showProgress(path: path, source: source) }
+                    }
+                    if let key { bulk.setMetadata(key, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes) }
+                    try rejects?.synchronize()
+                    return bulk.report
+                }
+                summary.report.add(report)
+            } catch let error as InputError {
+                throw LoadError.input(error)
+            }
+            if interrupted { throw LoadError.interrupted(file: path, line: previousLine + 1) }
+            if let handOff {
+                batch.append(handOff)
+                previousOffset = reader.offset
+                previousLine = reader.lineNumber
+                previousPrefix = prefix
+            }
+        }
+
         do {
-            while failure == nil {
+            while failure == nil && !finished {
                 if interruptRequested.load(ordering: .relaxed) {
                     try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
                     throw LoadError.interrupted(file: path, line: previousLine + 1)
                 }
-                let more = try reader.nextLine { line in
-                    summary.lines += 1
-                    defer { if failure == nil { prefix.add(line) } }
-                    if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-                    do {
-                        let op = try RecordParser.parse(line, format: options.format)
-                        do {
-                            batch.append(try PreparedOperation(op, schema: schema))
-                        } catch let error as IdentifierError {
-                            throw LineError.badIdentifier(field: Self.identifierField(of: op), error)
-                        }
-                    } catch let error as LineError {
-                        if options.skipBad {
-                            try reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
-                        } else {
-                            failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
-                        }
-                    }
-                }
+                let (op, more) = try nextOperation()
+                if let op { batch.append(op) }
                 if failure != nil {
                     try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
                     break
@@ -283,7 +345,7 @@ public final class Loader {
                 if batch.count >= options.batchSize { try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix) }
                 if options.progress { showProgress(path: path, source: source) }
             }
-            if failure == nil { try commit(offset: reader.offset, line: reader.lineNumber, prefix: prefix) }
+            if failure == nil && !finished { try commit(offset: reader.offset, line: reader.lineNumber, prefix: prefix) }
         } catch let error as InputError {
             try? commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
             throw LoadError.input(error)

@@ -71,3 +71,11 @@ extension UnsafeRawBufferPointer {
         UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
     }
 }
+
+extension UnsafeRawBufferPointer: LMDBBytes {
+    /// The bytes themselves (valid for as long as the caller keeps them alive).
+    @inlinable
+    public func withLMDBBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(self)
+    }
+}

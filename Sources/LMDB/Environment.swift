@@ -144,6 +144,31 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` in one write transaction with no retry: when the map is full, the map grows,
+    /// nothing is kept, and ``LMDBError/mapFull`` is thrown. For bodies that consume input as
+    /// they go (a bulk load reading a file) and so cannot simply run again.
+    public func writeOnce<T>(_ body: (WriteTransaction) throws -> T) throws -> T {
+        do {
+            return try attemptWrite(body)
+        } catch let error as LMDBError where error == .mapFull {
+            try grow()
+            throw error
+        } catch let error as LMDBError where error == .mapResized {
+            try adoptResizedMap()
+            throw error
+        }
+    }
+
+    /// Grows the map to at least `bytes` (never shrinks it), so that a long transaction does not
+    /// run out of room. The data file grows only as pages are used.
+    public func reserveMapSize(_ bytes: Int) throws(LMDBError) {
+        pthread_rwlock_wrlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        let current = mapSize
+        guard bytes > current else { return }
+        try check(mdb_env_set_mapsize(handle, bytes), "growing the map from \(current) to \(bytes) bytes")
+    }
+
     private func attemptWrite<T>(_ body: (WriteTransaction) throws -> T) throws -> T {
         pthread_rwlock_rdlock(resizeLock)
         defer { pthread_rwlock_unlock(resizeLock) }

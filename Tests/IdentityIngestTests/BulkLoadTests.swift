@@ -1,0 +1,125 @@
+import Foundation
+import IdentityGraph
+@testable import IdentityIngest
+import Testing
+
+/// The bulk path must leave exactly the database the incremental path leaves: every table is
+/// compared through ``IdentityGraph/tableDigests(includeLoadCheckpoints:)``.
+/// Expects equal tables, naming each one that differs.
+func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpoints: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let da = try a.tableDigests(includeLoadCheckpoints: includeLoadCheckpoints)
+    let db = try b.tableDigests(includeLoadCheckpoints: includeLoadCheckpoints)
+    #expect(da.keys.sorted() == db.keys.sorted(), sourceLocation: sourceLocation)
+    for name in da.keys.sorted() where da[name] != db[name] {
+        Issue.record("table \(name) differs: \(da[name] ?? "-") vs \(db[name] ?? "-")", sourceLocation: sourceLocation)
+    }
+}
+
+@Suite struct BulkLoadTests {
+    static let clock: Int64 = 1_750_000_000_000
+
+    func load(_ w: Workspace, _ name: String, _ paths: [String], bulk: Bool, batchSize: Int = 50_000, memoryLimit: Int = 4 << 30) throws -> (IdentityGraph, LoadSummary) {
+        let graph = try w.graph(name)
+        var options = LoadOptions()
+        options.bulk = bulk
+        options.batchSize = batchSize
+        options.memoryLimit = memoryLimit
+        options.now = Self.clock
+        let summary = try Loader(graph: graph, options: options).load(paths)
+        return (graph, summary)
+    }
+
+    func archive(_ w: Workspace, _ name: String, seed: UInt64, events: Int, kiosks: Int = 0, duplicates: Double = 0, control: Double = 0, format: InputFormat = .native) throws -> String {
+        var options = ArchiveGenerator.Options()
+        options.events = events
+        options.seed = seed
+        options.kiosks = kiosks
+        options.duplicateShare = duplicates
+        options.controlShare = control
+        options.format = format
+        var generator = ArchiveGenerator(options: options)
+        _ = try generator.write(to: w.path + "/" + name)
+        return w.path + "/" + name
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3, 4, 5])
+    func bulkEqualsIncrementalTableByTable(seed: UInt64) throws {
+        let w = Workspace()
+        // Segment for odd seeds: traits, anonymous ids and the Segment event shapes.
+        let path = try archive(w, "a.ndjson", seed: seed, events: 3000, kiosks: Int(seed % 3), duplicates: 0.1, format: seed % 2 == 1 ? .segment : .native)
+        let (bulk, bulkSummary) = try load(w, "bulk", [path], bulk: true)
+        let (incremental, incrementalSummary) = try load(w, "incremental", [path], bulk: false, batchSize: 97)
+        #expect(bulkSummary.report == incrementalSummary.report)
+        #expect(bulkSummary.report.merges > 0)
+        #expect(bulkSummary.report.duplicateEvents > 0)
+        try expectSameTables(bulk, incremental)
+        #expect(try bulk.check().isEmpty)
+    }
+
+    @Test func controlRecordsHandTheRestToTheIncrementalPath() throws {
+        let w = Workspace()
+        let path = try archive(w, "a.ndjson", seed: 7, events: 3000, duplicates: 0.05, control: 0.05)
+        let (bulk, s1) = try load(w, "bulk", [path], bulk: true)
+        let (incremental, s2) = try load(w, "incremental", [path], bulk: false, batchSize: 500)
+        #expect(s1.report == s2.report)
+        #expect(s1.report.splits + s1.report.forgotten + s1.report.retracted > 0)
+        try expectSameTables(bulk, incremental)
+        #expect(try bulk.check().isEmpty)
+    }
+
+    @Test func aMemoryLimitCommitsThePartAndGoesOnIncrementally() throws {
+        let w = Workspace()
+        let path = try archive(w, "a.ndjson", seed: 8, events: 2000)
+        // 1 byte: the bulk part ends after the first event.
+        let (small, _) = try load(w, "small", [path], bulk: true, memoryLimit: 1)
+        let (whole, _) = try load(w, "whole", [path], bulk: true)
+        let (incremental, _) = try load(w, "incremental", [path], bulk: false)
+        try expectSameTables(small, incremental)
+        try expectSameTables(whole, incremental)
+    }
+
+    @Test func anIncrementalLoadOnTopOfABulkLoadEqualsOneLoadOfBoth() throws {
+        let w = Workspace()
+        let first = try archive(w, "1.ndjson", seed: 11, events: 2000)
+        let second = try archive(w, "2.ndjson", seed: 12, events: 2000, control: 0.05)
+        // Both files in one run: the first goes through the bulk path, the second incrementally.
+        let (two, _) = try load(w, "two", [first, second], bulk: true)
+        let both = w.path + "/both.ndjson"
+        let data = try Data(contentsOf: URL(fileURLWithPath: first)) + Data(contentsOf: URL(fileURLWithPath: second))
+        _ = FileManager.default.createFile(atPath: both, contents: data)
+        let (one, _) = try load(w, "one", [both], bulk: false, batchSize: 333)
+        try expectSameTables(two, one, includeLoadCheckpoints: false)
+        #expect(try partition(two) == partition(one))
+    }
+
+    @Test func aBadLineStopsTheBulkPartAfterCommittingEverythingBeforeIt() throws {
+        let w = Workspace()
+        let path = w.file("a.ndjson", [
+            #"{"event_id":"e1","ids":{"email":"a@x.com","cookie":"c-1"}}"#,
+            #"{"event_id":"e2","ids":{"cookie":"c-1","device":"d-1"}}"#,
+            #"{"event_id":"e3","ids":{"email":"#,
+            #"{"event_id":"e4","ids":{"email":"c@x.com"}}"#,
+        ])
+        let graph = try w.graph()
+        var options = LoadOptions()
+        options.bulk = true
+        #expect(graph.acceptsBulkLoad)
+        do {
+            _ = try Loader(graph: graph, options: options).load([path])
+            Issue.record("the bad line was not reported")
+        } catch LoadError.badLine(_, let line, _, _) {
+            #expect(line == 3)
+        }
+        #expect(try partition(graph) == [["email:a@x.com", "cookie:c-1", "device:d-1"]])
+        #expect(!graph.acceptsBulkLoad)
+    }
+
+    @Test func theBulkPathStandsAsideForGenericPolicies() throws {
+        let w = Workspace()
+        let schema = try Schema.parse(json: Data(#"{"types":{"device":{"generic_after":3}}}"#.utf8))
+        var options = IdentityGraph.Options()
+        options.durability = .fast
+        let graph = try IdentityGraph.open(at: w.path + "/g", options: options, createIfMissing: true, schema: schema)
+        #expect(!graph.acceptsBulkLoad)
+    }
+}
