@@ -84,7 +84,7 @@ import Testing
         #expect(try CLI.run(["generate", "--events", "40000", "--output", archive]).status == 0)
         let load = Process()
         load.executableURL = URL(fileURLWithPath: CLI.binary)
-        load.arguments = ["load", "-q", "--db", db, "--batch-size", "500", archive]
+        load.arguments = ["load", "-q", "--no-bulk", "--db", db, "--batch-size", "500", archive]
         load.standardOutput = FileHandle.nullDevice
         load.standardError = FileHandle.nullDevice
         try load.run()
