@@ -291,17 +291,24 @@ public final class Loader {
             var handOff: PreparedOperation?
             do {
                 let reserve = source.totalBytes.map { max($0 * 16, 1 << 30) } ?? (64 << 30)
-                let report = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { bulk -> ApplyReport in
+                let report = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+                    // Parsing here, resolving and writing on the bulk writer's thread.
+                    var chunk: [PreparedEvent] = []
+                    chunk.reserveCapacity(Self.bulkChunk)
                     while true {
                         if interruptRequested.load(ordering: .relaxed) { interrupted = true; break }
-                        if bulk.estimatedBytes > options.memoryLimit { break }
+                        if feed.estimatedBytes > options.memoryLimit { break }
                         let (op, more) = try nextOperation()
                         if failure != nil { break }
                         if let op {
                             guard case .event(let event) = op else { handOff = op; break }
-                            try bulk.add(event)
+                            chunk.append(event)
                             summary.records += 1
                             summary.bulkRecords += 1
+                            if chunk.count == Self.bulkChunk {
+                                try feed.send(chunk)
+                                chunk.removeAll(keepingCapacity: true)
+                            }
                         }
                         previousOffset = reader.offset
                         previousLine = reader.lineNumber
@@ -309,9 +316,9 @@ public final class Loader {
                         if !more { finished = true; break }
                         if options.progress { showProgress(path: path, source: source) }
                     }
-                    if let key { bulk.setMetadata(key, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes) }
+                    if !chunk.isEmpty { try feed.send(chunk) }
                     try rejects?.synchronize()
-                    return bulk.report
+                    return key.map { [($0, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes)] } ?? []
                 }
                 summary.report.add(report)
             } catch let error as InputError {
@@ -353,6 +360,9 @@ public final class Loader {
         summary.bytes += source.consumedBytes
         if let failure { throw failure }
     }
+
+    /// Events per chunk handed to the bulk writer's thread.
+    static let bulkChunk = 2048
 
     private static func identifierField(of op: GraphOperation) -> String {
         switch op {
