@@ -171,6 +171,47 @@ func partition(csv: String) -> Set<Set<String>> {
         }
     }
 
+    /// Kills land in the bulk part (one transaction: the next run starts it again) or in the
+    /// batches after it (the next run resumes after the last one): the result is always the
+    /// uninterrupted load's, entity numbers included.
+    @Test func aBulkLoadKilledAtRandomMomentsEqualsAnUninterruptedOne() throws {
+        let s = Scratch()
+        let first = s.path + "/1.ndjson", second = s.path + "/2.ndjson"
+        #expect(try CLI.run(["generate", "--events", "20000", "--duplicate-share", "0.05", "--output", first]).status == 0)
+        #expect(try CLI.run(["generate", "--events", "5000", "--seed", "7", "--control-share", "0.05", "--output", second]).status == 0)
+        let reference = s.path + "/reference"
+        #expect(try CLI.run(["load", "-q", "--db", reference, "--batch-size", "200", first, second]).status == 0)
+        let expectedExport = try CLI.run(["export", "--db", reference]).stdout
+        let expectedStats = try CLI.run(["stats", "--db", reference, "--json"]).stdout
+        #expect(expectedExport.split(separator: "\n").count > 10_000)
+
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<5 {
+            let db = s.path + "/killed-\(round)"
+            var kills = 0
+            while true {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: CLI.binary)
+                process.arguments = ["load", "-q", "--db", db, "--batch-size", "200", first, second]
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.run()
+                if kills < 3 {
+                    usleep(UInt32.random(in: 5_000...400_000, using: &rng))
+                    kill(process.processIdentifier, SIGKILL)
+                }
+                process.waitUntilExit()
+                if process.terminationReason == .exit && process.terminationStatus == 0 { break }
+                kills += 1
+                #expect(kills < 50, "the load never finished")
+                if kills >= 50 { break }
+            }
+            #expect(try CLI.run(["check", "--db", db]).status == 0)
+            #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
+            #expect(try CLI.run(["export", "--db", db]).stdout == expectedExport)
+        }
+    }
+
     @Test func skipBadKeepsGoingAndReportsTheRejects() throws {
         let s = Scratch()
         let db = s.path + "/db"
