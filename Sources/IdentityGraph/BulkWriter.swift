@@ -48,7 +48,7 @@ public final class BulkWriter {
     private var summaryIndex: [Int32] = []
     private var summaries: [Summary] = []
     /// Links: `(low << 32) | high` of the two node indexes → evidence.
-    private var edges: [UInt64: UInt32] = [:]
+    private var edges = PairCounts()
     private var eventKeys = ByteKeyTable()
     private var eventKeySequence: [UInt64] = []
     /// Timeline entries (node index, sortable timestamp, sequence), in sequence order.
@@ -88,7 +88,7 @@ public final class BulkWriter {
     /// bytes plus its value twice, per link about 40, per event id about 70 plus its length, per
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
-        ident.memoryBytes + valueArena.capacity + nodeType.capacity * 43 + edges.count * 40 + eventKeys.memoryBytes
+        ident.memoryBytes + valueArena.capacity + nodeType.capacity * 43 + edges.memoryBytes + eventKeys.memoryBytes
             + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + summaries.count * 150
     }
 
@@ -225,11 +225,7 @@ public final class BulkWriter {
 
     private func addEvidence(_ u: UInt32, _ v: UInt32, sequence: UInt64) throws {
         let key = u < v ? UInt64(u) << 32 | UInt64(v) : UInt64(v) << 32 | UInt64(u)
-        if let evidence = edges[key] {
-            edges[key] = evidence + 1
-            return
-        }
-        edges[key] = 1
+        if edges.increment(key) > 0 { return }
         counters.links += 1
         let uMerges = mergeTypes[Int(nodeType[Int(u)])], vMerges = mergeTypes[Int(nodeType[Int(v)])]
         if vMerges { nodeDegree[Int(u)] += 1 }
@@ -305,11 +301,11 @@ public final class BulkWriter {
         // adj: both directions, by node then neighbour.
         var directed: [(UInt64, UInt32)] = []
         directed.reserveCapacity(edges.count * 2)
-        for (key, evidence) in edges {
+        edges.forEach { key, evidence in
             directed.append((key, evidence))
             directed.append(((key & 0xFFFF_FFFF) << 32 | key >> 32, evidence))
         }
-        edges = [:]
+        edges = PairCounts()
         directed.sort { $0.0 < $1.0 }
         var previous = UInt64.max
         for (key, evidence) in directed {
