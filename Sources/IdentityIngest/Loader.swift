@@ -317,6 +317,10 @@ public final class Loader {
                         if options.progress { showProgress(path: path, source: source) }
                     }
                     if !chunk.isEmpty { try feed.send(chunk) }
+                    if options.progress {
+                        // The writer still resolves what is queued and writes every table: say so.
+                        FileHandle.standardError.write("\u{1B}[2K\r\((path as NSString).lastPathComponent): \(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
+                    }
                     try rejects?.synchronize()
                     return key.map { [($0, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes)] } ?? []
                 }
