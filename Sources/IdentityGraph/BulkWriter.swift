@@ -69,8 +69,7 @@ public final class BulkWriter {
             guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
             return try Counters(bytes: bytes)
         }
-        guard counters.identifiers == 0, counters.events == 0, counters.nextID == 1, counters.nextSequence == 1,
-              try transaction.entryCount(databases.tombstone) == 0 else {
+        guard counters.isFresh, try transaction.entryCount(databases.tombstone) == 0 else {
             throw BulkLoadError.databaseNotEmpty
         }
         guard Self.schemaAllowsBulk(current.schema) else { throw BulkLoadError.policyNeedsIncremental }
@@ -80,9 +79,6 @@ public final class BulkWriter {
     static func schemaAllowsBulk(_ schema: Schema) -> Bool {
         ([schema.defaultPolicy] + schema.types.values).allSatisfy { $0.genericAfter == nil && $0.limit == nil }
     }
-
-    /// Events taken so far (stored, duplicates and empty ones alike).
-    public private(set) var eventsSeen = 0
 
     /// Approximate bytes of memory held for what is not yet written: per identifier about 90
     /// bytes plus its value twice, per link about 40, per event id about 70 plus its length, per
@@ -108,7 +104,6 @@ public final class BulkWriter {
 
     /// Takes one event, exactly as the incremental writer would apply it.
     public func add(_ event: PreparedEvent) throws {
-        eventsSeen += 1
         let input = event.input
         for pattern in event.blocked { blockedCounts[pattern, default: 0] += 1 }
         report.blockedValues += event.blocked.count
@@ -369,14 +364,13 @@ public enum BulkLoadError: Error, CustomStringConvertible {
 
 extension IdentityGraph {
     /// Whether ``bulkLoad(now:reserveBytes:_:)`` can take a load now: the database holds no
-    /// identifier and no event, and no type has a `generic_after` or `limit` policy.
+    /// identifier, no event and no tombstone, and no type has a `generic_after` or `limit` policy.
     public var acceptsBulkLoad: Bool {
         guard BulkWriter.schemaAllowsBulk(schema) else { return false }
         return (try? environment.read { txn in
             try txn.withValue(databases.meta, key: MetaKey.counters) { bytes in
                 guard let bytes else { return false }
-                let c = try Counters(bytes: bytes)
-                return c.identifiers == 0 && c.events == 0 && c.nextID == 1 && c.nextSequence == 1
+                return try Counters(bytes: bytes).isFresh && txn.entryCount(databases.tombstone) == 0
             }
         }) ?? false
     }

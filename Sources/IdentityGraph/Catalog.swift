@@ -128,6 +128,9 @@ struct Counters: Equatable {
 
     init() {}
 
+    /// Nothing was ever stored: no identifier, no event, no id or sequence handed out.
+    var isFresh: Bool { identifiers == 0 && events == 0 && nextID == 1 && nextSequence == 1 }
+
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
         var r = ByteReader(bytes)
         nextID = try r.uint64(); nextSequence = try r.uint64(); nextHistory = try r.uint64()

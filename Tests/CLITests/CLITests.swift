@@ -56,6 +56,34 @@ struct CLI {
     }
 }
 
+extension CLI {
+    /// Runs the command three times killed with SIGKILL after a random delay, then again until it
+    /// exits with 0 (each run resumes what the killed ones left).
+    static func runKilledThenToCompletion(_ arguments: [String], killAfterMicroseconds delay: ClosedRange<UInt32>, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        var rng = SystemRandomNumberGenerator()
+        var kills = 0
+        while true {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            if kills < 3 {
+                usleep(UInt32.random(in: delay, using: &rng))
+                kill(process.processIdentifier, SIGKILL)
+            }
+            process.waitUntilExit()
+            if process.terminationReason == .exit && process.terminationStatus == 0 { return }
+            kills += 1
+            if kills >= 50 {
+                Issue.record("the command never finished", sourceLocation: sourceLocation)
+                return
+            }
+        }
+    }
+}
+
 final class Scratch {
     let path = NSTemporaryDirectory() + "idgraph-cli-" + UUID().uuidString
     init() { try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
@@ -144,27 +172,9 @@ func partition(csv: String) -> Set<Set<String>> {
         let expectedExport = try CLI.run(["export", "--db", reference]).stdout
         let expectedStats = try CLI.run(["stats", "--db", reference, "--json"]).stdout
 
-        var rng = SystemRandomNumberGenerator()
         for round in 0..<6 {
             let db = s.path + "/killed-\(round)"
-            var kills = 0
-            while true {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: CLI.binary)
-                process.arguments = ["load", "-q", "--db", db, "--batch-size", "50", "--durability", "durable", archive]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                if kills < 3 {
-                    usleep(UInt32.random(in: 2_000...150_000, using: &rng))
-                    kill(process.processIdentifier, SIGKILL)
-                }
-                process.waitUntilExit()
-                if process.terminationReason == .exit && process.terminationStatus == 0 { break }
-                kills += 1
-                #expect(kills < 50, "the load never finished")
-                if kills >= 50 { break }
-            }
+            try CLI.runKilledThenToCompletion(["load", "-q", "--db", db, "--batch-size", "50", "--durability", "durable", archive], killAfterMicroseconds: 2_000...150_000)
             #expect(try CLI.run(["check", "--db", db]).status == 0)
             #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
             #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == partition(csv: expectedExport))
@@ -185,27 +195,9 @@ func partition(csv: String) -> Set<Set<String>> {
         let expectedStats = try CLI.run(["stats", "--db", reference, "--json"]).stdout
         #expect(expectedExport.split(separator: "\n").count > 10_000)
 
-        var rng = SystemRandomNumberGenerator()
         for round in 0..<5 {
             let db = s.path + "/killed-\(round)"
-            var kills = 0
-            while true {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: CLI.binary)
-                process.arguments = ["load", "-q", "--db", db, "--batch-size", "200", first, second]
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                if kills < 3 {
-                    usleep(UInt32.random(in: 5_000...400_000, using: &rng))
-                    kill(process.processIdentifier, SIGKILL)
-                }
-                process.waitUntilExit()
-                if process.terminationReason == .exit && process.terminationStatus == 0 { break }
-                kills += 1
-                #expect(kills < 50, "the load never finished")
-                if kills >= 50 { break }
-            }
+            try CLI.runKilledThenToCompletion(["load", "-q", "--db", db, "--batch-size", "200", first, second], killAfterMicroseconds: 5_000...400_000)
             #expect(try CLI.run(["check", "--db", db]).status == 0)
             #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
             #expect(try CLI.run(["export", "--db", db]).stdout == expectedExport)
