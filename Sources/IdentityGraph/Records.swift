@@ -113,13 +113,19 @@ public struct EventRecord: Equatable, Sendable {
 
     var bytes: [UInt8] {
         var w = ByteWriter(capacity: 36 + nodes.count * 8 + eventID.count + props.count)
+        Self.encode(into: &w, timestamp: timestamp, typeID: typeID, sourceID: sourceID, anchor: anchor, amountMicros: amountMicros, nodes: nodes, eventID: eventID, props: props)
+        return w.bytes
+    }
+
+    /// Appends the encoding of an event to `w` without building the record (the bulk writer
+    /// encodes into one reused buffer).
+    static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8]) {
         w.append(timestamp); w.append(typeID); w.append(sourceID); w.append(anchor)
         w.append(amountMicros ?? Int64.min)
         w.append(UInt16(nodes.count)); w.append(UInt16(eventID.count)); w.append(UInt32(props.count))
         for n in nodes { w.append(n) }
         w.append(bytes: eventID)
         w.append(bytes: props)
-        return w.bytes
     }
 
     init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8]) {
