@@ -172,6 +172,17 @@ struct PairCounts {
         return 0
     }
 
+    /// The count of `key` (0 when absent).
+    func count(_ key: UInt64) -> UInt32 {
+        var slot = Self.slot(key, mask)
+        while true {
+            let k = keys[slot]
+            if k == key { return values[slot] }
+            if k == 0 { return 0 }
+            slot = (slot + 1) & mask
+        }
+    }
+
     /// Calls `body` with every key and its count, in no particular order.
     func forEach(_ body: (UInt64, UInt32) throws -> Void) rethrows {
         for i in keys.indices where keys[i] != 0 { try body(keys[i], values[i]) }

@@ -13,8 +13,13 @@ public enum Normalizer {
     public static func apply(_ normalization: Normalization, to value: [UInt8]) -> [UInt8] {
         switch normalization {
         case .none: return value
-        case .trim: return Array(trimmed(value))
-        case .email, .lower: return lowercased(trimmed(value))
+        case .trim:
+            let t = trimmed(value)
+            return t.count == value.count ? value : Array(t)  // unchanged: no copy
+        case .email, .lower:
+            let t = trimmed(value)
+            if t.count == value.count && !value.contains(where: { ($0 >= 0x41 && $0 <= 0x5A) || $0 >= 0x80 }) { return value }
+            return lowercased(t)
         case .phone: return phone(value)
         }
     }
@@ -83,7 +88,7 @@ public enum Normalizer {
 
     /// Validation and normalization alone, with the type's policy (nil for an ignored type).
     static func normalized(_ raw: RawIdentifier, schema: Schema) throws(IdentifierError) -> (Identifier, TypePolicy)? {
-        let folded = IdentifierType.fold(raw.type)
+        let folded = raw.type.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) ? IdentifierType.fold(raw.type) : raw.type
         guard IdentifierType.isValidName(folded) else {
             throw IdentifierError.badTypeName(String(decoding: raw.type, as: UTF8.self))
         }

@@ -84,17 +84,55 @@ struct JSONScanner {
         return key
     }
 
-    /// Iterates the members of an object: `body` gets each key and must consume its value.
-    mutating func readObject(_ body: (inout JSONScanner, [UInt8]) throws -> Void) throws {
+    /// Iterates the members of an object: `body` gets each key (valid only during the call:
+    /// the line's own bytes unless the key has escapes) and must consume its value.
+    mutating func readObject(_ body: (inout JSONScanner, UnsafeRawBufferPointer) throws -> Void) throws {
         try expect(0x7B, "'{'")
         if consume(0x7D) { return }
         while true {
-            let key = try readKey()
-            try body(&self, key)
+            skipWhitespace()
+            guard !atEnd, bytes[position] == 0x22 else { throw error("a quoted member name") }
+            if let range = try plainString() {
+                try expect(0x3A, "':' after a member name")
+                try body(&self, UnsafeRawBufferPointer(rebasing: bytes[range]))
+            } else {
+                let key = try readString()
+                try expect(0x3A, "':' after a member name")
+                try key.withUnsafeBytes { try body(&self, $0) }
+            }
             if consume(0x2C) { continue }
             try expect(0x7D, "',' or '}' in an object")
             return
         }
+    }
+
+    /// Consumes a string without escapes and returns where its bytes are (validated); returns nil
+    /// and consumes nothing when it has escapes (``readString()`` decodes those).
+    private mutating func plainString() throws(SyntaxError) -> Range<Int>? {
+        try expect(0x22, "'\"'")
+        let start = position
+        var i = start
+        var ascii = true
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == 0x22 {
+                if !ascii && !UTF8Validation.isValid(UnsafeRawBufferPointer(rebasing: bytes[start..<i])) { position = start; throw error("valid UTF-8 in a string") }
+                position = i + 1
+                return start..<i
+            }
+            if b == 0x5C { position = start - 1; return nil }
+            if b < 0x20 { position = i; throw error("no control character inside a string (escape it)") }
+            if b >= 0x80 { ascii = false }
+            i += 1
+        }
+        position = start
+        throw error("a closing '\"'")
+    }
+
+    /// Skips a string value, validating it, without copying it unless it has escapes.
+    mutating func skipString() throws(SyntaxError) {
+        skipWhitespace()
+        if try plainString() == nil { _ = try readString() }
     }
 
     /// Iterates the elements of an array: `body` must consume each element.
@@ -276,7 +314,7 @@ struct JSONScanner {
         switch kind {
         case .object: try readObject { scanner, _ in try scanner.skipValue(depth: depth + 1) }
         case .array: try readArray { scanner in try scanner.skipValue(depth: depth + 1) }
-        case .string: _ = try readString()
+        case .string: try skipString()
         case .number: _ = try readNumberText()
         case .bool: _ = try readBool()
         case .null: try readNull()

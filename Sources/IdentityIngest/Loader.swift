@@ -54,6 +54,8 @@ public struct LoadSummary: Sendable {
     public var rejected = 0
     /// Records that went through the bulk path (included in ``records``).
     public var bulkRecords = 0
+    /// Where the bulk path's writer spent its time.
+    public var bulkTimings = BulkTimings()
     /// Lines skipped because a checkpoint showed they were already loaded.
     public var resumedLines = 0
     /// Bytes of input read (compressed size for .gz).
@@ -291,7 +293,7 @@ public final class Loader {
             var handOff: PreparedOperation?
             do {
                 let reserve = source.totalBytes.map { max($0 * 16, 1 << 30) } ?? (64 << 30)
-                let report = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+                let result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
                     // Parsing here, resolving and writing on the bulk writer's thread.
                     var chunk: [PreparedEvent] = []
                     chunk.reserveCapacity(Self.bulkChunk)
@@ -324,7 +326,11 @@ public final class Loader {
                     try rejects?.synchronize()
                     return key.map { [($0, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes)] } ?? []
                 }
-                summary.report.add(report)
+                summary.report.add(result.report)
+                summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
+                summary.bulkTimings.waitSeconds += result.timings.waitSeconds
+                summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
+                summary.bulkTimings.commitSeconds += result.timings.commitSeconds
             } catch let error as InputError {
                 throw LoadError.input(error)
             }

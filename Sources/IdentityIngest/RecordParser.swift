@@ -70,6 +70,12 @@ private let kProperties = Array("properties".utf8), kTraits = Array("traits".utf
 private let kEmail = Array("email".utf8), kPhone = Array("phone".utf8), kIP = Array("ip".utf8), kDevice = Array("device".utf8)
 private let kAmount = Array("amount".utf8)
 
+/// Matches a member name (the line's bytes) against a known one, in `switch` statements.
+@inline(__always)
+private func ~= (pattern: [UInt8], key: UnsafeRawBufferPointer) -> Bool { key.elementsEqual(pattern) }
+@inline(__always)
+private func == (key: UnsafeRawBufferPointer, pattern: [UInt8]) -> Bool { key.elementsEqual(pattern) }
+
 /// The fields of one record, as read (native and Segment alike).
 private struct Fields {
     // Native.
@@ -100,7 +106,23 @@ private struct Fields {
     var contextIP: [UInt8]?
     var deviceID: [UInt8]?
 
-    mutating func read(_ key: [UInt8], from s: inout JSONScanner) throws {
+    /// The value of a number written as up to 18 digits (with an optional `-`), the common
+    /// form of `ts`, without going through `Double`; nil for any other form.
+    static func plainInteger(_ text: some Collection<UInt8>) -> Int64? {
+        var negative = false
+        var digits = 0
+        var v: Int64 = 0
+        for b in text {
+            if b == 0x2D && digits == 0 && !negative { negative = true; continue }
+            guard b >= 0x30 && b <= 0x39, digits < 18 else { return nil }
+            v = v * 10 + Int64(b - 0x30)
+            digits += 1
+        }
+        guard digits > 0 else { return nil }
+        return negative ? -v : v
+    }
+
+    mutating func read(_ key: UnsafeRawBufferPointer, from s: inout JSONScanner) throws {
         switch key {
         case kEventID: eventID = try optionalIDText(&s, field: "event_id")
         case kTs:
@@ -113,6 +135,7 @@ private struct Fields {
                 timestamp = ms
             case .number:
                 let text = try s.readNumberText()
+                if let ms = Self.plainInteger(text) { timestamp = ms; return }
                 guard let v = Double(String(decoding: text, as: UTF8.self)), v.isFinite, abs(v) < 9.2e18 else {
                     throw LineError.badTimestamp(String(decoding: text, as: UTF8.self))
                 }
@@ -127,18 +150,19 @@ private struct Fields {
                 throw LineError.wrongType(field: "ids", expected: "an object of identifier type → string or array of strings")
             }
             var list: [RawIdentifier] = []
-            try s.readObject { s, type in
-                let field = "ids." + String(decoding: type, as: UTF8.self)
+            try s.readObject { s, key in
+                let type = Array(key)
+                func field() -> String { "ids." + String(decoding: type, as: UTF8.self) }
                 switch try s.nextKind() {
                 case .string:
                     list.append(RawIdentifier(type: type, value: try s.readString()))
                 case .array:
                     try s.readArray { s in
-                        guard try s.nextKind() == .string else { throw LineError.wrongType(field: field, expected: "an array of strings") }
+                        guard try s.nextKind() == .string else { throw LineError.wrongType(field: field(), expected: "an array of strings") }
                         list.append(RawIdentifier(type: type, value: try s.readString()))
                     }
                 default:
-                    throw LineError.wrongType(field: field, expected: "a string or an array of strings")
+                    throw LineError.wrongType(field: field(), expected: "a string or an array of strings")
                 }
             }
             identifiers = list

@@ -111,6 +111,28 @@ public final class Cursor {
         }
     }
 
+    /// Stores several fixed-size duplicates under `key` in one call (`MDB_MULTIPLE`; the database
+    /// must be `dupFixed`). `values` holds them back to back, `elementSize` bytes each, in order.
+    /// Throws ``LMDBError`` if LMDB stored fewer than all of them.
+    public func putMultiple<K: LMDBBytes>(key k: K, values: UnsafeRawBufferPointer, elementSize: Int, flags: PutFlags = []) throws {
+        guard let handle else { throw LMDBError.transactionFinished }
+        _ = try transaction.handle
+        precondition(elementSize > 0 && values.count % elementSize == 0, "values must be whole elements")
+        let count = values.count / elementSize
+        guard count > 0 else { return }
+        try k.withLMDBBytes { kb in
+            var kv = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
+            var data = [
+                MDB_val(mv_size: elementSize, mv_data: UnsafeMutableRawPointer(mutating: values.baseAddress)),
+                MDB_val(mv_size: count, mv_data: nil),
+            ]
+            try data.withUnsafeMutableBufferPointer { pair in
+                try check(mdb_cursor_put(handle, &kv, pair.baseAddress, flags.rawValue | UInt32(MDB_MULTIPLE)), "mdb_cursor_put (multiple) in '\(database.name)'")
+            }
+            if data[1].mv_size != count { throw LMDBError(code: LMDBError.incompleteWriteCode, operation: "mdb_cursor_put (multiple) stored \(data[1].mv_size) of \(count) values in '\(database.name)'") }
+        }
+    }
+
     /// Deletes the current entry (or, with `allDuplicates`, every duplicate of the current key).
     public func deleteCurrent(allDuplicates: Bool = false) throws(LMDBError) {
         guard let handle else { throw LMDBError.transactionFinished }

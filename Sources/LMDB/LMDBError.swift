@@ -20,6 +20,7 @@ public struct LMDBError: Error, CustomStringConvertible, Sendable, Equatable {
     /// LMDB's own text for the code.
     public var message: String {
         if code == LMDBError.transactionFinishedCode { return "the transaction was already committed or aborted" }
+        if code == LMDBError.incompleteWriteCode { return "LMDB stored fewer values than it was given" }
         return String(cString: mdb_strerror(code))
     }
 
@@ -44,6 +45,7 @@ public struct LMDBError: Error, CustomStringConvertible, Sendable, Equatable {
     public static let badValueSize = LMDBError(code: MDB_BAD_VALSIZE, operation: "")
 
     static let transactionFinishedCode: Int32 = -40_000
+    static let incompleteWriteCode: Int32 = -40_001
     /// A transaction was used after it committed or aborted.
     public static let transactionFinished = LMDBError(code: transactionFinishedCode, operation: "")
 }

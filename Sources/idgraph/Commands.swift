@@ -112,7 +112,9 @@ struct Load: ParsableCommand {
                 ("demotions", r.demotions), ("promotions", r.promotions),
                 ("links_asserted", r.linksAsserted), ("unlinks", r.unlinks), ("forgotten", r.forgotten),
                 ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
-                ("bulk_records", summary.bulkRecords), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
+                ("bulk_records", summary.bulkRecords), ("bulk_resolve_seconds", summary.bulkTimings.resolveSeconds),
+                ("bulk_wait_seconds", summary.bulkTimings.waitSeconds), ("bulk_write_tables_seconds", summary.bulkTimings.writeTablesSeconds),
+                ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
                 ("elapsed_seconds", summary.elapsedSeconds),
                 ("records_per_second", summary.elapsedSeconds > 0 ? Double(summary.records) / summary.elapsedSeconds : 0),
             ]
@@ -129,7 +131,11 @@ struct Load: ParsableCommand {
         print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped\(r.blockedValues > 0 ? ", \(r.blockedValues) blocked values dropped" : "")")
         print("  entities: \(r.merges) merges, \(r.splits) splits\(r.demotions + r.promotions > 0 ? ", \(r.demotions) values turned generic, \(r.promotions) turned back" : "")")
         print("  control: \(r.linksAsserted) links, \(r.unlinks) unlinks (\(r.unknownUnlinks) unknown), \(r.forgotten) forgotten (\(r.unknownForgets) unknown), \(r.retracted) retracted (\(r.unknownRetracts) unknown)")
-        if summary.bulkRecords > 0 { print("  bulk path: \(summary.bulkRecords) records resolved in memory and written in key order") }
+        if summary.bulkRecords > 0 {
+            let t = summary.bulkTimings
+            print("  bulk path: \(summary.bulkRecords) records resolved in memory and written in key order; writer: "
+                + String(format: "resolving %.2f s, waiting for the parser %.2f s, writing tables %.2f s, commit %.2f s", t.resolveSeconds, t.waitSeconds, t.writeTablesSeconds, t.commitSeconds))
+        }
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
         if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }
     }
