@@ -143,8 +143,20 @@ public final class Loader {
             try? rejects?.close()
             if options.progress { FileHandle.standardError.write("\u{1B}[2K\r".data(using: .utf8)!) }
         }
-        for file in try Self.expand(paths) {
-            try loadFile(file)
+        let files = try Self.expand(paths)
+        var next = 0
+        if options.bulk && !options.dryRun && !files.isEmpty && graph.acceptsBulkLoad {
+            let (stoppedIn, finished) = try loadInBulk(files)
+            summary.files += finished
+            next = finished
+            if let stoppedIn {
+                try stoppedIn.loadIncrementally()
+                summary.files += 1
+                next += 1
+            }
+        }
+        for path in files[next...] {
+            try FileLoad(loader: self, path: path).loadIncrementally()
             summary.files += 1
         }
         summary.elapsedSeconds = Date().timeIntervalSince(started)
@@ -212,60 +224,72 @@ public final class Loader {
         }
     }
 
-    private func loadFile(_ path: String) throws {
+    /// One archive being read: its reader, where its committed part ends, and the batch of
+    /// operations not yet committed.
+    private final class FileLoad {
+        unowned let loader: Loader
+        let path: String
+        /// Checkpoint key (nil for standard input).
         let key: String?
-        var source: ByteSource
-        do {
-            key = try checkpointKey(path)
-            source = try openInput(path)
-        } catch let error as InputError {
-            throw LoadError.input(error)
-        }
-        var reader = LineReader(source: source)
-        var prefix = PrefixHasher()
-        if let key, !options.restart, !options.dryRun, let saved = try graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
-            while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
-            if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
-                summary.resumedLines += reader.lineNumber
-                // Say so even when quiet about progress: a resumed load must not surprise anyone.
-                FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
-            } else {
-                FileHandle.standardError.write("\(path): an archive starting with the same line was loaded before, but this one differs before where that load stopped; loading it from the beginning\n".data(using: .utf8)!)
-                source = try openInput(path)
-                reader = LineReader(source: source)
-                prefix = PrefixHasher()
-            }
-        }
-
-        let schema = graph.schema
+        private(set) var source: ByteSource
+        private(set) var reader: LineReader
+        private var prefix = PrefixHasher()
+        /// Just after the last line whose operation is applied or queued.
+        private(set) var doneOffset = 0
+        private(set) var doneLine = 0
+        private var donePrefix = PrefixHasher()
+        /// The bad line that stops the load (not with --skip-bad).
+        private(set) var failure: LoadError?
         var batch: [PreparedOperation] = []
-        batch.reserveCapacity(options.batchSize)
-        var failure: LoadError?
-        func commit(offset: Int, line: Int, prefix: PrefixHasher) throws {
-            if options.dryRun {
-                summary.records += batch.count
-                batch.removeAll(keepingCapacity: true)
-                return
+        private let schema: Schema
+
+        /// Opens `path` and, unless told to restart, skips what an earlier load committed.
+        init(loader: Loader, path: String) throws {
+            self.loader = loader
+            self.path = path
+            schema = loader.graph.schema
+            do {
+                key = try loader.checkpointKey(path)
+                source = try openInput(path)
+            } catch let error as InputError {
+                throw LoadError.input(error)
             }
-            var metadata: [(key: String, value: [UInt8])] = []
-            if let key { metadata.append((key, prefix.checkpoint(offset: offset, line: line).bytes)) }
-            try rejects?.synchronize()
-            let report = try graph.apply(prepared: batch, now: options.now, metadata: metadata)
-            summary.report.add(report)
-            summary.records += batch.count
-            batch.removeAll(keepingCapacity: true)
+            reader = LineReader(source: source)
+            let options = loader.options
+            if let key, !options.restart, !options.dryRun, let saved = try loader.graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
+                while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
+                if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
+                    loader.summary.resumedLines += reader.lineNumber
+                    // Say so even when quiet about progress: a resumed load must not surprise anyone.
+                    FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
+                } else {
+                    FileHandle.standardError.write("\(path): an archive starting with the same line was loaded before, but this one differs before where that load stopped; loading it from the beginning\n".data(using: .utf8)!)
+                    source = try openInput(path)
+                    reader = LineReader(source: source)
+                    prefix = PrefixHasher()
+                }
+            }
+            batch.reserveCapacity(options.batchSize)
+            markDone()
         }
 
-        var previousOffset = reader.offset
-        var previousLine = reader.lineNumber
-        var previousPrefix = prefix
+        /// Everything read so far is applied or queued.
+        func markDone() {
+            doneOffset = reader.offset
+            doneLine = reader.lineNumber
+            donePrefix = prefix
+        }
+
+        /// The checkpoint of what is applied or queued.
+        var checkpoint: Checkpoint { donePrefix.checkpoint(offset: doneOffset, line: doneLine) }
 
         /// Reads the next line: its operation (nil for a blank or rejected line, or a bad one,
-        /// which sets `failure`) and whether there was a line at all.
+        /// which sets ``failure``) and whether there was a line at all.
         func nextOperation() throws -> (PreparedOperation?, Bool) {
             var op: PreparedOperation?
+            let options = loader.options
             let more = try reader.nextLine { line in
-                summary.lines += 1
+                loader.summary.lines += 1
                 defer { if failure == nil { prefix.add(line) } }
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
                 do {
@@ -273,11 +297,11 @@ public final class Loader {
                     do {
                         op = try PreparedOperation(parsed, schema: schema)
                     } catch let error as IdentifierError {
-                        throw LineError.badIdentifier(field: Self.identifierField(of: parsed), error)
+                        throw LineError.badIdentifier(field: Loader.identifierField(of: parsed), error)
                     }
                 } catch let error as LineError {
                     if options.skipBad {
-                        try reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
+                        try loader.reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
                     } else {
                         failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
                     }
@@ -286,24 +310,87 @@ public final class Loader {
             return (op, more)
         }
 
-        // The bulk path, while the database is empty and the lines are events.
-        var finished = false
-        if options.bulk && !options.dryRun && graph.acceptsBulkLoad {
-            var interrupted = false
-            var handOff: PreparedOperation?
+        /// Applies the batch with the checkpoint of what is done, in one transaction.
+        private func commit() throws {
+            let options = loader.options
+            if options.dryRun {
+                loader.summary.records += batch.count
+                batch.removeAll(keepingCapacity: true)
+                return
+            }
+            var metadata: [(key: String, value: [UInt8])] = []
+            if let key { metadata.append((key, checkpoint.bytes)) }
+            try loader.rejects?.synchronize()
+            let report = try loader.graph.apply(prepared: batch, now: options.now, metadata: metadata)
+            loader.summary.report.add(report)
+            loader.summary.records += batch.count
+            batch.removeAll(keepingCapacity: true)
+        }
+
+        /// Reads the rest of the archive in batches, one transaction each; throws the bad line
+        /// after committing everything before it.
+        func loadIncrementally() throws {
             do {
-                let reserve = source.totalBytes.map { max($0 * 16, 1 << 30) } ?? (64 << 30)
-                let result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
-                    // Parsing here, resolving and writing on the bulk writer's thread.
-                    var chunk: [PreparedEvent] = []
-                    chunk.reserveCapacity(Self.bulkChunk)
+                while failure == nil {
+                    if interruptRequested.load(ordering: .relaxed) {
+                        try commit()
+                        throw LoadError.interrupted(file: path, line: doneLine + 1)
+                    }
+                    let (op, more) = try nextOperation()
+                    if failure != nil { break }
+                    if let op { batch.append(op) }
+                    markDone()
+                    if !more { break }
+                    if batch.count >= loader.options.batchSize { try commit() }
+                    if loader.options.progress { loader.showProgress(path: path, source: source) }
+                }
+                try commit()
+            } catch let error as InputError {
+                try? commit()
+                throw LoadError.input(error)
+            }
+            loader.summary.bytes += source.consumedBytes
+            if let failure { throw failure }
+        }
+    }
+
+    /// Why the bulk part of a load ended before the last archive's last line.
+    private enum BulkStop {
+        case interrupted, memoryLimit, controlRecord, badLine, input(InputError)
+    }
+
+    /// The bulk path, from the first archive on, while the lines are events and memory lasts:
+    /// one transaction for all of it, with a checkpoint for every archive it read. Returns the
+    /// archive it stopped in (to be continued batch by batch) and how many it finished.
+    private func loadInBulk(_ files: [String]) throws -> (stoppedIn: FileLoad?, finished: Int) {
+        var finished = 0
+        var current: FileLoad?
+        var stop: BulkStop?
+        let sizes = files.map { path -> Int? in
+            path == "-" ? nil : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        }
+        let reserve = sizes.contains { $0 == nil } ? (64 << 30) : max(sizes.reduce(0) { $0 + ($1 ?? 0) } * 16, 1 << 30)
+        let result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+            // Parsing here, resolving and writing on the bulk writer's thread.
+            var metadata: [(key: String, value: [UInt8])] = []
+            var chunk: [PreparedEvent] = []
+            chunk.reserveCapacity(Self.bulkChunk)
+            archives: while finished < files.count {
+                let file = try FileLoad(loader: self, path: files[finished])
+                current = file
+                do {
                     while true {
-                        if interruptRequested.load(ordering: .relaxed) { interrupted = true; break }
-                        if feed.estimatedBytes > options.memoryLimit { break }
-                        let (op, more) = try nextOperation()
-                        if failure != nil { break }
+                        if interruptRequested.load(ordering: .relaxed) { stop = .interrupted; break archives }
+                        if feed.estimatedBytes > options.memoryLimit { stop = .memoryLimit; break archives }
+                        let (op, more) = try file.nextOperation()
+                        if file.failure != nil { stop = .badLine; break archives }
                         if let op {
-                            guard case .event(let event) = op else { handOff = op; break }
+                            guard case .event(let event) = op else {
+                                file.batch.append(op)  // the incremental path applies it first
+                                file.markDone()
+                                stop = .controlRecord
+                                break archives
+                            }
                             chunk.append(event)
                             summary.records += 1
                             summary.bulkRecords += 1
@@ -312,69 +399,44 @@ public final class Loader {
                                 chunk.removeAll(keepingCapacity: true)
                             }
                         }
-                        previousOffset = reader.offset
-                        previousLine = reader.lineNumber
-                        previousPrefix = prefix
-                        if !more { finished = true; break }
-                        if options.progress { showProgress(path: path, source: source) }
+                        file.markDone()
+                        if !more { break }
+                        if options.progress { showProgress(path: file.path, source: file.source) }
                     }
-                    if !chunk.isEmpty { try feed.send(chunk) }
-                    if options.progress {
-                        // The writer still resolves what is queued and writes every table: say so.
-                        FileHandle.standardError.write("\u{1B}[2K\r\((path as NSString).lastPathComponent): \(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
-                    }
-                    try rejects?.synchronize()
-                    return key.map { [($0, previousPrefix.checkpoint(offset: previousOffset, line: previousLine).bytes)] } ?? []
+                } catch let error as InputError {
+                    stop = .input(error)  // what was read before it is kept
+                    break archives
                 }
-                summary.report.add(result.report)
-                summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
-                summary.bulkTimings.waitSeconds += result.timings.waitSeconds
-                summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
-                summary.bulkTimings.commitSeconds += result.timings.commitSeconds
-            } catch let error as InputError {
-                throw LoadError.input(error)
+                if let key = file.key { metadata.append((key, file.checkpoint.bytes)) }
+                summary.bytes += file.source.consumedBytes
+                current = nil
+                finished += 1
             }
-            if interrupted { throw LoadError.interrupted(file: path, line: previousLine + 1) }
-            if let handOff {
-                batch.append(handOff)
-                previousOffset = reader.offset
-                previousLine = reader.lineNumber
-                previousPrefix = prefix
+            if let current, let key = current.key { metadata.append((key, current.checkpoint.bytes)) }
+            if !chunk.isEmpty { try feed.send(chunk) }
+            if options.progress {
+                // The writer still resolves what is queued and writes every table: say so.
+                FileHandle.standardError.write("\u{1B}[2K\r\(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
             }
+            try rejects?.synchronize()
+            return metadata
         }
-
-        do {
-            while failure == nil && !finished {
-                if interruptRequested.load(ordering: .relaxed) {
-                    try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
-                    throw LoadError.interrupted(file: path, line: previousLine + 1)
-                }
-                let (op, more) = try nextOperation()
-                if let op { batch.append(op) }
-                if failure != nil {
-                    try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
-                    break
-                }
-                if !more { break }
-                previousOffset = reader.offset
-                previousLine = reader.lineNumber
-                previousPrefix = prefix
-                if batch.count >= options.batchSize { try commit(offset: previousOffset, line: previousLine, prefix: previousPrefix) }
-                if options.progress { showProgress(path: path, source: source) }
-            }
-            if failure == nil && !finished { try commit(offset: reader.offset, line: reader.lineNumber, prefix: prefix) }
-        } catch let error as InputError {
-            try? commit(offset: previousOffset, line: previousLine, prefix: previousPrefix)
-            throw LoadError.input(error)
+        summary.report.add(result.report)
+        summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
+        summary.bulkTimings.waitSeconds += result.timings.waitSeconds
+        summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
+        summary.bulkTimings.commitSeconds += result.timings.commitSeconds
+        switch stop {
+        case .interrupted?: throw LoadError.interrupted(file: current?.path ?? "-", line: (current?.doneLine ?? 0) + 1)
+        case .input(let error)?: throw LoadError.input(error)
+        case .badLine?, .memoryLimit?, .controlRecord?, nil: return (current, finished)
         }
-        summary.bytes += source.consumedBytes
-        if let failure { throw failure }
     }
 
     /// Events per chunk handed to the bulk writer's thread.
     static let bulkChunk = 2048
 
-    private static func identifierField(of op: GraphOperation) -> String {
+    fileprivate static func identifierField(of op: GraphOperation) -> String {
         switch op {
         case .event: return "ids"
         case .link, .unlink: return "a/b"

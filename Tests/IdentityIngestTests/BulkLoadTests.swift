@@ -92,6 +92,23 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
         #expect(try partition(two) == partition(one))
     }
 
+    @Test func severalArchivesGoThroughOneBulkRunWithACheckpointEach() throws {
+        let w = Workspace()
+        let paths = try (0..<3).map { try archive(w, "\($0).ndjson", seed: 20 + UInt64($0), events: 1500, duplicates: 0.05) }
+        let (bulk, summary) = try load(w, "bulk", paths, bulk: true)
+        #expect(summary.files == 3)
+        #expect(summary.bulkRecords == 4500)
+        let (incremental, _) = try load(w, "incremental", paths, bulk: false, batchSize: 256)
+        try expectSameTables(bulk, incremental)
+        // Run again: every archive is known to be loaded to its end; nothing changes.
+        var options = LoadOptions()
+        options.now = Self.clock
+        let again = try Loader(graph: bulk, options: options).load(paths)
+        #expect(again.resumedLines == 4500)
+        #expect(again.records == 0)
+        try expectSameTables(bulk, incremental)
+    }
+
     @Test func aBadLineStopsTheBulkPartAfterCommittingEverythingBeforeIt() throws {
         let w = Workspace()
         let path = w.file("a.ndjson", [
