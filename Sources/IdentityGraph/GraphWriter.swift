@@ -332,6 +332,8 @@ final class GraphWriter {
         // A higher degree may make either end generic (it leaves its entity); only then do the
         // records in hand go stale.
         let changedU = try refreshGeneric(u, ru, cause: cause, sequence: sequence)
+        // u turning generic may have split its entity and moved v to a new one: read v again.
+        if changedU { rv = try readNode(v) }
         let changedV = try refreshGeneric(v, rv, cause: cause, sequence: sequence)
         if changedU || changedV {
             ru = try readNode(u)
@@ -367,7 +369,8 @@ final class GraphWriter {
         if isMergeType(rv.typeID) { ru.degree -= 1; try writeNode(u, ru) }
         if isMergeType(ru.typeID) { rv.degree -= 1; try writeNode(v, rv) }
         let active = isActive(ru) && isActive(rv) && entry.flags & EdgeEntry.refusedFlag == 0
-        try refreshGeneric(u, ru, cause: cause, sequence: sequence)
+        // u turning back from generic may have merged v's entity into another: read v again.
+        if try refreshGeneric(u, ru, cause: cause, sequence: sequence) { rv = try readNode(v) }
         try refreshGeneric(v, rv, cause: cause, sequence: sequence)
         return active
     }

@@ -180,3 +180,20 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension MergeSplitPropertyTests {
+    /// Found by the property test (seed 17597485936236197891, shrunk by hand): one link makes
+    /// both of its ends generic; the first end's demotion split the entity and moved the second
+    /// end, which was then demoted from the entity it had been in before (a stale record).
+    @Test func bothEndsOfALinkTurningGenericAtOnce() throws {
+        let scenario = Scenario(
+            operations: [
+                link("email:user1@x.com", "cookie:c5"),
+                .event(EventInput(eventID: Array("e31".utf8), identifiers: ["crm:3", "email:user1@x.com", "phone:+1 555 9"].map { RawIdentifier.id($0) })),
+                .event(EventInput(eventID: Array("e47".utf8), identifiers: ["address:0 Main St", "email:user4@x.com", "cookie:c5", "device:d2"].map { RawIdentifier.id($0) })),
+            ],
+            batchEnds: [1, 2, 3], reopenAfter: [], tinyMap: false,
+            schema: Schema(types: ["device": TypePolicy(genericAfter: 1), "cookie": TypePolicy(genericAfter: 2)]))
+        #expect(try Self.run(scenario) == nil)
+    }
+}
