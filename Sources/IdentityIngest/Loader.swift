@@ -76,6 +76,8 @@ public enum LoadError: Error, CustomStringConvertible {
     case interrupted(file: String, line: Int)
     /// An input could not be read.
     case input(InputError)
+    /// The bulk part outgrew the space reserved for it; nothing of it was kept.
+    case bulkMapFull
     /// The rejects file could not be written.
     case rejectsFile(path: String, reason: String)
 
@@ -88,6 +90,8 @@ public enum LoadError: Error, CustomStringConvertible {
             return "interrupted at \(file):\(line); everything before it is committed. Run the same command again to resume."
         case .input(let error):
             return error.description
+        case .bulkMapFull:
+            return "the bulk part of the load outgrew the space reserved for the database; nothing of it was kept and the space has grown: run the same command again (or load with --no-bulk)"
         case .rejectsFile(let path, let reason):
             return "cannot write rejects file \(path): \(reason)"
         }
@@ -367,10 +371,30 @@ public final class Loader {
         var current: FileLoad?
         var stop: BulkStop?
         let sizes = files.map { path -> Int? in
-            path == "-" ? nil : (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+            // The size of what the path names (a symbolic link is followed).
+            path == "-" ? nil : (try? FileManager.default.attributesOfItem(atPath: (path as NSString).resolvingSymlinksInPath)[.size] as? Int) ?? nil
         }
         let reserve = sizes.contains { $0 == nil } ? (64 << 30) : max(sizes.reduce(0) { $0 + ($1 ?? 0) } * 16, 1 << 30)
-        let result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+        let result: BulkLoadResult
+        do {
+            result = try bulkRun(files, reserve: reserve, finished: &finished, current: &current, stop: &stop)
+        } catch BulkLoadError.mapFull {
+            throw LoadError.bulkMapFull
+        }
+        summary.report.add(result.report)
+        summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
+        summary.bulkTimings.waitSeconds += result.timings.waitSeconds
+        summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
+        summary.bulkTimings.commitSeconds += result.timings.commitSeconds
+        switch stop {
+        case .interrupted?: throw LoadError.interrupted(file: current?.path ?? "-", line: (current?.doneLine ?? 0) + 1)
+        case .input(let error)?: throw LoadError.input(error)
+        case .badLine?, .memoryLimit?, .controlRecord?, nil: return (current, finished)
+        }
+    }
+
+    private func bulkRun(_ files: [String], reserve: Int, finished: inout Int, current: inout FileLoad?, stop: inout BulkStop?) throws -> BulkLoadResult {
+        try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
             // Parsing here, resolving and writing on the bulk writer's thread.
             var metadata: [(key: String, value: [UInt8])] = []
             var chunk: [PreparedEvent] = []
@@ -420,16 +444,6 @@ public final class Loader {
             }
             try rejects?.synchronize()
             return metadata
-        }
-        summary.report.add(result.report)
-        summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
-        summary.bulkTimings.waitSeconds += result.timings.waitSeconds
-        summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
-        summary.bulkTimings.commitSeconds += result.timings.commitSeconds
-        switch stop {
-        case .interrupted?: throw LoadError.interrupted(file: current?.path ?? "-", line: (current?.doneLine ?? 0) + 1)
-        case .input(let error)?: throw LoadError.input(error)
-        case .badLine?, .memoryLimit?, .controlRecord?, nil: return (current, finished)
         }
     }
 
