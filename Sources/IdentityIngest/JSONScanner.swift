@@ -149,28 +149,13 @@ struct JSONScanner {
 
     /// Reads a string value: escapes decoded, UTF-8 validated.
     mutating func readString() throws(SyntaxError) -> [UInt8] {
-        try expect(0x22, "'\"'")
-        let start = position
-        // Fast path: no escapes, plain ASCII or valid UTF-8 up to the closing quote.
-        var i = start
-        var ascii = true
-        while i < bytes.count {
-            let b = bytes[i]
-            if b == 0x22 {
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
-                if !ascii && !UTF8Validation.isValid(slice) { position = start; throw error("valid UTF-8 in a string") }
-                position = i + 1
-                return Array(slice)
-            }
-            if b == 0x5C { break }
-            if b < 0x20 { position = i; throw error("no control character inside a string (escape it)") }
-            if b >= 0x80 { ascii = false }
-            i += 1
-        }
-        if i >= bytes.count { position = start; throw error("a closing '\"'") }
+        skipWhitespace()
+        // Fast path: no escapes (validated in place, copied once).
+        if let range = try plainString() { return Array(UnsafeRawBufferPointer(rebasing: bytes[range])) }
         // Slow path: escapes.
-        var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
-        position = i
+        try expect(0x22, "'\"'")
+        var out: [UInt8] = []
+        var ascii = true
         while true {
             guard position < bytes.count else { throw error("a closing '\"'") }
             let b = bytes[position]
