@@ -119,10 +119,12 @@ struct Counters: Equatable {
     var links: UInt64 = 0
     var events: UInt64 = 0
     var generic: UInt64 = 0
+    /// Links refused by a `limit` policy (conflicts).
+    var refused: UInt64 = 0
 
     var bytes: [UInt8] {
         var w = ByteWriter(capacity: 64)
-        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events, generic] { w.append(v) }
+        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events, generic, refused] { w.append(v) }
         return w.bytes
     }
 
@@ -136,5 +138,6 @@ struct Counters: Equatable {
         nextID = try r.uint64(); nextSequence = try r.uint64(); nextHistory = try r.uint64()
         identifiers = try r.uint64(); entities = try r.uint64(); links = try r.uint64(); events = try r.uint64()
         generic = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before generic values
+        refused = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before limits
     }
 }

@@ -110,10 +110,12 @@ struct Checker {
 
         // 3. adjacency.
         var adjacency: [NodeID: [EdgeEntry]] = [:]
-        var edgeEntries = 0
+        var edgeEntries = 0, refusedEntries = 0
         try txn.forEach(db.adjacency) { key, value in
-            adjacency[key.loadBigEndianUInt64(at: 0), default: []].append(EdgeEntry(bytes: value))
+            let entry = EdgeEntry(bytes: value)
+            adjacency[key.loadBigEndianUInt64(at: 0), default: []].append(entry)
             edgeEntries += 1
+            if entry.flags & EdgeEntry.refusedFlag != 0 { refusedEntries += 1 }
             return true
         }
         for (u, entries) in adjacency {
@@ -207,6 +209,7 @@ struct Checker {
         if stats.identifiers != nodes.count { fail(7, "counter says \(stats.identifiers) identifiers, store has \(nodes.count)") }
         if stats.entities != live.count { fail(7, "counter says \(stats.entities) entities, store has \(live.count)") }
         if stats.links * 2 != edgeEntries { fail(7, "counter says \(stats.links) links, store has \(edgeEntries / 2)") }
+        if stats.refusedLinks * 2 != refusedEntries { fail(7, "counter says \(stats.refusedLinks) refused links, store has \(refusedEntries / 2)") }
         if stats.events != eventCount { fail(7, "counter says \(stats.events) events, store has \(eventCount)") }
         let genericCount = nodes.values.filter(\.isGeneric).count
         if stats.genericIdentifiers != genericCount { fail(7, "counter says \(stats.genericIdentifiers) generic identifiers, store has \(genericCount)") }

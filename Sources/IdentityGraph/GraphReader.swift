@@ -270,6 +270,7 @@ public final class GraphReader {
             if info.size > stats.largestEntitySize { stats.largestEntitySize = info.size; stats.largestEntity = info.id }
         }
         stats.genericIdentifiers = Int(counters.generic)
+        stats.refusedLinks = Int(counters.refused)
         // Identifiers in no entity: all identifiers minus the members of live entities.
         stats.identifiersWithoutEntity = stats.identifiers - (try txn.entryCount(db.member))
         stats.identifierTypes = catalog.typeNames.count
@@ -295,6 +296,8 @@ public struct GraphStats: Sendable, Equatable, Codable {
     public var largestEntity: EntityID = 0
     /// Identifiers marked generic.
     public var genericIdentifiers = 0
+    /// Links refused by a `limit` policy (conflicts that relate two entities).
+    public var refusedLinks = 0
     /// Identifiers in no entity (`relate` types, generic values).
     public var identifiersWithoutEntity = 0
     /// Erased identifiers remembered as tombstones.

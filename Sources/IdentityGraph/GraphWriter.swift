@@ -26,6 +26,10 @@ final class GraphWriter {
     private var mergeTypes: [Bool] = []
     /// Per type id: the `generic_after` threshold, if any.
     private var genericThresholds: [UInt32?] = []
+    /// Per type id: the `limit` (most values of the type one entity may hold), if any.
+    private var limits: [Int?] = []
+    /// Whether any type has a limit (else no merge needs counting).
+    private var anyLimit = false
     /// Nodes and entities whose first/last seen must be recomputed after a subtraction.
     private var staleNodeBounds: Set<NodeID> = []
     private var staleEntityBounds: Set<EntityID> = []
@@ -68,6 +72,8 @@ final class GraphWriter {
         catalog.version += 1
         mergeTypes = []
         genericThresholds = []
+        limits = []
+        anyLimit = false
         refreshMergeTypes()
     }
 
@@ -120,6 +126,9 @@ final class GraphWriter {
             let policy = catalog.policy(ofType: UInt16(mergeTypes.count))
             mergeTypes.append(policy.role == .merge)
             genericThresholds.append(policy.role == .merge ? policy.genericAfter.map { UInt32(clamping: $0) } : nil)
+            let limit = policy.role == .merge ? policy.limit : nil
+            limits.append(limit)
+            if limit != nil { anyLimit = true }
         }
     }
 
@@ -340,8 +349,43 @@ final class GraphWriter {
             rv = try readNode(v)
         }
         if isActive(ru) && isActive(rv) && ru.entity != rv.entity {
-            try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
+            if try wouldExceedLimit(ru.entity, rv.entity) {
+                try refuse(u, v, EdgeEntry(neighbour: v, evidence: 1), between: ru.entity, rv.entity, cause: cause, sequence: sequence)
+            } else {
+                try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
+            }
         }
+    }
+
+    // MARK: - Limits
+
+    /// Whether merging two entities would give the result more values of some type than its
+    /// `limit` allows. Counts the members of both (only when some type has a limit).
+    private func wouldExceedLimit(_ a: EntityID, _ b: EntityID) throws -> Bool {
+        guard anyLimit else { return false }
+        var counts: [UInt16: Int] = [:]
+        for entity in [a, b] {
+            for node in try members(of: entity) {
+                let type = try readNode(node).typeID
+                guard let limit = limits[Int(type)] else { continue }
+                counts[type, default: 0] += 1
+                if counts[type]! > limit { return true }
+            }
+        }
+        return false
+    }
+
+    /// Marks the link `u–v` (its entry under `u` is `entry`) refused: it relates the two
+    /// entities and never merges them, until it goes (SPEC.md: not retried by itself).
+    private func refuse(_ u: NodeID, _ v: NodeID, _ entry: EdgeEntry, between a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        var refused = entry
+        refused.flags |= EdgeEntry.refusedFlag
+        try replaceEdge(u, entry, with: refused)
+        try replaceEdge(v, EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags),
+                        with: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: refused.flags))
+        counters.refused += 1
+        report.refusedLinks += 1
+        try recordHistory(.refused, cause: cause, sequence: sequence, entities: [a, b])
     }
 
     /// Takes one piece of evidence from `u–v`; when none is left the link goes. Returns whether
@@ -364,6 +408,7 @@ final class GraphWriter {
         try txn.delete(db.adjacency, key: u, value: entry)
         try txn.delete(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags))
         counters.links -= 1
+        if entry.flags & EdgeEntry.refusedFlag != 0 { counters.refused -= 1 }
         var ru = try readNode(u)
         var rv = try readNode(v)
         if isMergeType(rv.typeID) { ru.degree -= 1; try writeNode(u, ru) }
@@ -429,7 +474,12 @@ final class GraphWriter {
             for w in neighbours {
                 let mine = try readNode(node).entity
                 let theirs = try readNode(w).entity
-                if mine != theirs { try merge(mine, theirs, cause: cause, sequence: sequence) }
+                guard mine != theirs else { continue }
+                if try wouldExceedLimit(mine, theirs), let entry = try edge(node, w) {
+                    try refuse(node, w, entry, between: mine, theirs, cause: cause, sequence: sequence)
+                } else {
+                    try merge(mine, theirs, cause: cause, sequence: sequence)
+                }
             }
         }
         return true
@@ -749,6 +799,7 @@ final class GraphWriter {
             if isMergeType(record.typeID) { rw.degree -= 1; try writeNode(w, rw) }
             if xActive && isActive(rw) && entry.flags & EdgeEntry.refusedFlag == 0 && rw.entity == entity { seeds.append(w) }
             counters.links -= 1
+            if entry.flags & EdgeEntry.refusedFlag != 0 { counters.refused -= 1 }
         }
         try txn.delete(db.adjacency, key: x)
 

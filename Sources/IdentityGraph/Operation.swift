@@ -86,6 +86,8 @@ public struct ApplyReport: Sendable, Equatable {
     public var demotions = 0
     /// Generic values whose degree fell back (they merge again).
     public var promotions = 0
+    /// Links refused by a `limit` policy (kept as conflicts that relate two entities).
+    public var refusedLinks = 0
 
     /// An empty report.
     public init() {}
@@ -112,6 +114,7 @@ public struct ApplyReport: Sendable, Equatable {
         r.blockedValues = blockedValues - other.blockedValues
         r.demotions = demotions - other.demotions
         r.promotions = promotions - other.promotions
+        r.refusedLinks = refusedLinks - other.refusedLinks
         return r
     }
 
@@ -135,6 +138,7 @@ public struct ApplyReport: Sendable, Equatable {
         splits += other.splits
         demotions += other.demotions
         promotions += other.promotions
+        refusedLinks += other.refusedLinks
         blockedValues += other.blockedValues
     }
 }

@@ -201,6 +201,9 @@ public struct HistoryRecord: Equatable, Sendable {
         case demoted = 5
         /// A generic identifier turned back and started `entities[0]` (then merged as linked).
         case promoted = 6
+        /// A link between `entities[0]` and `entities[1]` was refused by a `limit` policy: it
+        /// relates them (a conflict) and does not merge them.
+        case refused = 7
     }
     /// What caused it.
     public enum Cause: UInt8, Sendable {

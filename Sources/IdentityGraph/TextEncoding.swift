@@ -42,6 +42,7 @@ extension HistoryRecord.Kind {
         case .erased: return "erased"
         case .demoted: return "demoted"
         case .promoted: return "promoted"
+        case .refused: return "refused"
         }
     }
 }

@@ -117,6 +117,7 @@ public struct Executor {
             case .split: what = "entit\(h.entities.count > 2 ? "ies" : "y") \(h.entities.dropFirst().map(String.init).joined(separator: ", ")) would split off from \(h.entities[0])"
             case .demoted: what = "an identifier of \(h.entities[0]) would turn generic and leave it"
             case .promoted: what = "a generic identifier would turn back and join its neighbours"
+            case .refused: what = "a link between entities \(h.entities[0]) and \(h.entities[1]) would be refused (limit): they would stay apart, related"
             case .forget: what = h.entities.isEmpty ? "an identifier would be erased" : "an identifier of \(h.entities[0]) would be erased"
             case .erased: what = "entity \(h.entities[0]) would lose its last identifier"
             }
@@ -377,6 +378,7 @@ private struct Query {
                 case .erased: what = "entity \(r.entities[0]) lost its last identifier"
                 case .demoted: what = "an identifier of \(r.entities[0]) turned generic (generic_after) and left it"
                 case .promoted: what = "a generic identifier turned back and started entity \(r.entities[0])"
+                case .refused: what = "a link to entity \(r.entities[1]) was refused (limit): a conflict, related, not merged"
                 }
                 var cause = r.cause.name
                 if r.causeSequence != 0 { cause += " #\(r.causeSequence)" }
@@ -444,6 +446,7 @@ private struct Query {
                 [.text("largest_entity"), s.largestEntity == 0 ? .null : .int(Int64(s.largestEntity))],
                 [.text("largest_entity_size"), .int(Int64(s.largestEntitySize))],
                 [.text("generic_identifiers"), .int(Int64(s.genericIdentifiers))],
+                [.text("refused_links"), .int(Int64(s.refusedLinks))],
                 [.text("identifiers_in_no_entity"), .int(Int64(s.identifiersWithoutEntity))],
                 [.text("tombstones"), .int(Int64(s.tombstones))], [.text("history_records"), .int(Int64(s.historyRecords))],
             ]

@@ -109,7 +109,7 @@ struct Load: ParsableCommand {
                 ("files", summary.files), ("lines", summary.lines), ("records", summary.records),
                 ("events_stored", r.eventsStored), ("duplicate_events", r.duplicateEvents),
                 ("identifiers_created", r.identifiersCreated), ("merges", r.merges), ("splits", r.splits),
-                ("demotions", r.demotions), ("promotions", r.promotions),
+                ("demotions", r.demotions), ("promotions", r.promotions), ("refused_links", r.refusedLinks),
                 ("links_asserted", r.linksAsserted), ("unlinks", r.unlinks), ("forgotten", r.forgotten),
                 ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
                 ("bulk_records", summary.bulkRecords), ("bulk_resolve_seconds", summary.bulkTimings.resolveSeconds),
@@ -129,7 +129,7 @@ struct Load: ParsableCommand {
         print("loaded \(summary.records) records from \(summary.files) file\(summary.files == 1 ? "" : "s") in \(String(format: "%.2f", summary.elapsedSeconds)) s (\(rate) records/s)")
         print("  events: \(r.eventsStored) stored, \(r.duplicateEvents) duplicate event_id skipped, \(r.eventsWithoutIdentifiers) without identifiers")
         print("  identifiers: \(r.identifiersCreated) new, \(r.erasedIdentifiersSkipped) erased ones skipped\(r.blockedValues > 0 ? ", \(r.blockedValues) blocked values dropped" : "")")
-        print("  entities: \(r.merges) merges, \(r.splits) splits\(r.demotions + r.promotions > 0 ? ", \(r.demotions) values turned generic, \(r.promotions) turned back" : "")")
+        print("  entities: \(r.merges) merges, \(r.splits) splits\(r.demotions + r.promotions > 0 ? ", \(r.demotions) values turned generic, \(r.promotions) turned back" : "")\(r.refusedLinks > 0 ? ", \(r.refusedLinks) links refused by limits (conflicts: RELATED shows them)" : "")")
         print("  control: \(r.linksAsserted) links, \(r.unlinks) unlinks (\(r.unknownUnlinks) unknown), \(r.forgotten) forgotten (\(r.unknownForgets) unknown), \(r.retracted) retracted (\(r.unknownRetracts) unknown)")
         if summary.bulkRecords > 0 {
             let t = summary.bulkTimings
@@ -172,7 +172,7 @@ struct Export: ParsableCommand {
 }
 
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Counts: identifiers, entities, links, events, largest entity, generic identifiers.")
+    static let configuration = CommandConfiguration(abstract: "Counts: identifiers, entities, links, events, largest entity, generic identifiers, refused links.")
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Print JSON.") var json = false
 
@@ -194,6 +194,7 @@ struct Stats: ParsableCommand {
             ("events", "\(s.events)"),
             ("largest entity", s.largestEntity == 0 ? "-" : "\(s.largestEntitySize) identifiers (entity \(s.largestEntity))"),
             ("generic identifiers", "\(s.genericIdentifiers)"),
+            ("refused links (limit)", "\(s.refusedLinks)"),
             ("identifiers in no entity", "\(s.identifiersWithoutEntity)"),
             ("tombstones", "\(s.tombstones)"),
             ("history records", "\(s.historyRecords)"),

@@ -92,6 +92,12 @@ import Testing
             var types: [String: TypePolicy] = ["device": TypePolicy(genericAfter: Int.random(in: 1...3, using: &rng))]
             if Bool.random(using: &rng) { types["cookie"] = TypePolicy(genericAfter: Int.random(in: 2...4, using: &rng)) }
             schema = Schema(types: types)
+        } else if Int.random(in: 0..<2, using: &rng) == 0 {
+            // Limits: at most N emails (or phones, or CRM ids) per entity; first come, first kept.
+            var types: [String: TypePolicy] = ["email": TypePolicy(normalize: .email, limit: Int.random(in: 1...2, using: &rng))]
+            if Bool.random(using: &rng) { types["phone"] = TypePolicy(normalize: .phone, limit: 1) }
+            if Bool.random(using: &rng) { types["crm"] = TypePolicy(limit: 1) }
+            schema = Schema(types: types)
         }
         return Scenario(operations: ops, batchEnds: ends, reopenAfter: reopen, tinyMap: Int.random(in: 0..<10, using: &rng) == 0, schema: schema)
     }
@@ -123,6 +129,14 @@ import Testing
         }
         let violations = try graph.check()
         if !violations.isEmpty { return "after batch \(b): check failed: \(violations.prefix(5))" }
+        // No entity holds more values of a type than its limit.
+        for group in actual {
+            var counts: [String: Int] = [:]
+            for id in group { counts[String(id.prefix { $0 != ":" }), default: 0] += 1 }
+            for (type, n) in counts {
+                if let limit = oracle.schema.policy(for: type).limit, n > limit { return "after batch \(b): an entity holds \(n) \(type) values, limit \(limit): \(group.sorted())" }
+            }
+        }
         return try graph.read { reader -> String? in
             let stats = try reader.stats()
             if stats.events != oracle.liveEventCount { return "after batch \(b): \(stats.events) events, oracle has \(oracle.liveEventCount)" }
@@ -130,6 +144,7 @@ import Testing
             if stats.links != oracle.linkCount { return "after batch \(b): \(stats.links) links, oracle has \(oracle.linkCount)" }
             let generic = oracle.genericIdentifiers().count
             if stats.genericIdentifiers != generic { return "after batch \(b): \(stats.genericIdentifiers) generic identifiers, oracle has \(generic)" }
+            if stats.refusedLinks != oracle.refused.count { return "after batch \(b): \(stats.refusedLinks) refused links, oracle has \(oracle.refused.count)" }
             for group in oracle.partition() {
                 let any = group.first!
                 guard let node = try reader.node(of: any), let entity = try reader.nodeInfo(node)?.entity,
@@ -195,5 +210,21 @@ extension MergeSplitPropertyTests {
             batchEnds: [1, 2, 3], reopenAfter: [], tinyMap: false,
             schema: Schema(types: ["device": TypePolicy(genericAfter: 1), "cookie": TypePolicy(genericAfter: 2)]))
         #expect(try Self.run(scenario) == nil)
+    }
+}
+
+extension MergeSplitPropertyTests {
+    /// The random scenarios do exercise limits: refusals happen in a good share of them (else
+    /// the property above would prove nothing about `limit`).
+    @Test func theScenariosRefuseLinks() throws {
+        var withRefusals = 0
+        for seed in UInt64(1)...300 {
+            let scenario = Self.scenario(seed: seed)
+            guard let schema = scenario.schema, schema.types.values.contains(where: { $0.limit != nil }) else { continue }
+            var oracle = Oracle(schema: Schema.builtIn(overriddenBy: schema))
+            for op in scenario.operations { oracle.apply(op, now: 0) }
+            if !oracle.refused.isEmpty { withRefusals += 1 }
+        }
+        #expect(withRefusals >= 20, "only \(withRefusals) of 300 scenarios refused a link")
     }
 }

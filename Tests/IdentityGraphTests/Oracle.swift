@@ -23,6 +23,9 @@ struct Oracle {
     private var linkRecords: [(pair: Set<Identifier>, index: Int)] = []
     private var unlinkMark: [Set<Identifier>: Int] = [:]
     private var log = 0
+    /// Links refused by a `limit` (SPEC.md: decided when the link appears, first come first
+    /// kept, never retried while the link lives).
+    private(set) var refused: Set<Set<Identifier>> = []
 
     init(schema: Schema = .builtIn) { self.schema = schema }
 
@@ -30,7 +33,44 @@ struct Oracle {
 
     private func normalize(_ raw: RawIdentifier) -> Identifier? { try! Normalizer.identifier(raw, schema: schema) }
 
+    /// Whether some type has a limit (else links are never refused, and nothing is tracked).
+    private var hasLimits: Bool { schema.types.values.contains { $0.limit != nil } || schema.defaultPolicy.limit != nil }
+
     mutating func apply(_ op: GraphOperation, now: Int64) {
+        guard hasLimits else { return record(op, now: now) }
+        let before = Set(livePairs())
+        record(op, now: now)
+        let after = Set(livePairs())
+        refused.formIntersection(after)
+        // New links, in the order the store meets them: an event's pairs (i < j), or the link.
+        var fresh: [Set<Identifier>] = []
+        switch op {
+        case .event:
+            if let e = events[log] {
+                for i in e.ids.indices { for j in e.ids.indices where i < j { fresh.append([e.ids[i], e.ids[j]]) } }
+            }
+        case .link(let ra, let rb):
+            if let a = normalize(ra), let b = normalize(rb), a != b { fresh.append([a, b]) }
+        default: break
+        }
+        var decided = before.subtracting(refused)
+        for pair in fresh where after.contains(pair) && !before.contains(pair) && !decided.contains(pair) && !refused.contains(pair) {
+            if wouldExceedLimit(pair, over: Array(decided)) { refused.insert(pair) } else { decided.insert(pair) }
+        }
+    }
+
+    /// Whether linking the two ends of `pair` would put more values of a limited type in one
+    /// entity than allowed, with the entities made by `pairs`.
+    private func wouldExceedLimit(_ pair: Set<Identifier>, over pairs: [Set<Identifier>]) -> Bool {
+        let ends = Array(pair)
+        let groups = partition(over: pairs)
+        guard let ga = groups.first(where: { $0.contains(ends[0]) }), let gb = groups.first(where: { $0.contains(ends[1]) }), ga != gb else { return false }
+        var counts: [String: Int] = [:]
+        for id in ga.union(gb) { counts[id.type, default: 0] += 1 }
+        return counts.contains { type, n in schema.policy(for: type).limit.map { n > $0 } ?? false }
+    }
+
+    private mutating func record(_ op: GraphOperation, now: Int64) {
         log += 1
         switch op {
         case .event(let input):
@@ -112,8 +152,14 @@ struct Oracle {
         })
     }
 
-    /// Entities: union-find over links between merge-type, non-generic identifiers.
+    /// Entities: union-find over the live links that were not refused, between merge-type,
+    /// non-generic identifiers.
     func partition() -> [Set<Identifier>] {
+        partition(over: livePairs().filter { !refused.contains($0) })
+    }
+
+    /// Entities made by `pairs` (links between merge-type, non-generic identifiers).
+    func partition(over pairs: [Set<Identifier>]) -> [Set<Identifier>] {
         var parent: [Identifier: Identifier] = [:]
         func find(_ x: Identifier) -> Identifier {
             var x = x
@@ -122,7 +168,7 @@ struct Oracle {
         }
         let generic = genericIdentifiers()
         for id in identifiers where role(id) == .merge && !generic.contains(id) { parent[id] = id }
-        for pair in livePairs() {
+        for pair in pairs {
             let m = Array(pair)
             guard parent[m[0]] != nil, parent[m[1]] != nil else { continue }
             let (ra, rb) = (find(m[0]), find(m[1]))
