@@ -89,6 +89,88 @@ final class GraphWriter {
         }
         for node in nodes { try refreshGeneric(node, try readNode(node), cause: .policy, sequence: 0) }
         try fixStaleBounds()
+        try reapplyLimits()
+    }
+
+    /// Re-evaluates every link against the limits in force, as if the links arrived again in
+    /// the order their identifiers were first seen (by the later end's node id, then the
+    /// earlier's: the store keeps no arrival order of links): a link is refused when its merge
+    /// would exceed a limit, accepted otherwise. Links that change state are split apart or
+    /// merged through the usual machinery, so entities end as the components of accepted links.
+    private func reapplyLimits() throws {
+        var links: [(u: NodeID, v: NodeID, entry: EdgeEntry)] = []
+        var refusedBefore = 0
+        try txn.forEach(db.adjacency) { key, value in
+            let u = key.loadBigEndianUInt64(at: 0), entry = EdgeEntry(bytes: value)
+            if u < entry.neighbour { links.append((u, entry.neighbour, entry)) }
+            if entry.flags & EdgeEntry.refusedFlag != 0 { refusedBefore += 1 }
+            return true
+        }
+        guard anyLimit || refusedBefore > 0 else { return }
+        links.sort { ($0.v, $0.u) < ($1.v, $1.u) }
+
+        // The target: union-find over accepted links between active nodes, with counts of
+        // limited types per component.
+        var parent: [NodeID: NodeID] = [:]
+        var counts: [NodeID: [UInt16: Int]] = [:]
+        var records: [NodeID: NodeRecord] = [:]
+        func record(_ n: NodeID) throws -> NodeRecord {
+            if let r = records[n] { return r }
+            let r = try readNode(n)
+            records[n] = r
+            return r
+        }
+        func find(_ x: NodeID) throws -> NodeID {
+            if parent[x] == nil {
+                parent[x] = x
+                let type = try record(x).typeID
+                if limits[Int(type)] != nil { counts[x] = [type: 1] }
+            }
+            var root = x
+            while let p = parent[root], p != root { root = p }
+            var y = x
+            while let p = parent[y], p != root { parent[y] = root; y = p }
+            return root
+        }
+        var becomeRefused: [(NodeID, NodeID, EdgeEntry)] = []
+        var becomeAccepted: [(NodeID, NodeID, EdgeEntry)] = []
+        for (u, v, entry) in links {
+            let wasRefused = entry.flags & EdgeEntry.refusedFlag != 0
+            var refuse = false
+            if try isActive(record(u)) && isActive(record(v)) {
+                let (a, b) = (try find(u), try find(v))
+                if a != b {
+                    var merged = counts[a] ?? [:]
+                    for (type, n) in counts[b] ?? [:] { merged[type, default: 0] += n }
+                    refuse = merged.contains { type, n in limits[Int(type)].map { n > $0 } ?? false }
+                    if !refuse {
+                        parent[b] = a
+                        counts[a] = merged
+                        counts[b] = nil
+                    }
+                }
+            }
+            if refuse && !wasRefused { becomeRefused.append((u, v, entry)) }
+            if !refuse && wasRefused { becomeAccepted.append((u, v, entry)) }
+        }
+
+        // Refuse first (each may split an entity), then accept (each may merge two).
+        for (u, v, entry) in becomeRefused {
+            let (eu, ev) = (try readNode(u).entity, try readNode(v).entity)
+            try refuse(u, v, entry, between: eu, ev, cause: .policy, sequence: 0)
+            try separate(seeds: [u, v], cause: .policy, sequence: 0)
+        }
+        for (u, v, entry) in becomeAccepted {
+            var accepted = entry
+            accepted.flags &= ~EdgeEntry.refusedFlag
+            try replaceEdge(u, entry, with: accepted)
+            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags),
+                            with: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: accepted.flags))
+            counters.refused -= 1
+            let (ru, rv) = (try readNode(u), try readNode(v))
+            if isActive(ru) && isActive(rv) && ru.entity != rv.entity { try merge(ru.entity, rv.entity, cause: .policy, sequence: 0) }
+        }
+        try fixStaleBounds()
     }
 
     /// The entity an identifier belongs to now (nil when unknown or in no entity).

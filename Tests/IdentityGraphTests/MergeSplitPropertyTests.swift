@@ -228,3 +228,72 @@ extension MergeSplitPropertyTests {
         #expect(withRefusals >= 20, "only \(withRefusals) of 300 scenarios refused a link")
     }
 }
+
+extension MergeSplitPropertyTests {
+    /// Limits set after the fact: `schema set` re-evaluates every link. Afterwards `check` is
+    /// clean, no entity exceeds a limit, every refused link between two entities was needed
+    /// (merging them would exceed a limit), and a second reapply changes nothing.
+    @Test("reapply under new limits leaves no entity over a limit and refuses only what it must")
+    func reapplyUnderNewLimits() async throws {
+        await propertyCheck(count: max(Self.runs / 5, 20), input: Gen.uint64()) { seed in
+            var scenario = Self.scenario(seed: seed)
+            scenario.schema = nil
+            scenario.batchEnds = [scenario.operations.count]
+            let db = try TemporaryDatabase(mapSize: 1 << 22, schema: nil)
+            try db.graph.apply(scenario.operations, now: 1_700_000_000_000)
+            var rng = SplitMix(seed: seed ^ 0x5EED)
+            let limits = Schema(types: [
+                "email": TypePolicy(normalize: .email, limit: Int.random(in: 1...2, using: &rng)),
+                "cookie": TypePolicy(limit: Int.random(in: 1...3, using: &rng)),
+                "phone": TypePolicy(normalize: .phone, limit: 1),
+            ])
+            let dryRun = try db.graph.setSchema(limits, dryRun: true)
+            let report = try db.graph.setSchema(limits)
+            #expect(dryRun == report, "seed \(seed): the dry run reported something else")
+            let violations = try db.graph.check()
+            #expect(violations.isEmpty, "seed \(seed): \(violations.prefix(3))")
+            let schema = db.graph.schema
+            try db.graph.read { reader in
+                var groups: [EntityID: [Identifier]] = [:]
+                try reader.forEachMembership { id, entity in groups[entity, default: []].append(id) }
+                func counts(_ ids: [Identifier]) -> [String: Int] { ids.reduce(into: [:]) { $0[$1.type, default: 0] += 1 } }
+                func exceeds(_ c: [String: Int]) -> Bool { c.contains { t, n in schema.policy(for: t).limit.map { n > $0 } ?? false } }
+                for (entity, ids) in groups { #expect(!exceeds(counts(ids)), "seed \(seed): entity \(entity) over a limit: \(ids)") }
+                for ids in groups.values {
+                    for id in ids {
+                        guard let node = try reader.node(of: id) else { continue }
+                        for link in try reader.links(of: node) where link.refused {
+                            guard let a = try reader.nodeInfo(node)?.entity, let b = try reader.nodeInfo(link.neighbour)?.entity, a != b else { continue }
+                            var c = counts(groups[a] ?? [])
+                            for (t, n) in counts(groups[b] ?? []) { c[t, default: 0] += n }
+                            #expect(exceeds(c), "seed \(seed): a refused link between \(a) and \(b) would fit the limits")
+                        }
+                    }
+                }
+            }
+            let again = try db.graph.reapply()
+            #expect(again.merges == 0 && again.splits == 0 && again.refusedLinks == 0, "seed \(seed): a second reapply changed \(again)")
+        }
+    }
+}
+
+extension MergeSplitPropertyTests {
+    /// Limits set after loading do split entities and refuse links in the random scenarios, and
+    /// raising them again lets every refused link merge (nothing stays refused without need).
+    @Test func reapplyRefusesThenAcceptsAgain() throws {
+        var refusing = 0
+        for seed in UInt64(1)...100 {
+            let scenario = Self.scenario(seed: seed)
+            let db = try TemporaryDatabase(mapSize: 1 << 22, schema: nil)
+            try db.graph.apply(scenario.operations, now: 1_700_000_000_000)
+            let before = try db.graph.partition()
+            let tight = try db.graph.setSchema(Schema(types: ["email": TypePolicy(normalize: .email, limit: 1), "cookie": TypePolicy(limit: 1)]))
+            if tight.refusedLinks > 0 { refusing += 1 }
+            _ = try db.graph.setSchema(Schema(types: [:]))
+            #expect(try db.graph.read { try $0.stats().refusedLinks } == 0, "seed \(seed)")
+            #expect(try db.graph.partition() == before, "seed \(seed): lifting the limits did not restore the entities")
+            #expect(try db.graph.check().isEmpty)
+        }
+        #expect(refusing >= 20, "only \(refusing) of 100 scenarios refused a link under tight limits")
+    }
+}
