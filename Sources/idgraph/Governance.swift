@@ -144,6 +144,7 @@ struct Reapply: ParsableCommand {
     static func describe(_ r: ApplyReport, dryRun: Bool) -> String {
         let verb = dryRun ? "would turn" : "turned"
         let changes = "\(r.demotions) value\(r.demotions == 1 ? "" : "s") \(verb) generic, \(r.promotions) \(verb) back; \(r.splits) split\(r.splits == 1 ? "" : "s"), \(r.merges) merge\(r.merges == 1 ? "" : "s")"
-        return (dryRun ? "dry run, nothing written: " : "") + changes
+        let refused = r.refusedLinks == 0 ? "" : "; \(r.refusedLinks) link\(r.refusedLinks == 1 ? "" : "s") \(dryRun ? "would be " : "")refused by limits"
+        return (dryRun ? "dry run, nothing written: " : "") + changes + refused
     }
 }
