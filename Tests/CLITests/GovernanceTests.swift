@@ -89,4 +89,30 @@ import Testing
         #expect(refused.stderr.contains("role cannot change"))
         #expect(try CLI.run(["schema", "show", "--db", db]).stdout.contains("\"generic_after\" : 5"))
     }
+
+    @Test func aLimitRefusesTheLinkThatWouldExceedItAndKeepsItAsAConflict() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let schema = s.write("limit.json", #"{"types":{"email":{"normalize":"email","limit":1}}}"#)
+        #expect(try CLI.run(["init", "--db", db, "--schema", schema]).status == 0)
+        let archive = s.write("a.ndjson", """
+            {"event_id":"1","ids":{"email":"a@x.com","cookie":"c1"}}
+            {"event_id":"2","ids":{"email":"b@x.com","cookie":"c1"}}
+            {"event_id":"3","ids":{"cookie":"c1","device":"d1"}}
+            """)
+        let load = try CLI.run(["load", "--db", db, archive])
+        #expect(load.stdout.contains("1 links refused by limits"))
+        // First come, first kept: a@x.com keeps the cookie and the device; b@x.com stays alone.
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == [["email:a@x.com", "cookie:c1", "device:d1"], ["email:b@x.com"]])
+        let stats = try JSONSerialization.jsonObject(with: Data(try CLI.run(["stats", "--db", db, "--json"]).stdout.utf8)) as? [String: Any]
+        #expect(stats?["refused_links"] as? Int == 1)
+        #expect(try CLI.run(["query", "--db", db, "RELATED email:b@x.com"]).stdout.contains("refused link"))
+        #expect(try CLI.run(["changes", "--db", db]).stdout.contains("\"kind\":\"refused\""))
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+        // Lifting the limit lets the refused link merge.
+        let open = s.write("open.json", #"{"types":{"email":{"normalize":"email"}}}"#)
+        #expect(try CLI.run(["schema", "set", "--db", db, open]).stdout.contains("1 merge"))
+        #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout).count == 1)
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+    }
 }
