@@ -5,11 +5,15 @@ import IdentityIngest
 import IdentityQuery
 
 let benchmarks: @Sendable () -> Void = {
+    // Allocation counts are stable on a shared machine, so they carry the committed thresholds
+    // (Benchmarks/Thresholds/; `swift package benchmark thresholds check --metric mallocCountTotal`):
+    // 5% or 10 allocations more than recorded is a regression.
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
         timeUnits: .microseconds,
         maxDuration: .seconds(5),
-        maxIterations: 100_000
+        maxIterations: 100_000,
+        thresholds: [.mallocCountTotal: .init(relative: [.p50: 5.0, .p90: 5.0], absolute: [.p50: 10, .p90: 10])]
     )
 
     // MARK: queries (issue targets: RESOLVE p99 ≤ 20 µs, ENTITY of 100 ids ≤ 1 ms,
