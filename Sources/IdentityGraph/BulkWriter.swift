@@ -267,6 +267,13 @@ public final class BulkWriter {
         var entityOf = [UInt32](repeating: Self.none, count: count)
         for i in 0..<count where parent[i] != Self.none { entityOf[i] = find(UInt32(i)) }
 
+        // Local copies (shared buffers, no copying) of what the loops below read: reads of a
+        // class's stored arrays pay a dynamic exclusivity check each.
+        let timelineNode = timelineNode, timelineTime = timelineTime, timelineSequence = timelineSequence
+        let eventType = eventType, eventAmount = eventAmount
+        let nodeType = nodeType, nodeDegree = nodeDegree, valueEnd = valueEnd, valueArena = valueArena
+        let parent = parent, redirect = redirect
+
         // The sorts run on the other core (the parser is done) while this thread writes the
         // node tables: only this thread touches the transaction.
         let sorted = SortedOutputs()
