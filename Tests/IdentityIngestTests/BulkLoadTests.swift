@@ -131,6 +131,30 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
         #expect(!graph.acceptsBulkLoad)
     }
 
+    @Test func aFullMapAbandonsTheBulkRunAndKeepsNothing() throws {
+        let w = Workspace()
+        var options = IdentityGraph.Options()
+        options.durability = .fast
+        options.initialMapSize = 256 * 1024
+        let graph = try IdentityGraph.open(at: w.path + "/small", options: options, createIfMissing: true)
+        let schema = graph.schema
+        let events = try (0..<3000).map { i -> PreparedEvent in
+            let op = GraphOperation.event(EventInput(eventID: Array("e\(i)".utf8), identifiers: [
+                RawIdentifier(type: "email", value: "p\(i)@x.com"), RawIdentifier(type: "cookie", value: "c\(i / 2)")]))
+            guard case .event(let e) = try PreparedOperation(op, schema: schema) else { throw BulkLoadError.databaseNotEmpty }
+            return e
+        }
+        #expect(throws: BulkLoadError.mapFull) {
+            _ = try graph.bulkLoad(reserveBytes: 0) { feed in
+                for chunk in stride(from: 0, to: events.count, by: 500) { try feed.send(Array(events[chunk..<min(chunk + 500, events.count)])) }
+                return []
+            }
+        }
+        #expect(graph.acceptsBulkLoad)  // nothing of it was kept
+        #expect(try graph.read { try $0.stats() }.events == 0)
+        #expect(try graph.check().isEmpty)
+    }
+
     @Test func theBulkPathStandsAsideForGenericPolicies() throws {
         let w = Workspace()
         let schema = try Schema.parse(json: Data(#"{"types":{"device":{"generic_after":3}}}"#.utf8))
