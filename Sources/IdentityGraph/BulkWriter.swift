@@ -108,14 +108,9 @@ public final class BulkWriter {
     /// Takes one event, exactly as the incremental writer would apply it.
     public func add(_ event: PreparedEvent) throws {
         let input = event.input
-        for pattern in event.blocked { blockedCounts[pattern, default: 0] += 1 }
-        report.blockedValues += event.blocked.count
-        var eventKey: [UInt8]?
-        if let id = input.eventID, !id.isEmpty {
-            let key = Keys.eventKey(id)
-            if key.withUnsafeBytes({ eventKeys.find($0) }) != nil { report.duplicateEvents += 1; return }
-            eventKey = key
-        }
+        event.countBlocked(in: &blockedCounts, report: &report)
+        let eventKey = event.storageKey
+        if let eventKey, eventKey.withUnsafeBytes({ eventKeys.find($0) }) != nil { report.duplicateEvents += 1; return }
         guard !event.identifiers.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
         var nodes: [UInt32] = []
         nodes.reserveCapacity(event.identifiers.count)

@@ -715,14 +715,9 @@ final class GraphWriter {
 
     private func applyEvent(_ event: PreparedEvent) throws {
         let input = event.input
-        for pattern in event.blocked { blockedCounts[pattern, default: 0] += 1 }
-        report.blockedValues += event.blocked.count
-        var eventKey: [UInt8]?
-        if let id = input.eventID, !id.isEmpty {
-            let key = Keys.eventKey(id)
-            if try txn.contains(db.eventKey, key: key) { report.duplicateEvents += 1; return }
-            eventKey = key
-        }
+        event.countBlocked(in: &blockedCounts, report: &report)
+        let eventKey = event.storageKey
+        if let eventKey, try txn.contains(db.eventKey, key: eventKey) { report.duplicateEvents += 1; return }
         var nodes: [NodeID] = []
         nodes.reserveCapacity(event.identifiers.count)
         var anchor: NodeID?

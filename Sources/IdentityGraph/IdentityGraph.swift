@@ -383,6 +383,21 @@ public struct PreparedEvent: Sendable, Equatable {
     public var blocked: [String] = []
 }
 
+extension PreparedEvent {
+    /// Its key in `event_key` (nil when it has no event id, or an empty one): what makes a
+    /// replay of it a duplicate.
+    var storageKey: [UInt8]? {
+        guard let id = input.eventID, !id.isEmpty else { return nil }
+        return Keys.eventKey(id)
+    }
+
+    /// Counts the values its blocked patterns dropped (per `type /pattern/`, and in the report).
+    func countBlocked(in counts: inout [String: Int], report: inout ApplyReport) {
+        for pattern in blocked { counts[pattern, default: 0] += 1 }
+        report.blockedValues += blocked.count
+    }
+}
+
 /// Thrown inside a write transaction to abort it while keeping what it computed.
 private struct DiscardedTransaction: Error, @unchecked Sendable {
     let result: Any
