@@ -12,11 +12,14 @@ public enum BulkLoadError: Error, CustomStringConvertible {
     case tooManyIdentifiers
     /// The map filled during the run: nothing of it was kept, and the map has grown.
     case mapFull
+    /// An unlink, forget or retract: only the incremental path applies them.
+    case unsupportedOperation
 
     public var description: String {
         switch self {
         case .databaseNotEmpty: return "the bulk path loads only into an empty database"
         case .policyNeedsIncremental: return "the schema has generic_after or limit policies, which only the incremental path applies"
+        case .unsupportedOperation: return "unlink, forget and retract records go through the incremental path"
         case .mapFull: return "the database map filled during the bulk run; nothing of it was kept and the map has grown: run it again"
         case .tooManyIdentifiers: return "more than 2,147,483,647 identifiers in one bulk run; lower --memory-limit so the load commits in parts"
         }
@@ -74,13 +77,13 @@ extension IdentityGraph {
 public final class BulkFeed: @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [[PreparedEvent]] = []
+    private var queue: [[PreparedOperation]] = []
     private var producerDone = false
     private var producerError: Error?
     private var writerError: Error?
     /// Chunks the writer is done with: freed on the producer's thread (measured: freeing each
     /// event's arrays on the writer took about 8% of its time at 10M events).
-    private var spent: [[PreparedEvent]] = []
+    private var spent: [[PreparedOperation]] = []
     fileprivate var metadata: [(key: String, value: [UInt8])] = []
     private let memory = Atomic<Int>(0)
 
@@ -90,23 +93,23 @@ public final class BulkFeed: @unchecked Sendable {
     /// Memory the writer holds (``BulkWriter/estimatedBytes``), as of the last chunk it took.
     public var estimatedBytes: Int { memory.load(ordering: .relaxed) }
 
-    /// Hands a chunk of events to the writer; blocks while the queue is full. Throws the
+    /// Hands a chunk of events and links to the writer; blocks while the queue is full. Throws the
     /// writer's error when it has failed (nothing of the bulk run will be kept).
-    public func send(_ events: [PreparedEvent]) throws {
-        var done: [[PreparedEvent]] = []
+    public func send(_ operations: [PreparedOperation]) throws {
+        var done: [[PreparedOperation]] = []
         defer { done.removeAll() }  // after unlocking: the frees happen here, on this thread
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= Self.depth && writerError == nil { condition.wait() }
         if let writerError { throw writerError }
-        queue.append(events)
+        queue.append(operations)
         swap(&done, &spent)
         condition.broadcast()
     }
 
     /// The next chunk for the writer; nil when the producer is done and the queue is empty.
     /// Throws when the producer failed, so the writer's transaction is abandoned.
-    fileprivate func take() throws -> [PreparedEvent]? {
+    fileprivate func take() throws -> [PreparedOperation]? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && !producerDone { condition.wait() }
@@ -118,7 +121,7 @@ public final class BulkFeed: @unchecked Sendable {
     }
 
     /// The writer hands back a chunk it has applied, with its memory estimate.
-    fileprivate func done(with chunk: consuming [PreparedEvent], memory bytes: Int) {
+    fileprivate func done(with chunk: consuming [PreparedOperation], memory bytes: Int) {
         memory.store(bytes, ordering: .relaxed)
         condition.lock()
         spent.append(chunk)
@@ -197,7 +200,7 @@ extension IdentityGraph {
                     while let chunk = try feed.take() {
                         let start = clock.now
                         waiting += start - mark
-                        for event in chunk { try bulk.add(event) }
+                        for op in chunk { try bulk.add(op) }
                         feed.done(with: chunk, memory: bulk.estimatedBytes)
                         mark = clock.now
                         resolving += mark - start

@@ -105,6 +105,34 @@ public final class BulkWriter {
 
     // MARK: - Resolving
 
+    /// Takes one event or link, exactly as the incremental writer would apply it; throws
+    /// ``BulkLoadError/unsupportedOperation`` for the others (they may split entities).
+    public func add(_ op: PreparedOperation) throws {
+        switch op {
+        case .event(let event): try add(event)
+        case .link(let a, let b): try addLink(a, b)
+        case .unlink, .forget, .retract: throw BulkLoadError.unsupportedOperation
+        }
+    }
+
+    /// Whether the bulk path takes this operation (events and links).
+    public static func accepts(_ op: PreparedOperation) -> Bool {
+        switch op {
+        case .event, .link: return true
+        case .unlink, .forget, .retract: return false
+        }
+    }
+
+    /// A `link` record: one piece of evidence, as `GraphWriter.applyLink` (no tombstones here).
+    private func addLink(_ a: Identifier?, _ b: Identifier?) throws {
+        guard let a, let b else { report.linksIgnored += 1; return }
+        let u = nodeIndex(of: a)
+        let v = nodeIndex(of: b)
+        guard u != v else { report.linksIgnored += 1; return }
+        try addEvidence(u, v, cause: .link, sequence: 0)
+        report.linksAsserted += 1
+    }
+
     /// Takes one event, exactly as the incremental writer would apply it.
     public func add(_ event: PreparedEvent) throws {
         let input = event.input
@@ -147,7 +175,7 @@ public final class BulkWriter {
         counters.events += 1
         report.eventsStored += 1
         for i in nodes.indices {
-            for j in (i + 1)..<nodes.count { try addEvidence(nodes[i], nodes[j], sequence: sequence) }
+            for j in (i + 1)..<nodes.count { try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence) }
         }
     }
 
@@ -208,7 +236,7 @@ public final class BulkWriter {
         return root
     }
 
-    private func addEvidence(_ u: UInt32, _ v: UInt32, sequence: UInt64) throws {
+    private func addEvidence(_ u: UInt32, _ v: UInt32, cause: HistoryRecord.Cause, sequence: UInt64) throws {
         let key = u < v ? UInt64(u) << 32 | UInt64(v) : UInt64(v) << 32 | UInt64(u)
         if edges.increment(key) > 0 { return }
         counters.links += 1
@@ -226,7 +254,7 @@ public final class BulkWriter {
         entitySize[Int(keep)] += entitySize[Int(gone)]
         counters.entities -= 1
         report.merges += 1
-        let history = HistoryRecord(kind: .merge, time: now, cause: .event, causeSequence: sequence, entities: [UInt64(keep) + 1, UInt64(gone) + 1])
+        let history = HistoryRecord(kind: .merge, time: now, cause: cause, causeSequence: sequence, entities: [UInt64(keep) + 1, UInt64(gone) + 1])
         try appender(db.history).put(key: counters.nextHistory, value: history.bytes, flags: .append)
         counters.nextHistory += 1
     }

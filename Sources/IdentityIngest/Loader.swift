@@ -400,7 +400,7 @@ public final class Loader {
         try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
             // Parsing here, resolving and writing on the bulk writer's thread.
             var metadata: [(key: String, value: [UInt8])] = []
-            var chunk: [PreparedEvent] = []
+            var chunk: [PreparedOperation] = []
             chunk.reserveCapacity(Self.bulkChunk)
             archives: while finished < files.count {
                 let file = try FileLoad(loader: self, path: files[finished])
@@ -412,13 +412,13 @@ public final class Loader {
                         let (op, more) = try file.nextOperation()
                         if file.failure != nil { stop = .badLine; break archives }
                         if let op {
-                            guard case .event(let event) = op else {
+                            guard BulkWriter.accepts(op) else {
                                 file.batch.append(op)  // the incremental path applies it first
                                 file.markDone()
                                 stop = .controlRecord
                                 break archives
                             }
-                            chunk.append(event)
+                            chunk.append(op)
                             summary.records += 1
                             summary.bulkRecords += 1
                             if chunk.count == Self.bulkChunk {

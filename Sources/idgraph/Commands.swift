@@ -54,7 +54,8 @@ struct Load: ParsableCommand {
             Into an empty database, events take the bulk path: they are resolved in memory and \
             each table is written once, in key order, in one transaction with the checkpoint \
             (the result is byte for byte what batch-by-batch loading gives), across all the \
-            archives of the load. The bulk part ends at the first control record, at a bad line \
+            archives of the load, events and links alike. The bulk part ends at the first unlink, forget \
+            or retract, at a bad line \
             or at --memory-limit; the rest is loaded batch by batch. Killed during the bulk part, a load starts that \
             part again; --no-bulk loads batch by batch from the start.
             """
