@@ -4,12 +4,13 @@ import IdentityGraph
 
 struct Changes: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print merges, splits, generic-value changes and erasures as NDJSON, in order (a change feed).",
+        abstract: "Print merges, splits, generic-value changes, refused links and erasures as NDJSON, in order (a change feed).",
         discussion: """
             One JSON object per line:
               {"seq":12,"time":"2024-05-01T12:00:00.000Z","kind":"merge","entities":[7,9],"cause":"event","cause_event":42}
             kind: merge (entities[1] merged into entities[0]), split (entities[1...] split off from
-            entities[0]), demoted / promoted (a value turned generic / back), forget, erased.
+            entities[0]), demoted / promoted (a value turned generic / back), refused (a link
+            between entities[0] and entities[1] refused by a limit: they stay apart), forget, erased.
             Downstream systems keep the last seq they applied and ask for --since seq+1.
             --follow keeps printing new records as they are committed (Ctrl-C to stop).
             """
