@@ -112,8 +112,11 @@ struct SchemaSet: ParsableCommand {
         abstract: "Replace the schema and re-evaluate the graph against it, in one transaction.",
         discussion: """
             Types in FILE replace the built-in policy of the same name, as with init --schema. \
-            generic_after (and limit) may change: values that turn generic leave their entities, \
-            values that turn back merge again, and the change is reported. How values are \
+            generic_after and limit may change: values that turn generic leave their entities, \
+            values that turn back merge again; every link is judged again against the limits (in \
+            the order its identifiers were first seen): links that would exceed one are refused \
+            and their entities split, refused links that now fit merge. The change is reported. \
+            How values are \
             normalized and what role a stored type plays cannot change (reload into a new \
             database for that). --dry-run reports what would change and writes nothing.
             """
@@ -133,7 +136,7 @@ struct SchemaSet: ParsableCommand {
 struct Reapply: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Re-evaluate the whole graph against the schema in force and report what changed.",
-        discussion: "Values whose degree exceeds their type's generic_after turn generic (their entities split); generic values back under it merge again. --dry-run reports without writing."
+        discussion: "Values whose degree exceeds their type's generic_after turn generic (their entities split); generic values back under it merge again. Every link is judged again against the limits, in the order its identifiers were first seen: links that would exceed one are refused (their entities split), refused links that now fit merge. --dry-run reports without writing."
     )
     @OptionGroup var database: DatabaseOptions
     @Flag(help: "Report what would change; write nothing.") var dryRun = false
