@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a resolved identity graph: installs what is missing, builds
 # a release binary, generates a sample archive (people with emails, phones, cookies, devices,
-# households, orders, plus unlink/forget/retract records), loads it, and runs a few queries.
+# households, orders) and a file of corrections (unlink/forget/retract/link records), loads
+# both, and runs a few queries.
 #   tools/demo.sh [EVENTS]     (default 200000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,21 +14,22 @@ bin=$(swift build -c release --show-bin-path)/idgraph
 mkdir -p demo
 rm -rf demo/idgraph.db
 export IDGRAPH_DB=demo/idgraph.db
-echo "== generating $events events into demo/events.ndjson.gz"
-"$bin" generate --events "$events" --control-share 0.01 --duplicate-share 0.01 --gzip --output demo/events.ndjson.gz --truth demo/truth.csv
-echo "== idgraph load demo/events.ndjson.gz"
-"$bin" load demo/events.ndjson.gz
+echo "== generating $events events into demo/events.ndjson.gz, and corrections (unlink, forget, retract, link) into demo/corrections.ndjson"
+"$bin" generate --events "$events" --duplicate-share 0.01 --gzip --output demo/events.ndjson.gz --truth demo/truth.csv
+"$bin" generate --events 2000 --seed 7 --control-share 0.5 --output demo/corrections.ndjson
+echo "== idgraph load demo/events.ndjson.gz demo/corrections.ndjson   (the events take the bulk path, the corrections go batch by batch)"
+"$bin" load demo/events.ndjson.gz demo/corrections.ndjson
 echo "== idgraph stats"
 "$bin" stats
 echo "== idgraph check"
 "$bin" check
 run_query() { echo "== idgraph query '$1'"; "$bin" query "$1" || true; }
-run_query "ENTITY OF email:PERSON1@example.com"
-run_query "PATH email:person1@example.com TO user_id:u-1"
-run_query "EVENTS OF email:person1@example.com LIMIT 5"
+run_query "ENTITY OF email:PERSON1000@example.com"
+run_query "PATH email:person1000@example.com TO cookie:ck-1000-2"
+run_query "EVENTS OF email:person1000@example.com LIMIT 5"
 run_query "FIND ENTITIES WHERE revenue > 0 ORDER BY revenue DESC LIMIT 5"
 run_query "COUNT ENTITIES WHERE email >= 2"
-run_query "EXPLAIN RESOLVE cookie:ck-3-0"
+run_query "EXPLAIN RESOLVE cookie:ck-1000-0"
 echo "== idgraph export --format csv --output demo/export.csv"
 "$bin" export --format csv --output demo/export.csv
 head -5 demo/export.csv
