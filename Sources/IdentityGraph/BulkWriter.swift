@@ -134,7 +134,7 @@ public final class BulkWriter {
     }
 
     /// Takes one event, exactly as the incremental writer would apply it.
-    public func add(_ event: PreparedEvent) throws {
+    private func add(_ event: PreparedEvent) throws {
         let input = event.input
         event.countBlocked(in: &blockedCounts, report: &report)
         let eventKey = event.storageKey
@@ -348,7 +348,7 @@ public final class BulkWriter {
         }
 
         // node, node_summary and node_event, by id.
-        var run: [UInt8] = []
+        var run = ByteWriter(capacity: 4096)
         for i in 0..<count {
             let id = UInt64(i) + 1
             let entity: UInt64 = entityOf[i] == Self.none ? 0 : UInt64(entityOf[i]) + 1
@@ -359,12 +359,12 @@ public final class BulkWriter {
             if !s.isEmpty { try appender(db.nodeSummary).put(key: id, value: s.bytes, flags: .append) }
             guard first[i + 1] > first[i] else { continue }
             order[first[i]..<first[i + 1]].sort { (timelineTime[Int($0)], timelineSequence[Int($0)]) < (timelineTime[Int($1)], timelineSequence[Int($1)]) }
-            run.removeAll(keepingCapacity: true)
+            run.bytes.removeAll(keepingCapacity: true)
             for k in order[first[i]..<first[i + 1]] {
-                run.appendBigEndian(timelineTime[Int(k)])
-                run.appendBigEndian(timelineSequence[Int(k)])
+                run.append(timelineTime[Int(k)])
+                run.append(timelineSequence[Int(k)])
             }
-            try putDuplicates(db.nodeEvent, key: id, run, elementSize: 16)
+            try putDuplicates(db.nodeEvent, key: id, run.bytes, elementSize: 16)
         }
 
         sorted.done.wait()
@@ -390,35 +390,36 @@ public final class BulkWriter {
             }
             var total = Summary()
             var size: UInt64 = 0
-            run.removeAll(keepingCapacity: true)
+            run.bytes.removeAll(keepingCapacity: true)
             while m < membership.count, membership[m] >> 32 == UInt64(i) {
                 let node = membership[m] & 0xFFFF_FFFF
-                run.appendBigEndian(node + 1)
+                run.append(node + 1)
                 total.merge(summary(ofNode: Int(node)))
                 size += 1
                 m += 1
             }
-            try putDuplicates(db.member, key: id, run, elementSize: 8)
+            try putDuplicates(db.member, key: id, run.bytes, elementSize: 8)
             try appender(db.entity).put(key: id, value: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes, flags: .append)
         }
         order = []
 
         // adj: both directions, by node then neighbour.
         var previous = UInt64.max
-        run.removeAll(keepingCapacity: true)
+        run.bytes.removeAll(keepingCapacity: true)
         for key in sorted.directed {
             let u = key >> 32, v = key & 0xFFFF_FFFF
             if u != previous {
-                if !run.isEmpty { try putDuplicates(db.adjacency, key: previous + 1, run, elementSize: 16) }
-                run.removeAll(keepingCapacity: true)
+                if !run.bytes.isEmpty { try putDuplicates(db.adjacency, key: previous + 1, run.bytes, elementSize: 16) }
+                run.bytes.removeAll(keepingCapacity: true)
                 previous = u
             }
             let evidence = edges.count(u < v ? u << 32 | v : v << 32 | u)
             // EdgeEntry's layout: neighbour u64, evidence u32, flags u32, big-endian.
-            run.appendBigEndian(v + 1)
-            run.appendBigEndian(UInt64(evidence) << 32)
+            run.append(v + 1)
+            run.append(evidence)
+            run.append(UInt32(0))
         }
-        if !run.isEmpty { try putDuplicates(db.adjacency, key: previous + 1, run, elementSize: 16) }
+        if !run.bytes.isEmpty { try putDuplicates(db.adjacency, key: previous + 1, run.bytes, elementSize: 16) }
         sorted.directed = []
         edges = PairCounts()
 
@@ -444,10 +445,4 @@ private final class SortedOutputs: @unchecked Sendable {
     var membership: [UInt64] = []
     var directed: [UInt64] = []
     let done = DispatchSemaphore(value: 0)
-}
-
-extension Array where Element == UInt8 {
-    /// Appends the eight bytes of `v`, most significant first.
-    @inline(__always)
-    mutating func appendBigEndian(_ v: UInt64) { Swift.withUnsafeBytes(of: v.bigEndian) { append(contentsOf: $0) } }
 }

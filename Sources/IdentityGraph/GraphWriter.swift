@@ -163,9 +163,7 @@ final class GraphWriter {
         for (u, v, entry) in becomeAccepted {
             var accepted = entry
             accepted.flags &= ~EdgeEntry.refusedFlag
-            try replaceEdge(u, entry, with: accepted)
-            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags),
-                            with: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: accepted.flags))
+            try replaceLink(u, v, entry, with: accepted)
             counters.refused -= 1
             let (ru, rv) = (try readNode(u), try readNode(v))
             if isActive(ru) && isActive(rv) && ru.entity != rv.entity { try merge(ru.entity, rv.entity, cause: .policy, sequence: 0) }
@@ -396,6 +394,13 @@ final class GraphWriter {
         return entry.neighbour == v ? entry : nil
     }
 
+    /// Replaces the link `u–v` in both directions: `old` is its entry under `u` (whose neighbour
+    /// is `v`), `new` the entry it becomes (same neighbour).
+    private func replaceLink(_ u: NodeID, _ v: NodeID, _ old: EdgeEntry, with new: EdgeEntry) throws {
+        try replaceEdge(u, old, with: new)
+        try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
+    }
+
     /// Replaces the entry for `v` under `u` (same size, same sort position: `MDB_CURRENT`).
     private func replaceEdge(_ u: NodeID, _ old: EdgeEntry, with new: EdgeEntry) throws {
         let cursor = try txn.cursor(db.adjacency)
@@ -409,8 +414,7 @@ final class GraphWriter {
         if let old = try edge(u, v) {
             var new = old
             new.evidence += 1
-            try replaceEdge(u, old, with: new)
-            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
+            try replaceLink(u, v, old, with: new)
             return
         }
         try txn.put(db.adjacency, key: u, value: EdgeEntry(neighbour: v, evidence: 1))
@@ -462,9 +466,7 @@ final class GraphWriter {
     private func refuse(_ u: NodeID, _ v: NodeID, _ entry: EdgeEntry, between a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
         var refused = entry
         refused.flags |= EdgeEntry.refusedFlag
-        try replaceEdge(u, entry, with: refused)
-        try replaceEdge(v, EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags),
-                        with: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: refused.flags))
+        try replaceLink(u, v, entry, with: refused)
         counters.refused += 1
         report.refusedLinks += 1
         try recordHistory(.refused, cause: cause, sequence: sequence, entities: [a, b])
@@ -477,8 +479,7 @@ final class GraphWriter {
         if old.evidence > 1 {
             var new = old
             new.evidence -= 1
-            try replaceEdge(u, old, with: new)
-            try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
+            try replaceLink(u, v, old, with: new)
             return false
         }
         return try removeLink(u, v, entry: old, cause: cause, sequence: sequence)

@@ -75,15 +75,6 @@ struct JSONScanner {
         }
     }
 
-    /// Reads an object member key and the colon after it.
-    mutating func readKey() throws(SyntaxError) -> [UInt8] {
-        skipWhitespace()
-        guard !atEnd, bytes[position] == 0x22 else { throw error("a quoted member name") }
-        let key = try readString()
-        try expect(0x3A, "':' after a member name")
-        return key
-    }
-
     /// Iterates the members of an object: `body` gets each key (valid only during the call:
     /// the line's own bytes unless the key has escapes) and must consume its value.
     mutating func readObject(_ body: (inout JSONScanner, UnsafeRawBufferPointer) throws -> Void) throws {

@@ -380,73 +380,66 @@ public final class Loader {
         let reserve = sizes.contains { $0 == nil } ? (64 << 30) : max(sizes.reduce(0) { $0 + ($1 ?? 0) } * 16, 1 << 30)
         let result: BulkLoadResult
         do {
-            result = try bulkRun(files, reserve: reserve, finished: &finished, current: &current, stop: &stop)
+            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+                // Parsing here, resolving and writing on the bulk writer's thread.
+                var metadata: [(key: String, value: [UInt8])] = []
+                var chunk: [PreparedOperation] = []
+                chunk.reserveCapacity(Self.bulkChunk)
+                archives: while finished < files.count {
+                    let file = try FileLoad(loader: self, path: files[finished])
+                    current = file
+                    do {
+                        while true {
+                            if interruptRequested.load(ordering: .relaxed) { stop = .interrupted; break archives }
+                            if feed.estimatedBytes > options.memoryLimit { stop = .memoryLimit; break archives }
+                            let (op, more) = try file.nextOperation()
+                            if file.failure != nil { stop = .badLine; break archives }
+                            if let op {
+                                guard BulkWriter.accepts(op) else {
+                                    file.batch.append(op)  // the incremental path applies it first
+                                    file.markDone()
+                                    stop = .controlRecord
+                                    break archives
+                                }
+                                chunk.append(op)
+                                summary.records += 1
+                                summary.bulkRecords += 1
+                                if chunk.count == Self.bulkChunk {
+                                    try feed.send(chunk)
+                                    chunk.removeAll(keepingCapacity: true)
+                                }
+                            }
+                            file.markDone()
+                            if !more { break }
+                            if options.progress { showProgress(path: file.path, source: file.source) }
+                        }
+                    } catch let error as InputError {
+                        stop = .input(error)  // what was read before it is kept
+                        break archives
+                    }
+                    if let key = file.key { metadata.append((key, file.checkpoint.bytes)) }
+                    summary.bytes += file.source.consumedBytes
+                    current = nil
+                    finished += 1
+                }
+                if let current, let key = current.key { metadata.append((key, current.checkpoint.bytes)) }
+                if !chunk.isEmpty { try feed.send(chunk) }
+                if options.progress {
+                    // The writer still resolves what is queued and writes every table: say so.
+                    FileHandle.standardError.write("\u{1B}[2K\r\(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
+                }
+                try rejects?.synchronize()
+                return metadata
+            }
         } catch BulkLoadError.mapFull {
             throw LoadError.bulkMapFull
         }
         summary.report.add(result.report)
-        summary.bulkTimings.resolveSeconds += result.timings.resolveSeconds
-        summary.bulkTimings.waitSeconds += result.timings.waitSeconds
-        summary.bulkTimings.writeTablesSeconds += result.timings.writeTablesSeconds
-        summary.bulkTimings.commitSeconds += result.timings.commitSeconds
+        summary.bulkTimings = result.timings  // one bulk run per load
         switch stop {
         case .interrupted?: throw LoadError.interrupted(file: current?.path ?? "-", line: (current?.doneLine ?? 0) + 1)
         case .input(let error)?: throw LoadError.input(error)
         case .badLine?, .memoryLimit?, .controlRecord?, nil: return (current, finished)
-        }
-    }
-
-    private func bulkRun(_ files: [String], reserve: Int, finished: inout Int, current: inout FileLoad?, stop: inout BulkStop?) throws -> BulkLoadResult {
-        try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
-            // Parsing here, resolving and writing on the bulk writer's thread.
-            var metadata: [(key: String, value: [UInt8])] = []
-            var chunk: [PreparedOperation] = []
-            chunk.reserveCapacity(Self.bulkChunk)
-            archives: while finished < files.count {
-                let file = try FileLoad(loader: self, path: files[finished])
-                current = file
-                do {
-                    while true {
-                        if interruptRequested.load(ordering: .relaxed) { stop = .interrupted; break archives }
-                        if feed.estimatedBytes > options.memoryLimit { stop = .memoryLimit; break archives }
-                        let (op, more) = try file.nextOperation()
-                        if file.failure != nil { stop = .badLine; break archives }
-                        if let op {
-                            guard BulkWriter.accepts(op) else {
-                                file.batch.append(op)  // the incremental path applies it first
-                                file.markDone()
-                                stop = .controlRecord
-                                break archives
-                            }
-                            chunk.append(op)
-                            summary.records += 1
-                            summary.bulkRecords += 1
-                            if chunk.count == Self.bulkChunk {
-                                try feed.send(chunk)
-                                chunk.removeAll(keepingCapacity: true)
-                            }
-                        }
-                        file.markDone()
-                        if !more { break }
-                        if options.progress { showProgress(path: file.path, source: file.source) }
-                    }
-                } catch let error as InputError {
-                    stop = .input(error)  // what was read before it is kept
-                    break archives
-                }
-                if let key = file.key { metadata.append((key, file.checkpoint.bytes)) }
-                summary.bytes += file.source.consumedBytes
-                current = nil
-                finished += 1
-            }
-            if let current, let key = current.key { metadata.append((key, current.checkpoint.bytes)) }
-            if !chunk.isEmpty { try feed.send(chunk) }
-            if options.progress {
-                // The writer still resolves what is queued and writes every table: say so.
-                FileHandle.standardError.write("\u{1B}[2K\r\(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
-            }
-            try rejects?.synchronize()
-            return metadata
         }
     }
 

@@ -5,19 +5,6 @@ import Testing
 
 /// The bulk path must leave exactly the database the incremental path leaves: every table is
 /// compared through ``IdentityGraph/tableDigests(includeLoadCheckpoints:)``.
-/// A small seeded generator for test data.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Expects equal tables, naming each one that differs.
 func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpoints: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let da = try a.tableDigests(includeLoadCheckpoints: includeLoadCheckpoints)
@@ -75,7 +62,7 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
         // Every 40th line a link between identifiers of the archive (as Segment aliases give),
         // some naming an identifier not seen yet.
         var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
-        var rng = SplitMix64(seed: 9)
+        var rng = SeededGenerator(seed: 9)
         for i in stride(from: lines.count - 1, to: 0, by: -40) {
             let person = Int.random(in: 0..<300, using: &rng)
             let other = Bool.random(using: &rng) ? "cookie:ck-\(Int.random(in: 0..<300, using: &rng))-0" : "loyalty:new-\(i)"
