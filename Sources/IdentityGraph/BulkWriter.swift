@@ -44,7 +44,13 @@ public final class BulkWriter {
     private var redirect: [UInt32] = []
     /// Per stored event (index = sequence - 1): what its anchor's summary counts.
     private var eventType: [UInt32] = []
+    private var eventSource: [UInt32] = []
     private var eventAmount: [Int64] = []
+    /// The profile tallies of the events that have any (most have none), by index.
+    private var eventTallies: [Int: [TallyKey]] = [:]
+    private var eventTallyBytes = 0
+    /// What events contribute to summaries.
+    private var rules: ProfileRules
     /// The event encoding, reused.
     private var eventBuffer = ByteWriter(capacity: 512)
     /// Links: `(low << 32) | high` of the two node indexes → evidence.
@@ -76,6 +82,7 @@ public final class BulkWriter {
             throw BulkLoadError.databaseNotEmpty
         }
         guard Self.schemaAllowsBulk(current.schema) else { throw BulkLoadError.policyNeedsIncremental }
+        rules = ProfileRules(current.schema.profile)
         refreshMergeTypes()
     }
 
@@ -88,7 +95,7 @@ public final class BulkWriter {
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
         ident.memoryBytes + valueArena.capacity + nodeType.capacity * 30 + edges.memoryBytes + eventKeys.memoryBytes
-            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 12
+            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 16 + eventTallyBytes
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -154,11 +161,12 @@ public final class BulkWriter {
         let timestamp = input.timestamp ?? now
         let anchorNode = anchor ?? nodes[0]
         let typeID = catalog.internEventType(input.type)
+        let sourceID = catalog.internSource(input.source)
         eventBuffer.bytes.removeAll(keepingCapacity: true)
         EventRecord.encode(
-            into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: catalog.internSource(input.source),
+            into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
             anchor: UInt64(anchorNode) + 1, amountMicros: input.amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
-            eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props)
+            eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props, attributes: input.attributes)
         try appender(db.event).put(key: sequence, value: eventBuffer.bytes, flags: .append)
         if let eventKey {
             _ = eventKey.withUnsafeBytes { eventKeys.insert($0) }
@@ -170,7 +178,16 @@ public final class BulkWriter {
             timelineTime.append(time)
             timelineSequence.append(sequence)
         }
+        if !input.attributes.isEmpty {
+            rules.cover(catalog)
+            let tallies = rules.contribution(timestamp: timestamp, type: typeID, source: sourceID, amountMicros: nil, attributes: input.attributes).tallies
+            if !tallies.isEmpty {
+                eventTallies[eventType.count] = tallies
+                eventTallyBytes += 80 + tallies.reduce(0) { $0 + 48 + $1.name.count + $1.value.count }
+            }
+        }
         eventType.append(typeID)
+        eventSource.append(sourceID)
         eventAmount.append(input.amountMicros ?? 0)
         counters.events += 1
         report.eventsStored += 1
@@ -338,11 +355,15 @@ public final class BulkWriter {
         fill = []
 
         /// The summary of the events anchored at node `i`.
+        rules.cover(catalog)
         func summary(ofNode i: Int) -> Summary {
             var s = Summary()
             for k in order[first[i]..<first[i + 1]] where timelineNode[Int(k)] & Self.anchorBit != 0 {
-                let sequence = Int(timelineSequence[Int(k)])
-                s.add(timestamp: timestampFromSortable(timelineTime[Int(k)]), type: eventType[sequence - 1], amountMicros: eventAmount[sequence - 1])
+                let e = Int(timelineSequence[Int(k)]) - 1
+                let type = eventType[e]
+                s.add(SummaryContribution(
+                    timestamp: timestampFromSortable(timelineTime[Int(k)]), type: type, source: eventSource[e],
+                    amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order), tallies: eventTallies[e] ?? []))
             }
             return s
         }

@@ -161,6 +161,8 @@ struct Checker {
 
         // Events: 6 (timeline ↔ events) and 5 (node summaries).
         var expectedNodeSummary: [NodeID: Summary] = [:]
+        var rules = ProfileRules(catalog.schema.profile)
+        rules.cover(catalog)
         var eventCount = 0
         var eventNodes: [UInt64: (timestamp: Int64, nodes: Set<NodeID>)] = [:]
         try txn.forEach(db.event) { key, value in
@@ -170,7 +172,7 @@ struct Checker {
             eventNodes[sequence] = (event.timestamp, Set(event.nodes))
             if !event.nodes.contains(event.anchor) { fail(5, "event \(sequence) is anchored at node \(event.anchor), which it does not name") }
             for n in event.nodes where nodes[n] == nil { fail(6, "event \(sequence) names missing node \(n)") }
-            expectedNodeSummary[event.anchor, default: Summary()].add(timestamp: event.timestamp, type: event.typeID, amountMicros: event.amountMicros ?? 0)
+            expectedNodeSummary[event.anchor, default: Summary()].add(rules.contribution(of: event))
             return true
         }
         var timelineEntries = 0

@@ -35,6 +35,8 @@ final class GraphWriter {
     private var staleEntityBounds: Set<EntityID> = []
     /// Values dropped by blocked patterns in this transaction, per `type /pattern/`.
     private var blockedCounts: [String: Int] = [:]
+    /// What events contribute to summaries (the schema's profile section).
+    private var rules: ProfileRules
 
     init(transaction: WriteTransaction, databases: Databases, catalog: Catalog, now: Int64, tombstoneKey: [UInt8]) throws {
         self.txn = transaction
@@ -53,6 +55,7 @@ final class GraphWriter {
         self.storedCounters = counters
         tombstonesExist = try transaction.entryCount(databases.tombstone) > 0
         unlinkedExist = try transaction.entryCount(databases.unlinked) > 0
+        rules = ProfileRules(current.schema.profile)
         refreshMergeTypes()
     }
 
@@ -68,8 +71,13 @@ final class GraphWriter {
                 throw SchemaError.badPolicy(name, "role cannot change from \(old.role.rawValue) to \(new.role.rawValue) once values are stored; reload the archives into a new database")
             }
         }
+        let profileChanged = catalog.schema.profile != schema.profile
         catalog.schema = schema
         catalog.version += 1
+        if profileChanged {
+            rules = ProfileRules(schema.profile)
+            try rebuildSummaries()
+        }
         mergeTypes = []
         genericThresholds = []
         limits = []
@@ -295,16 +303,22 @@ final class GraphWriter {
         if summary.isEmpty { try txn.delete(db.nodeSummary, key: node) } else { try txn.put(db.nodeSummary, key: node, value: summary.bytes) }
     }
 
+    /// What a stored event contributes to summaries under the schema in force.
+    private func contribution(_ event: EventRecord) -> SummaryContribution {
+        rules.cover(catalog)
+        return rules.contribution(of: event)
+    }
+
     /// Counts an event toward its anchor node and the anchor's entity.
     private func addContribution(_ event: EventRecord) throws {
-        let amount = event.amountMicros ?? 0
+        let c = contribution(event)
         var s = try nodeSummary(event.anchor)
-        s.add(timestamp: event.timestamp, type: event.typeID, amountMicros: amount)
+        s.add(c)
         try writeNodeSummary(event.anchor, s)
         let entity = try readNode(event.anchor).entity
         if entity != 0 {
             var e = try readEntity(entity)
-            e.summary.add(timestamp: event.timestamp, type: event.typeID, amountMicros: amount)
+            e.summary.add(c)
             e.updated = now
             try writeEntity(entity, e)
         }
@@ -312,30 +326,30 @@ final class GraphWriter {
 
     /// Uncounts an event from its anchor node (unless the node is being erased) and its entity.
     private func removeContribution(_ event: EventRecord, nodeIsGoing: Bool = false) throws {
-        let amount = event.amountMicros ?? 0
+        let c = contribution(event)
         if !nodeIsGoing {
             var s = try nodeSummary(event.anchor)
-            if s.remove(timestamp: event.timestamp, type: event.typeID, amountMicros: amount) { staleNodeBounds.insert(event.anchor) }
+            if s.remove(c) { staleNodeBounds.insert(event.anchor) }
             try writeNodeSummary(event.anchor, s)
         }
         let entity = try readNode(event.anchor).entity
         if entity != 0 {
             var e = try readEntity(entity)
-            if e.summary.remove(timestamp: event.timestamp, type: event.typeID, amountMicros: amount) { staleEntityBounds.insert(entity) }
+            if e.summary.remove(c) { staleEntityBounds.insert(entity) }
             e.updated = now
             try writeEntity(entity, e)
         }
     }
 
-    /// Recomputes first/last seen where a subtraction removed a bound.
+    /// Recomputes maxima and minima (first/last seen, last order, tally times) where a
+    /// subtraction removed one: a node's from its anchored events, an entity's from its members.
     private func fixStaleBounds() throws {
         if staleNodeBounds.isEmpty && staleEntityBounds.isEmpty { return }
         for node in staleNodeBounds {
             guard try txn.contains(db.node, key: node) else { continue }
             var s = try nodeSummary(node)
             guard !s.isEmpty else { continue }
-            s.firstSeen = try boundOfAnchoredEvents(node, earliest: true)
-            s.lastSeen = try boundOfAnchoredEvents(node, earliest: false)
+            s.refreshMaxima(from: [try summaryOfAnchoredEvents(node)])
             try writeNodeSummary(node, s)
         }
         staleNodeBounds.removeAll()
@@ -343,29 +357,54 @@ final class GraphWriter {
             guard case .live? = try entityRecord(entity) else { continue }
             var e = try readEntity(entity)
             let summaries = try members(of: entity).map { try nodeSummary($0) }
-            e.summary.recomputeBounds(from: summaries)
+            e.summary.refreshMaxima(from: summaries)
             try writeEntity(entity, e)
         }
         staleEntityBounds.removeAll()
     }
 
-    private func entityRecord(_ entity: EntityID) throws -> EntityRecord? {
-        try txn.withValue(db.entity, key: entity) { try $0.map { try EntityRecord(bytes: $0) } }
+    /// The summary of the events anchored at `node`, recomputed from its timeline.
+    private func summaryOfAnchoredEvents(_ node: NodeID) throws -> Summary {
+        var s = Summary()
+        var sequences: [UInt64] = []
+        try txn.forEachDuplicate(db.nodeEvent, key: node) { value in
+            sequences.append(UInt64Pair(bytes: value).second)
+            return true
+        }
+        for sequence in sequences {
+            guard let event = try loadEvent(sequence), event.anchor == node else { continue }
+            s.add(contribution(event))
+        }
+        return s
     }
 
-    /// The earliest (or latest) timestamp among events anchored at `node`, from its timeline.
-    private func boundOfAnchoredEvents(_ node: NodeID, earliest: Bool) throws -> Int64? {
-        let cursor = try txn.cursor(db.nodeEvent)
-        defer { cursor.close() }
-        guard try cursor.seek(key: node) else { return nil }
-        if !earliest { _ = try cursor.lastDuplicate() }
-        while true {
-            let entry = cursor.withCurrent { UInt64Pair(bytes: $1) }
-            let anchor = try txn.withValue(db.event, key: entry.second) { $0.map { $0.loadBigEndianUInt64(at: 16) } }
-            if anchor == node { return timestampFromSortable(entry.first) }
-            let more = earliest ? try cursor.nextDuplicate() : try cursor.previousDuplicate()
-            if !more { return nil }
+    /// Recomputes every node's and entity's summary from the stored events (the profile
+    /// section of the schema changed what events contribute).
+    private func rebuildSummaries() throws {
+        var nodeSummaries: [NodeID: Summary] = [:]
+        try txn.forEach(db.event) { _, value in
+            let event = try EventRecord(bytes: value)
+            nodeSummaries[event.anchor, default: Summary()].add(contribution(event))
+            return true
         }
+        try txn.clear(db.nodeSummary)
+        for (node, s) in nodeSummaries.sorted(by: { $0.key < $1.key }) { try writeNodeSummary(node, s) }
+        var entities: [EntityID] = []
+        try txn.forEach(db.entity) { key, value in
+            if case .live = try EntityRecord(bytes: value) { entities.append(key.loadBigEndianUInt64(at: 0)) }
+            return true
+        }
+        for entity in entities {
+            var e = try readEntity(entity)
+            var total = Summary()
+            for node in try members(of: entity) { if let s = nodeSummaries[node] { total.merge(s) } }
+            e.summary = total
+            try writeEntity(entity, e)
+        }
+    }
+
+    private func entityRecord(_ entity: EntityID) throws -> EntityRecord? {
+        try txn.withValue(db.entity, key: entity) { try $0.map { try EntityRecord(bytes: $0) } }
     }
 
     func members(of entity: EntityID) throws -> [NodeID] {
@@ -742,7 +781,8 @@ final class GraphWriter {
         let timestamp = input.timestamp ?? now
         let record = EventRecord(
             timestamp: timestamp, typeID: catalog.internEventType(input.type), sourceID: catalog.internSource(input.source),
-            anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props)
+            anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props,
+            attributes: input.attributes)
         try txn.put(db.event, key: sequence, value: record.bytes, flags: .append)
         if let eventKey { try txn.put(db.eventKey, key: eventKey, value: sequence) }
         let entry = Keys.timelineEntry(timestamp: timestamp, sequence: sequence)

@@ -1,3 +1,26 @@
+/// One top-level string field of an event's `props` or Segment `traits` (key and value as
+/// UTF-8), which profiles read: golden-record attributes, products, campaigns, lists.
+public struct EventAttribute: Sendable, Hashable {
+    /// The field name (at most 255 bytes).
+    public var key: [UInt8]
+    /// The field's string value (at most 1,024 bytes).
+    public var value: [UInt8]
+
+    /// Creates an attribute.
+    public init(key: [UInt8], value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
+
+    /// Creates an attribute from text.
+    public init(_ key: String, _ value: String) {
+        self.init(key: Array(key.utf8), value: Array(value.utf8))
+    }
+
+    /// The longest key and value kept; longer fields are not attributes.
+    public static let maxKeyLength = 255, maxValueLength = 1024
+}
+
 /// One event as the graph receives it: identifiers plus the few fields the graph needs.
 /// The graph knows no file format; `props` stays opaque JSON bytes.
 public struct EventInput: Sendable, Equatable {
@@ -15,13 +38,16 @@ public struct EventInput: Sendable, Equatable {
     public var props: [UInt8]
     /// `props.amount` in millionths, when it was a number.
     public var amountMicros: Int64?
+    /// Top-level string fields of `props` (and Segment `traits`), which profiles read.
+    public var attributes: [EventAttribute]
 
     /// Creates an event.
     public init(
         eventID: [UInt8]? = nil, timestamp: Int64? = nil, type: [UInt8] = Array("event".utf8),
         source: [UInt8] = Array("default".utf8), identifiers: [RawIdentifier], props: [UInt8] = [],
-        amountMicros: Int64? = nil
+        amountMicros: Int64? = nil, attributes: [EventAttribute] = []
     ) {
+        self.attributes = attributes
         self.eventID = eventID
         self.timestamp = timestamp
         self.type = type

@@ -93,6 +93,8 @@ enum EntityRecord: Equatable {
 
 /// A stored event in `event`, keyed by its sequence number.
 /// `[ts i64][type u32][source u32][anchor u64][amount i64][n u16][idlen u16][propslen u32][n × node][event id][props]`
+/// then, when the event has attributes, `[count u16]` and per attribute `[keylen u8][valuelen u16][key][value]`
+/// (records written before profiles end after `props` and read as having none).
 public struct EventRecord: Equatable, Sendable {
     /// Milliseconds since 1970.
     public var timestamp: Int64
@@ -110,25 +112,34 @@ public struct EventRecord: Equatable, Sendable {
     public var eventID: [UInt8]
     /// Raw JSON of `props` (empty when none).
     public var props: [UInt8]
+    /// The top-level string fields profiles read.
+    public var attributes: [EventAttribute]
 
     var bytes: [UInt8] {
         var w = ByteWriter(capacity: 36 + nodes.count * 8 + eventID.count + props.count)
-        Self.encode(into: &w, timestamp: timestamp, typeID: typeID, sourceID: sourceID, anchor: anchor, amountMicros: amountMicros, nodes: nodes, eventID: eventID, props: props)
+        Self.encode(into: &w, timestamp: timestamp, typeID: typeID, sourceID: sourceID, anchor: anchor, amountMicros: amountMicros, nodes: nodes, eventID: eventID, props: props, attributes: attributes)
         return w.bytes
     }
 
     /// Appends the encoding of an event to `w` without building the record (the bulk writer
     /// encodes into one reused buffer).
-    static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8]) {
+    static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8], attributes: [EventAttribute]) {
         w.append(timestamp); w.append(typeID); w.append(sourceID); w.append(anchor)
         w.append(amountMicros ?? Int64.min)
         w.append(UInt16(nodes.count)); w.append(UInt16(eventID.count)); w.append(UInt32(props.count))
         for n in nodes { w.append(n) }
         w.append(bytes: eventID)
         w.append(bytes: props)
+        guard !attributes.isEmpty else { return }
+        w.append(UInt16(attributes.count))
+        for a in attributes {
+            w.append(UInt8(a.key.count)); w.append(UInt16(a.value.count))
+            w.append(bytes: a.key); w.append(bytes: a.value)
+        }
     }
 
-    init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8]) {
+    init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8], attributes: [EventAttribute]) {
+        self.attributes = attributes
         self.timestamp = timestamp
         self.typeID = typeID
         self.sourceID = sourceID
@@ -153,6 +164,15 @@ public struct EventRecord: Equatable, Sendable {
         for _ in 0..<n { nodes.append(try r.uint64()) }
         eventID = try r.bytes(idLength)
         props = try r.bytes(propsLength)
+        attributes = []
+        if r.remaining > 0 {
+            let count = Int(try r.uint16())
+            attributes.reserveCapacity(count)
+            for _ in 0..<count {
+                let k = Int(try r.uint8()), v = Int(try r.uint16())
+                attributes.append(EventAttribute(key: try r.bytes(k), value: try r.bytes(v)))
+            }
+        }
     }
 }
 

@@ -76,23 +76,28 @@ public struct Schema: Codable, Sendable, Equatable {
     public var types: [String: TypePolicy]
     /// The policy of types seen for the first time in the data.
     public var defaultPolicy: TypePolicy
+    /// What profiles make of `props` and `traits` (golden record, orders, lifecycle).
+    public var profile: ProfileSchema
 
     enum CodingKeys: String, CodingKey {
-        case types
+        case types, profile
         case defaultPolicy = "default"
     }
 
     /// Creates a schema.
-    public init(types: [String: TypePolicy], defaultPolicy: TypePolicy = TypePolicy()) {
+    public init(types: [String: TypePolicy], defaultPolicy: TypePolicy = TypePolicy(), profile: ProfileSchema = ProfileSchema()) {
         self.types = types
         self.defaultPolicy = defaultPolicy
+        self.profile = profile
     }
 
-    /// Decodes a schema; a missing `default` is SPEC.md's default policy.
+    /// Decodes a schema; a missing `default` is SPEC.md's default policy, a missing `profile`
+    /// the documented profile defaults.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         types = try c.decodeIfPresent([String: TypePolicy].self, forKey: .types) ?? [:]
         defaultPolicy = try c.decodeIfPresent(TypePolicy.self, forKey: .defaultPolicy) ?? TypePolicy()
+        profile = try c.decodeIfPresent(ProfileSchema.self, forKey: .profile) ?? ProfileSchema()
     }
 
     /// SPEC.md's built-in types: `email` and `phone` with their normalizers, the usual ids as
@@ -115,6 +120,7 @@ public struct Schema: Codable, Sendable, Equatable {
         var schema = builtIn
         for (name, policy) in overrides.types { schema.types[name] = policy }
         schema.defaultPolicy = overrides.defaultPolicy
+        schema.profile = overrides.profile
         return schema
     }
 
@@ -140,6 +146,13 @@ public struct Schema: Codable, Sendable, Equatable {
             for pattern in policy.blocked ?? [] where BlockedPatterns.compiled(pattern) == nil {
                 throw SchemaError.badPolicy(name, "blocked pattern '\(pattern)' is not a valid regular expression")
             }
+        }
+        let l = schema.profile.lifecycle
+        if l.activeDays < 1 || l.lostDays < l.activeDays || l.heroOrders < 1 || l.heroRevenue < 0 {
+            throw SchemaError.badPolicy("profile", "lifecycle needs 1 <= active_days <= lost_days, hero_orders >= 1 and hero_revenue >= 0")
+        }
+        for name in schema.profile.attributes.keys where name.isEmpty || name.utf8.count > 64 {
+            throw SchemaError.badPolicy("profile", "attribute names are 1 to 64 bytes ('\(name)')")
         }
         return schema
     }

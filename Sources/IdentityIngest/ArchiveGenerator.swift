@@ -218,13 +218,26 @@ public struct ArchiveGenerator {
                 if let c = p.crm { ids.append(("crm", c)) }
                 if let ph = p.phones.first { ids.append(("phone", ph)) }
             }
+            // Profile fields, derived from the person and the event number (no random draws, so
+            // the identifiers and times of an archive do not depend on them).
+            var profile: [(String, String)] = []
+            switch type {
+            case "login", "crm_update":
+                profile = Self.profileFields(of: pi, household: p.household)
+                if type == "crm_update" && number % 4 == 0 { type = "subscribe"; profile.append(("list", "newsletter")) }
+                else if type == "crm_update" && number % 16 == 1 { type = "unsubscribe"; profile.append(("list", "newsletter")) }
+            case "page_view":
+                if number % 3 == 0 { profile.append(("sku", skus[number % skus.count])) }
+                if number % 10 == 0 { profile.append(("utm_campaign", number % 20 == 0 ? "spring-sale" : "black-friday")) }
+            default: break
+            }
             if chance(0.4) { ids.append(("ip", "10.\(p.household % 256).\(pi % 256).\(Int.random(in: 1...254, using: &rng))")) }
             if !kiosks.isEmpty && chance(0.05) { ids.append(("device", pick(kiosks))) }
             persons[pi] = p
 
             let line: String
             if options.format == .segment {
-                line = segmentLine(number: number, time: time, type: type, ids: ids, amount: amount, sku: sku)
+                line = segmentLine(number: number, time: time, type: type, ids: ids, amount: amount, sku: sku, profile: profile)
             } else {
                 var grouped: [(String, [String])] = []
                 for (t, v) in ids {
@@ -235,6 +248,7 @@ public struct ArchiveGenerator {
                 }.joined(separator: ",")
                 var props = ""
                 if let amount, let sku { props = #","props":{"amount":\#(String(format: "%.2f", amount)),"sku":"\#(sku)"}"# }
+                else if !profile.isEmpty { props = #","props":{"# + profile.map { "\"\($0.0)\":\(TextEncoding.jsonString($0.1))" }.joined(separator: ",") + "}" }
                 let source = pick(sources)
                 line = #"{"event_id":"e-\#(number)","ts":\#(time),"type":"\#(type)","source":"\#(source)","ids":{\#(idsJSON)}\#(props)}"#
             }
@@ -249,7 +263,18 @@ public struct ArchiveGenerator {
         return written
     }
 
-    private func segmentLine(number: Int, time: Int64, type: String, ids: [(String, String)], amount: Double?, sku: String?) -> String {
+    private static let firstNames = ["Ada", "Ben", "Chloé", "Dev", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam"]
+    private static let lastNames = ["Martin", "Okafor", "Schmidt", "Rossi", "Nguyen", "García", "Smith", "Kowalski", "Dubois"]
+    private static let places = [("FR", "Paris"), ("FR", "Lyon"), ("DE", "Berlin"), ("GB", "London"), ("US", "Boston"), ("ES", "Madrid")]
+
+    /// Name, country and city of person `i` (the city of the household).
+    static func profileFields(of i: Int, household: Int) -> [(String, String)] {
+        let place = places[household % places.count]
+        return [("name", "\(firstNames[i % firstNames.count]) \(lastNames[(i / firstNames.count) % lastNames.count])"),
+                ("country", place.0), ("city", place.1)]
+    }
+
+    private func segmentLine(number: Int, time: Int64, type: String, ids: [(String, String)], amount: Double?, sku: String?, profile: [(String, String)]) -> String {
         var fields: [String] = []
         let messageType: String
         switch type {
@@ -275,12 +300,16 @@ public struct ArchiveGenerator {
             default: break  // crm, loyalty, address have no Segment field
             }
         }
+        var properties: [String] = []
+        for (k, v) in profile where messageType == "identify" && k != "list" { traits.append("\"\(k)\":\(TextEncoding.jsonString(v))") }
+        for (k, v) in profile where messageType != "identify" || k == "list" { properties.append("\"\(k)\":\(TextEncoding.jsonString(v))") }
         if !traits.isEmpty {
             if messageType == "identify" { fields.append(#""traits":{\#(traits.joined(separator: ","))}"#) }
             else { context.append(#""traits":{\#(traits.joined(separator: ","))}"#) }
         }
         if !context.isEmpty { fields.append(#""context":{\#(context.joined(separator: ","))}"#) }
         if let amount, let sku { fields.append(#""properties":{"amount":\#(String(format: "%.2f", amount)),"sku":"\#(sku)"}"#) }
+        else if !properties.isEmpty { fields.append(#""properties":{"# + properties.joined(separator: ",") + "}") }
         if !fields.contains(where: { $0.hasPrefix("\"userId\"") || $0.hasPrefix("\"anonymousId\"") }) {
             fields.append(#""anonymousId":"anon-\#(number)""#)
         }

@@ -105,6 +105,8 @@ private struct Fields {
     var contextPhone: [UInt8]?
     var contextIP: [UInt8]?
     var deviceID: [UInt8]?
+    // Both: top-level string fields of props/properties and traits, for profiles.
+    var attributes: [EventAttribute] = []
 
     /// The value of a number written as up to 18 digits (with an optional `-`), the common
     /// form of `ts`, without going through `Double`; nil for any other form.
@@ -171,7 +173,7 @@ private struct Fields {
             guard try s.nextKind() == .object else { throw LineError.wrongType(field: "props", expected: "an object") }
             let raw = s.slice(try s.skipValue())  // validated by the skip
             props = raw
-            amountMicros = try amount(inObject: raw, field: "props.amount")
+            amountMicros = try scanProps(raw, field: "props.amount")
         case kOp: op = try string(&s, field: "op")
         case kA: a = try string(&s, field: "a")
         case kB: b = try string(&s, field: "b")
@@ -190,7 +192,7 @@ private struct Fields {
             case .object:
                 let raw = s.slice(try s.skipValue())
                 properties = raw
-                propertiesAmount = try amount(inObject: raw, field: "properties.amount")
+                propertiesAmount = try scanProps(raw, field: "properties.amount")
             default: throw LineError.wrongType(field: "properties", expected: "an object")
             }
         case kTraits:
@@ -251,43 +253,61 @@ private struct Fields {
     }
 
     /// `email` and `phone` of a traits object (`null` traits: neither).
-    func readTraits(_ s: inout JSONScanner, field: String) throws -> (email: [UInt8]?, phone: [UInt8]?) {
+    /// Its other string fields become attributes.
+    mutating func readTraits(_ s: inout JSONScanner, field: String) throws -> (email: [UInt8]?, phone: [UInt8]?) {
         switch try s.nextKind() {
         case .null:
             try s.readNull()
             return (nil, nil)
         case .object:
             var e: [UInt8]?, p: [UInt8]?
+            var found: [EventAttribute] = []
             try s.readObject { s, key in
                 switch key {
                 case kEmail: e = try self.optionalIDText(&s, field: field + ".email")
                 case kPhone: p = try self.optionalIDText(&s, field: field + ".phone")
-                default: try s.skipValue()
+                default:
+                    if try s.nextKind() == .string, key.count <= EventAttribute.maxKeyLength {
+                        let value = try s.readString()
+                        if !value.isEmpty && value.count <= EventAttribute.maxValueLength { found.append(EventAttribute(key: Array(key), value: value)) }
+                    } else {
+                        try s.skipValue()
+                    }
                 }
             }
+            if let e, e.count <= EventAttribute.maxValueLength { attributes.append(EventAttribute(key: kEmail, value: e)) }
+            if let p, p.count <= EventAttribute.maxValueLength { attributes.append(EventAttribute(key: kPhone, value: p)) }
+            attributes += found
             return (e, p)
         default: throw LineError.wrongType(field: field, expected: "an object")
         }
     }
 
-    /// `amount` at the top level of an object, in millionths.
-    func amount(inObject raw: [UInt8], field: String) throws -> Int64? {
+    /// `amount` at the top level of a props object, in millionths; its top-level string fields
+    /// (keys up to 255 bytes, non-empty values up to 1,024) become attributes.
+    mutating func scanProps(_ raw: [UInt8], field: String) throws -> Int64? {
+        var found: Int64?
+        var strings: [EventAttribute] = []
         try raw.withUnsafeBytes { bytes in
             var s = JSONScanner(bytes)
-            var found: Int64?
             try s.readObject { s, key in
-                if key == kAmount, try s.nextKind() == .number {
+                switch try s.nextKind() {
+                case .number where key == kAmount:
                     let text = try s.readNumberText()
                     guard let v = Double(String(decoding: text, as: UTF8.self)), v.isFinite, abs(v) < 9.2e12 else {
                         throw LineError.badAmount(String(decoding: text, as: UTF8.self))
                     }
                     found = Int64((v * 1_000_000).rounded())
-                } else {
+                case .string where key.count <= EventAttribute.maxKeyLength:
+                    let value = try s.readString()
+                    if !value.isEmpty && value.count <= EventAttribute.maxValueLength { strings.append(EventAttribute(key: Array(key), value: value)) }
+                default:
                     try s.skipValue()
                 }
             }
-            return found
         }
+        attributes += strings
+        return found
     }
 
     func identifier(_ text: [UInt8]?, field: String) throws(LineError) -> RawIdentifier {
@@ -311,7 +331,7 @@ private struct Fields {
         guard !identifiers.isEmpty else { throw LineError.noIdentifiers }
         return .event(EventInput(
             eventID: eventID, timestamp: timestamp, type: type ?? Array("event".utf8), source: source ?? Array("default".utf8),
-            identifiers: identifiers, props: props ?? [], amountMicros: amountMicros))
+            identifiers: identifiers, props: props ?? [], amountMicros: amountMicros, attributes: attributes))
     }
 
     func segmentOperation() throws(LineError) -> GraphOperation {
@@ -339,6 +359,6 @@ private struct Fields {
         }
         return .event(EventInput(
             eventID: messageID, timestamp: ms, type: event ?? messageType, source: Array("segment".utf8),
-            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount))
+            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount, attributes: attributes))
     }
 }

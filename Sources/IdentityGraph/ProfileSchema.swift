@@ -1,0 +1,199 @@
+import Foundation
+
+/// How one golden-record attribute picks its value among everything an entity's events said.
+public enum SurvivorshipRule: String, Codable, Sendable, CaseIterable {
+    /// The value seen most recently (ties: the more frequent, then the smaller value).
+    case mostRecent = "most_recent"
+    /// The value seen most often (ties: the more recent, then the smaller value).
+    case mostFrequent = "most_frequent"
+    /// The value from the highest source in ``ProfileSchema/sourcePriority`` that gave one;
+    /// among that source's values, the most recent. Sources not listed rank last.
+    case sourcePriority = "source_priority"
+}
+
+/// One attribute of the golden record.
+public struct AttributeRule: Codable, Sendable, Equatable {
+    /// How its value is chosen.
+    public var rule: SurvivorshipRule
+    /// The `props`/`traits` keys that feed it (default: the attribute's own name).
+    public var keys: [String]?
+
+    /// Creates a rule.
+    public init(rule: SurvivorshipRule, keys: [String]? = nil) {
+        self.rule = rule
+        self.keys = keys
+    }
+}
+
+/// Thresholds of the lifecycle stage (docs/formats.md, "Profiles").
+public struct LifecycleThresholds: Codable, Sendable, Equatable {
+    /// A last order at most this many days ago keeps an entity active (`first_order`, `active`, `hero`).
+    public var activeDays: Int
+    /// A last order more than this many days ago makes it `lost` (between the two: `waiting`).
+    public var lostDays: Int
+    /// At least this many orders make an active entity a `hero`...
+    public var heroOrders: Int
+    /// ...and so does at least this much revenue.
+    public var heroRevenue: Double
+
+    /// The documented defaults: active 90 days, lost after 365, hero from 5 orders or 1,000 revenue.
+    public init(activeDays: Int = 90, lostDays: Int = 365, heroOrders: Int = 5, heroRevenue: Double = 1000) {
+        self.activeDays = activeDays
+        self.lostDays = lostDays
+        self.heroOrders = heroOrders
+        self.heroRevenue = heroRevenue
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case activeDays = "active_days", lostDays = "lost_days", heroOrders = "hero_orders", heroRevenue = "hero_revenue"
+    }
+
+    /// Decodes thresholds; missing fields take the defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = LifecycleThresholds()
+        activeDays = try c.decodeIfPresent(Int.self, forKey: .activeDays) ?? d.activeDays
+        lostDays = try c.decodeIfPresent(Int.self, forKey: .lostDays) ?? d.lostDays
+        heroOrders = try c.decodeIfPresent(Int.self, forKey: .heroOrders) ?? d.heroOrders
+        heroRevenue = try c.decodeIfPresent(Double.self, forKey: .heroRevenue) ?? d.heroRevenue
+    }
+}
+
+/// What a database makes of event `props` and Segment `traits` for Customer 360 profiles: the
+/// golden-record attributes with their survivorship rules, which event types are orders, product
+/// views and (un)subscriptions, which keys name products, campaigns and lists, and the lifecycle
+/// thresholds. Part of ``Schema`` (`"profile"` in a schema file); every field has a default.
+public struct ProfileSchema: Codable, Sendable, Equatable {
+    /// Golden-record attributes by name.
+    public var attributes: [String: AttributeRule]
+    /// Sources from most to least trusted, for ``SurvivorshipRule/sourcePriority``.
+    public var sourcePriority: [String]
+    /// Event types that are orders (counted in `orders`, `last_order`, average order value).
+    public var orderTypes: [String]
+    /// Event types whose product key counts as a product view.
+    public var viewTypes: [String]
+    /// Keys naming a product (on view events).
+    public var productKeys: [String]
+    /// Keys naming a campaign (on any event).
+    public var campaignKeys: [String]
+    /// Event types that subscribe to the list their list key names...
+    public var subscribeTypes: [String]
+    /// ...and that unsubscribe from it.
+    public var unsubscribeTypes: [String]
+    /// Keys naming a list (newsletter) on (un)subscribe events.
+    public var listKeys: [String]
+    /// The `relate` identifier type whose shared values make a household (`HOUSEHOLD OF`).
+    public var householdType: String
+    /// Lifecycle thresholds.
+    public var lifecycle: LifecycleThresholds
+
+    /// The documented defaults (docs/formats.md, "Profiles").
+    public init() {
+        attributes = [
+            "name": AttributeRule(rule: .mostRecent), "first_name": AttributeRule(rule: .mostRecent),
+            "last_name": AttributeRule(rule: .mostRecent), "email": AttributeRule(rule: .sourcePriority),
+            "phone": AttributeRule(rule: .sourcePriority), "country": AttributeRule(rule: .mostFrequent),
+            "city": AttributeRule(rule: .mostFrequent), "language": AttributeRule(rule: .mostRecent),
+        ]
+        sourcePriority = ["crm", "shop", "call_centre", "app", "web", "segment"]
+        orderTypes = ["order", "Order Completed", "purchase"]
+        viewTypes = ["product_view", "Product Viewed", "page_view", "page"]
+        productKeys = ["sku", "product_id"]
+        campaignKeys = ["utm_campaign", "campaign"]
+        subscribeTypes = ["subscribe", "newsletter_subscribe", "Subscribed"]
+        unsubscribeTypes = ["unsubscribe", "newsletter_unsubscribe", "Unsubscribed"]
+        listKeys = ["list"]
+        householdType = "address"
+        lifecycle = LifecycleThresholds()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case attributes, lifecycle
+        case sourcePriority = "source_priority", orderTypes = "order_types", viewTypes = "view_types"
+        case productKeys = "product_keys", campaignKeys = "campaign_keys", subscribeTypes = "subscribe_types"
+        case unsubscribeTypes = "unsubscribe_types", listKeys = "list_keys", householdType = "household_type"
+    }
+
+    /// Decodes a profile section; missing fields take the defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = ProfileSchema()
+        attributes = try c.decodeIfPresent([String: AttributeRule].self, forKey: .attributes) ?? d.attributes
+        sourcePriority = try c.decodeIfPresent([String].self, forKey: .sourcePriority) ?? d.sourcePriority
+        orderTypes = try c.decodeIfPresent([String].self, forKey: .orderTypes) ?? d.orderTypes
+        viewTypes = try c.decodeIfPresent([String].self, forKey: .viewTypes) ?? d.viewTypes
+        productKeys = try c.decodeIfPresent([String].self, forKey: .productKeys) ?? d.productKeys
+        campaignKeys = try c.decodeIfPresent([String].self, forKey: .campaignKeys) ?? d.campaignKeys
+        subscribeTypes = try c.decodeIfPresent([String].self, forKey: .subscribeTypes) ?? d.subscribeTypes
+        unsubscribeTypes = try c.decodeIfPresent([String].self, forKey: .unsubscribeTypes) ?? d.unsubscribeTypes
+        listKeys = try c.decodeIfPresent([String].self, forKey: .listKeys) ?? d.listKeys
+        householdType = try c.decodeIfPresent(String.self, forKey: .householdType) ?? d.householdType
+        lifecycle = try c.decodeIfPresent(LifecycleThresholds.self, forKey: .lifecycle) ?? d.lifecycle
+    }
+}
+
+/// What an event type means for profiles.
+struct EventTypeRole: OptionSet, Sendable {
+    let rawValue: UInt8
+    static let order = EventTypeRole(rawValue: 1)
+    static let view = EventTypeRole(rawValue: 2)
+    static let subscribe = EventTypeRole(rawValue: 4)
+    static let unsubscribe = EventTypeRole(rawValue: 8)
+}
+
+/// A ``ProfileSchema`` turned into lookups by bytes: what one event contributes to a summary.
+struct ProfileRules: Sendable {
+    let profile: ProfileSchema
+    private let attributeOfKey: [[UInt8]: [UInt8]]
+    private let productKeys: Set<[UInt8]>
+    private let campaignKeys: Set<[UInt8]>
+    private let listKeys: Set<[UInt8]>
+    private let rolesByName: [String: EventTypeRole]
+    /// Roles by interned event-type id, extended as the catalog grows.
+    private var roles: [EventTypeRole] = []
+
+    init(_ profile: ProfileSchema) {
+        self.profile = profile
+        var map: [[UInt8]: [UInt8]] = [:]
+        for (name, rule) in profile.attributes {
+            for key in rule.keys ?? [name] { map[Array(key.utf8)] = Array(name.utf8) }
+        }
+        attributeOfKey = map
+        productKeys = Set(profile.productKeys.map { Array($0.utf8) })
+        campaignKeys = Set(profile.campaignKeys.map { Array($0.utf8) })
+        listKeys = Set(profile.listKeys.map { Array($0.utf8) })
+        var byName: [String: EventTypeRole] = [:]
+        for t in profile.orderTypes { byName[t, default: []].insert(.order) }
+        for t in profile.viewTypes { byName[t, default: []].insert(.view) }
+        for t in profile.subscribeTypes { byName[t, default: []].insert(.subscribe) }
+        for t in profile.unsubscribeTypes { byName[t, default: []].insert(.unsubscribe) }
+        rolesByName = byName
+    }
+
+    /// Makes the role table cover every event type of `catalog`.
+    mutating func cover(_ catalog: Catalog) {
+        while roles.count < catalog.eventTypes.count { roles.append(rolesByName[catalog.eventTypes[roles.count]] ?? []) }
+    }
+
+    func role(ofType type: UInt32) -> EventTypeRole { Int(type) < roles.count ? roles[Int(type)] : [] }
+
+    /// What an event adds to the summary of its anchor (and its entity).
+    func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: [EventAttribute]) -> SummaryContribution {
+        let role = role(ofType: type)
+        var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role.contains(.order))
+        for a in attributes {
+            if let name = attributeOfKey[a.key] { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: a.value)) }
+            if productKeys.contains(a.key), role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: a.value)) }
+            if campaignKeys.contains(a.key) { c.tallies.append(TallyKey(kind: .campaign, value: a.value)) }
+            if listKeys.contains(a.key) {
+                if role.contains(.subscribe) { c.tallies.append(TallyKey(kind: .subscribed, value: a.value)) }
+                if role.contains(.unsubscribe) { c.tallies.append(TallyKey(kind: .unsubscribed, value: a.value)) }
+            }
+        }
+        return c
+    }
+
+    func contribution(of event: EventRecord) -> SummaryContribution {
+        contribution(timestamp: event.timestamp, type: event.typeID, source: event.sourceID, amountMicros: event.amountMicros, attributes: event.attributes)
+    }
+}
