@@ -63,6 +63,9 @@ struct Databases: Sendable {
     let unlinked: Database
     let history: Database
     let tombstone: Database
+    /// Cached RFM scores (entity id → r, f, m); absent in a database opened read-only that
+    /// was written before profiles.
+    let rfm: Database?
 
     init(environment env: Environment, create: Bool) throws {
         let base: DatabaseFlags = create ? [.create] : []
@@ -80,6 +83,7 @@ struct Databases: Sendable {
         unlinked = try env.database("unlinked", flags: base)
         history = try env.database("history", flags: base)
         tombstone = try env.database("tombstone", flags: base)
+        rfm = create ? try env.database("rfm", flags: base) : try? env.database("rfm", flags: base)
     }
 }
 
@@ -92,6 +96,8 @@ enum MetaKey {
     static let counters = "counters"
     static let tombstoneKey = "tombstone_key"
     static let created = "created"
+    static let rfmComputedAt = "rfm_computed_at"
+    static let segments = "segments"
 
     /// Adds this transaction's blocked-value counts to the stored ones (JSON, keys sorted).
     static func addBlockedCounts(_ counts: [String: Int], in txn: WriteTransaction, meta: Database) throws {

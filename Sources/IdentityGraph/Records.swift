@@ -74,6 +74,15 @@ enum EntityRecord: Equatable {
         return w.bytes
     }
 
+    /// Size and summary header of a live entity's record, `nil` for a redirect or an erased one.
+    static func liveHeader(_ bytes: UnsafeRawBufferPointer) throws(RecordError) -> (Int, SummaryHeader)? {
+        var r = ByteReader(bytes)
+        guard try r.uint8() == 0 else { return nil }
+        let size = try r.uint64()
+        _ = try r.int64(); _ = try r.int64()
+        return (Int(size), try SummaryHeader(decoding: &r))
+    }
+
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
         var r = ByteReader(bytes)
         switch try r.uint8() {

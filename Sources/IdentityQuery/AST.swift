@@ -26,6 +26,42 @@ public enum Field: Equatable, Sendable, CustomStringConvertible {
     case eventsOfType(String)
     /// Identifiers of one type (`email`, `cookie`).
     case identifiersOfType(String)
+    /// Order events.
+    case orders
+    /// Revenue per order (`aov`).
+    case averageOrderValue
+    /// Time of the last order (ms).
+    case lastOrder
+    /// Lifecycle stage (text: lead, first_order, active, hero, waiting, lost).
+    case lifecycle
+    /// RFM scores as one number (`543`), and each score (1–5).
+    case rfm, rfmRecency, rfmFrequency, rfmMonetary
+    /// The source with the most events (text).
+    case preferredChannel
+    /// The `device` identifier with the most events (text).
+    case mostUsedDevice
+    /// A golden-record attribute (`profile.country`; text).
+    case attribute(String)
+
+    /// Whether values of the field are text (compared and sorted as strings).
+    public var isText: Bool {
+        switch self {
+        case .lifecycle, .preferredChannel, .mostUsedDevice, .attribute: return true
+        default: return false
+        }
+    }
+
+    /// Whether values of the field are times (compared with '2024-05-01').
+    public var isTime: Bool { self == .firstSeen || self == .lastSeen || self == .lastOrder }
+
+    /// Whether the field needs more than an entity's stored totals (identifiers, the full
+    /// summary, RFM scores): scans read more per entity.
+    var needsFullProfile: Bool {
+        switch self {
+        case .id, .size, .events, .revenue, .firstSeen, .lastSeen, .orders, .averageOrderValue, .lastOrder, .lifecycle: return false
+        default: return true
+        }
+    }
 
     public var description: String {
         switch self {
@@ -37,6 +73,17 @@ public enum Field: Equatable, Sendable, CustomStringConvertible {
         case .lastSeen: return "last_seen"
         case .eventsOfType(let t): return "events.\(t)"
         case .identifiersOfType(let t): return t
+        case .orders: return "orders"
+        case .averageOrderValue: return "aov"
+        case .lastOrder: return "last_order"
+        case .lifecycle: return "lifecycle"
+        case .rfm: return "rfm"
+        case .rfmRecency: return "rfm_r"
+        case .rfmFrequency: return "rfm_f"
+        case .rfmMonetary: return "rfm_m"
+        case .preferredChannel: return "preferred_channel"
+        case .mostUsedDevice: return "most_used_device"
+        case .attribute(let name): return "profile." + name
         }
     }
 }
@@ -50,8 +97,12 @@ public enum Comparison: String, Equatable, Sendable {
 public indirect enum Condition: Equatable, Sendable {
     /// `field op number`.
     case compare(Field, Comparison, Double)
+    /// `field op 'text'` for text fields (lifecycle, golden attributes…).
+    case compareText(Field, Comparison, String)
     /// `HAS type`: at least one identifier of the type.
     case has(String)
+    /// `IN SEGMENT name`: the segment's condition holds.
+    case inSegment(String)
     /// Both.
     case and(Condition, Condition)
     /// Either.
@@ -81,11 +132,17 @@ public indirect enum Statement: Equatable, Sendable {
     case stats
     case schema
     case explain(Statement)
+    /// `CREATE SEGMENT name AS FIND ENTITIES WHERE condition` (`definition`: the condition's text).
+    case createSegment(String, Condition, definition: String)
+    case dropSegment(String)
+    case segments
+    case household(Target)
+    case computeRFM
 
     /// Whether the statement writes.
     public var writes: Bool {
         switch self {
-        case .link, .unlink, .forget, .retract: return true
+        case .link, .unlink, .forget, .retract, .createSegment, .dropSegment, .computeRFM: return true
         case .explain(let inner): return inner.writes
         default: return false
         }

@@ -46,10 +46,15 @@ public struct Executor {
     /// Turns an archive line into an operation, for `PREVIEW` (the ingest layer provides it).
     public let recordParser: (@Sendable (String) throws -> GraphOperation)?
 
+    /// The time profiles are evaluated at (lifecycle stages, RFM computations); `nil` is the
+    /// current time. `--as-of` sets it, so archives from the past can be examined as of then.
+    public var now: Int64?
+
     /// An executor over `graph`; `recordParser` enables `PREVIEW`.
-    public init(graph: IdentityGraph, recordParser: (@Sendable (String) throws -> GraphOperation)? = nil) {
+    public init(graph: IdentityGraph, recordParser: (@Sendable (String) throws -> GraphOperation)? = nil, now: Int64? = nil) {
         self.graph = graph
         self.recordParser = recordParser
+        self.now = now
     }
 
     /// What a statement touched, for `EXPLAIN`.
@@ -92,8 +97,28 @@ public struct Executor {
         case .retract(let id): return try write([.retract(eventID: Array(id.utf8))], trace: trace, what: "RETRACT")
         case .explain(let inner): return try explain(inner)
         case .preview(let line): return try preview(line, trace: trace)
+        case .createSegment(let name, _, let definition):
+            trace.steps.append("store the definition in meta (one write transaction), then count its members")
+            let existed = try graph.read { try $0.segments()[name] != nil }
+            try graph.defineSegment(name, definition: definition)
+            let count = try execute(Parser.parse("COUNT ENTITIES WHERE IN SEGMENT \(name)"), trace: trace)
+            let n = count.rows.first?.first ?? .int(0)
+            return QueryResult(notes: ["segment \(name) \(existed ? "replaced" : "created"): \(n) entities match now; membership is evaluated when asked, so it follows every merge and split"])
+        case .dropSegment(let name):
+            trace.steps.append("remove the definition from meta (one write transaction)")
+            guard try graph.dropSegment(name) else { throw QueryError("no segment named \(name); SEGMENTS lists them") }
+            return QueryResult(notes: ["segment \(name) dropped"])
+        case .computeRFM:
+            trace.steps.append("scan every entity's totals, rank last order, orders and revenue, rewrite the rfm table (one write transaction)")
+            let report = try graph.computeRFM(now: now)
+            trace.count("entities scanned", report.entities)
+            return QueryResult(columns: ["field", "value"], rows: [
+                [.text("entities"), .int(Int64(report.entities))], [.text("scored"), .int(Int64(report.scored))],
+                [.text("computed_at"), .text(Timestamp.format(report.computedAt))],
+            ], notes: ["entities without an order get no score; scores stay as computed until the next COMPUTE RFM"])
         default:
-            return try graph.read { reader in try Query(reader: reader, trace: trace).run(statement) }
+            let time = now ?? currentTimeMillis()
+            return try graph.read { reader in try Query(reader: reader, trace: trace, now: time, segments: SegmentBook()).run(statement) }
         }
     }
 
@@ -153,10 +178,50 @@ public struct Executor {
     }
 }
 
+/// An entity met in a scan: its stored totals, and the rest read only when a field needs it.
+private final class Candidate {
+    let id: EntityID
+    let size: Int
+    let header: SummaryHeader
+    var info: GraphReader.EntityInfo?
+    var profile: EntityProfile?
+
+    init(id: EntityID, size: Int, header: SummaryHeader) {
+        self.id = id
+        self.size = size
+        self.header = header
+    }
+
+    init(_ info: GraphReader.EntityInfo) {
+        id = info.id
+        size = info.size
+        header = SummaryHeader(info.summary)
+        self.info = info
+    }
+}
+
+/// The value of a field for one entity.
+private enum FieldValue: Comparable {
+    case number(Double)
+    case text(String)
+    /// The entity has no value (no event, no order, not scored, attribute never seen).
+    case none
+}
+
+/// Segment conditions, parsed once per statement; guards against segments that refer to themselves.
+private final class SegmentBook {
+    var definitions: [String: String]?
+    var parsed: [String: Condition] = [:]
+    var evaluating: Set<String> = []
+}
+
 /// One statement's work inside a read transaction.
 private struct Query {
     let reader: GraphReader
     let trace: Executor.Trace
+    /// The time lifecycle stages are evaluated at.
+    let now: Int64
+    let segments: SegmentBook
 
     func time(_ ms: Int64?) -> Value { ms.map { .text(Timestamp.format($0)) } ?? .null }
 
@@ -244,6 +309,7 @@ private struct Query {
             if !byEventType.isEmpty { rows.append([.text("events_by_type"), .text(byEventType.map { "\($0.0) \($0.1)" }.joined(separator: ", "))]) }
             rows.append([.text("created"), time(info.created)])
             rows.append([.text("updated"), time(info.updated)])
+            rows += try profileRows(Candidate(info))
             return QueryResult(columns: ["field", "value"], rows: rows, notes: notes)
 
         case .identifiers(let target, let type):
@@ -412,20 +478,28 @@ private struct Query {
             return QueryResult(columns: ["entity", "via", "relation"], rows: rows, notes: notes)
 
         case .find(let condition, let order, let descending, let limit):
-            trace.steps.append("scan every entity\(condition == nil ? "" : ", evaluate the condition")\(order == nil ? "" : ", sort")")
-            var matches: [(GraphReader.EntityInfo, Double)] = []
-            try scan(condition) { info in matches.append((info, try order.map { try value($0, of: info) } ?? 0)) }
+            trace.steps.append("scan every entity's stored totals\(condition == nil ? "" : ", evaluate the condition")\(order == nil ? "" : ", sort")")
+            var matches: [(Candidate, FieldValue)] = []
+            try scan(condition) { c in matches.append((c, try order.map { try value($0, of: c) } ?? .none)) }
             if order != nil {
-                matches.sort { descending ? ($0.1 != $1.1 ? $0.1 > $1.1 : $0.0.id < $1.0.id) : ($0.1 != $1.1 ? $0.1 < $1.1 : $0.0.id < $1.0.id) }
+                matches.sort { a, b in
+                    switch (a.1, b.1) {
+                    case (.none, .none): return a.0.id < b.0.id
+                    case (.none, _): return false  // entities without a value come last either way
+                    case (_, .none): return true
+                    default: return a.1 == b.1 ? a.0.id < b.0.id : descending ? a.1 > b.1 : a.1 < b.1
+                    }
+                }
             }
             let total = matches.count
             if let limit { matches = Array(matches.prefix(limit)) }
             var columns = ["entity", "size", "events", "revenue", "first_seen", "last_seen"]
             var extra: Field?
             if let order, ![.id, .size, .events, .revenue, .firstSeen, .lastSeen].contains(order) { columns.append(order.description); extra = order }
-            let rows: [[Value]] = matches.map { info, v in
-                var row: [Value] = [.int(Int64(info.id)), .int(Int64(info.size)), .int(Int64(info.summary.events)), .double(info.summary.revenue), time(info.summary.firstSeen), time(info.summary.lastSeen)]
-                if extra != nil { row.append(.int(Int64(v))) }
+            let rows: [[Value]] = matches.map { c, v in
+                let h = c.header
+                var row: [Value] = [.int(Int64(c.id)), .int(Int64(c.size)), .int(Int64(h.events)), .double(h.revenue), time(h.firstSeen), time(h.lastSeen)]
+                if let extra { row.append(cell(v, of: extra)) }
                 return row
             }
             if let limit, total > limit { notes.append("\(total) entities match; LIMIT \(limit) shown") }
@@ -465,7 +539,40 @@ private struct Query {
             rows.append([.text("(default)"), .text(d.normalize.rawValue), .text(d.role.rawValue), d.limit.map { .int(Int64($0)) } ?? .null, d.genericAfter.map { .int(Int64($0)) } ?? .null])
             return QueryResult(columns: ["type", "normalize", "role", "limit", "generic_after"], rows: rows)
 
-        case .link, .unlink, .forget, .retract, .explain, .preview:
+        case .segments:
+            trace.steps.append("read the definitions, count each segment's members (a scan per segment)")
+            let definitions = try segmentDefinitions()
+            var rows: [[Value]] = []
+            for name in definitions.keys.sorted() {
+                var n: Int64 = 0
+                try scan(.inSegment(name)) { _ in n += 1 }
+                rows.append([.text(name), .text(definitions[name]!), .int(n)])
+            }
+            return QueryResult(columns: ["segment", "definition", "entities"], rows: rows,
+                               notes: rows.isEmpty ? ["no segments; CREATE SEGMENT name AS FIND ENTITIES WHERE … makes one"] : [])
+
+        case .household(let target):
+            trace.steps.append("resolve the entity, follow its members' links to \(reader.schema.profile.householdType) identifiers, and their links to other entities")
+            let info = try entity(target, notes: &notes)
+            let households = try reader.households(of: info.id)
+            var rows: [[Value]] = []
+            var entities: Set<EntityID> = []
+            for (address, members) in households {
+                for e in members {
+                    entities.insert(e)
+                    let ids = try reader.identifiers(of: e).map(\.description).sorted()
+                    trace.count("entities read")
+                    rows.append([.text(address.description), .int(Int64(e)), .text(ids.joined(separator: ", "))])
+                }
+            }
+            if households.isEmpty {
+                notes.append("entity \(info.id) shares no \(reader.schema.profile.householdType) with anyone (it has none, or the type is not in the data)")
+            } else {
+                notes.append("household of entity \(info.id): \(entities.count) entit\(entities.count == 1 ? "y" : "ies") sharing \(households.count) \(reader.schema.profile.householdType) value\(households.count == 1 ? "" : "s")")
+            }
+            return QueryResult(columns: [reader.schema.profile.householdType, "entity", "identifiers"], rows: rows, notes: notes)
+
+        case .link, .unlink, .forget, .retract, .explain, .preview, .createSegment, .dropSegment, .computeRFM:
             preconditionFailure("writes, PREVIEW and EXPLAIN are handled by Executor")
         }
     }
@@ -499,53 +606,159 @@ private struct Query {
         return nil
     }
 
-    /// Every live entity satisfying `condition`.
-    func scan(_ condition: Condition?, _ body: (GraphReader.EntityInfo) throws -> Void) throws {
+    /// Every live entity satisfying `condition`, read from stored totals; the rest of an
+    /// entity is read only when a field needs it.
+    func scan(_ condition: Condition?, _ body: (Candidate) throws -> Void) throws {
         var scanned = 0
-        try reader.forEachEntity { info in
+        try reader.forEachEntityHeader { id, size, header in
             scanned += 1
-            if try condition.map({ try holds($0, info) }) ?? true { try body(info) }
+            let c = Candidate(id: id, size: size, header: header)
+            if try condition.map({ try holds($0, c) }) ?? true { try body(c) }
         }
         trace.count("entities scanned", scanned)
     }
 
-    func holds(_ condition: Condition, _ info: GraphReader.EntityInfo) throws -> Bool {
+    func fullInfo(_ c: Candidate) throws -> GraphReader.EntityInfo {
+        if let info = c.info { return info }
+        guard let info = try reader.resolve(c.id) else { throw QueryError("entity \(c.id) vanished during the scan") }
+        trace.count("full entity reads")
+        c.info = info
+        return info
+    }
+
+    func profile(_ c: Candidate) throws -> EntityProfile {
+        if let p = c.profile { return p }
+        let p = try reader.profile(of: try fullInfo(c), now: now)
+        c.profile = p
+        return p
+    }
+
+    func segmentDefinitions() throws -> [String: String] {
+        if let d = segments.definitions { return d }
+        let d = try reader.segments()
+        segments.definitions = d
+        return d
+    }
+
+    func segmentCondition(_ name: String) throws -> Condition {
+        if let c = segments.parsed[name] { return c }
+        guard let text = try segmentDefinitions()[name] else { throw QueryError("no segment named \(name); SEGMENTS lists them") }
+        guard case .count(let condition?) = try Parser.parse("COUNT ENTITIES WHERE " + text) else {
+            throw QueryError("segment \(name) has a definition that is not a condition: \(text)")
+        }
+        segments.parsed[name] = condition
+        return condition
+    }
+
+    func holds(_ condition: Condition, _ c: Candidate) throws -> Bool {
         switch condition {
-        case .and(let a, let b): return try holds(a, info) && holds(b, info)
-        case .or(let a, let b): return try holds(a, info) || holds(b, info)
-        case .not(let a): return try !holds(a, info)
-        case .has(let type): return try value(.identifiersOfType(type), of: info) > 0
+        case .and(let a, let b): return try holds(a, c) && holds(b, c)
+        case .or(let a, let b): return try holds(a, c) || holds(b, c)
+        case .not(let a): return try !holds(a, c)
+        case .has(let type): return try value(.identifiersOfType(type), of: c) > .number(0)
+        case .inSegment(let name):
+            guard segments.evaluating.insert(name).inserted else { throw QueryError("segment \(name) refers to itself") }
+            defer { segments.evaluating.remove(name) }
+            return try holds(segmentCondition(name), c)
         case .compare(let field, let op, let rhs):
-            if (field == .firstSeen || field == .lastSeen) && info.summary.events == 0 { return op == .notEqual }
-            let lhs = try value(field, of: info)
-            switch op {
-            case .equal: return lhs == rhs
-            case .notEqual: return lhs != rhs
-            case .less: return lhs < rhs
-            case .lessOrEqual: return lhs <= rhs
-            case .greater: return lhs > rhs
-            case .greaterOrEqual: return lhs >= rhs
-            }
+            return compare(try value(field, of: c), op, .number(rhs))
+        case .compareText(let field, let op, let rhs):
+            return compare(try value(field, of: c), op, .text(rhs))
         }
     }
 
-    func value(_ field: Field, of info: GraphReader.EntityInfo) throws -> Double {
-        let s = info.summary
+    /// A comparison; an entity without a value satisfies only `!=`.
+    func compare(_ lhs: FieldValue, _ op: Comparison, _ rhs: FieldValue) -> Bool {
+        if case .none = lhs { return op == .notEqual }
+        switch op {
+        case .equal: return lhs == rhs
+        case .notEqual: return lhs != rhs
+        case .less: return lhs < rhs
+        case .lessOrEqual: return lhs <= rhs
+        case .greater: return lhs > rhs
+        case .greaterOrEqual: return lhs >= rhs
+        }
+    }
+
+    func value(_ field: Field, of c: Candidate) throws -> FieldValue {
+        let h = c.header
         switch field {
-        case .id: return Double(info.id)
-        case .size: return Double(info.size)
-        case .events: return Double(s.events)
-        case .revenue: return s.revenue
-        case .firstSeen: return Double(s.firstSeen ?? 0)
-        case .lastSeen: return Double(s.lastSeen ?? 0)
+        case .id: return .number(Double(c.id))
+        case .size: return .number(Double(c.size))
+        case .events: return .number(Double(h.events))
+        case .revenue: return .number(h.revenue)
+        case .firstSeen: return h.firstSeen.map { .number(Double($0)) } ?? .none
+        case .lastSeen: return h.lastSeen.map { .number(Double($0)) } ?? .none
+        case .orders: return .number(Double(h.orders))
+        case .averageOrderValue: return h.orders > 0 ? .number(h.revenue / Double(h.orders)) : .none
+        case .lastOrder: return h.lastOrder.map { .number(Double($0)) } ?? .none
+        case .lifecycle:
+            return .text(LifecycleStage.of(orders: h.orders, revenue: h.revenue, lastOrder: h.lastOrder, now: now, thresholds: reader.schema.profile.lifecycle).rawValue)
         case .eventsOfType(let type):
-            guard let id = reader.eventTypes.firstIndex(of: type) else { return 0 }
-            return Double(s.eventsByType[UInt32(id)] ?? 0)
+            guard let id = reader.eventTypes.firstIndex(of: type) else { return .number(0) }
+            return .number(Double(try fullInfo(c).summary.eventsByType[UInt32(id)] ?? 0))
         case .identifiersOfType(let type):
             var n = 0
-            for node in try reader.members(of: info.id) where try reader.nodeInfo(node)?.identifier.type == type { n += 1 }
-            trace.count("member reads", info.size)
-            return Double(n)
+            for node in try reader.members(of: c.id) where try reader.nodeInfo(node)?.identifier.type == type { n += 1 }
+            trace.count("member reads", c.size)
+            return .number(Double(n))
+        case .rfm, .rfmRecency, .rfmFrequency, .rfmMonetary:
+            trace.count("rfm reads")
+            guard let score = try reader.rfm(of: c.id) else { return .none }
+            switch field {
+            case .rfmRecency: return .number(Double(score.recency))
+            case .rfmFrequency: return .number(Double(score.frequency))
+            case .rfmMonetary: return .number(Double(score.monetary))
+            default: return .number(Double(score.code))
+            }
+        case .preferredChannel: return try profile(c).preferredChannel.map { .text($0) } ?? .none
+        case .mostUsedDevice: return try profile(c).mostUsedDevice.map { .text($0.name) } ?? .none
+        case .attribute(let name):
+            return try profile(c).golden.first { $0.attribute == name }.map { .text($0.value) } ?? .none
         }
+    }
+
+    /// A field's value as a result cell.
+    func cell(_ v: FieldValue, of field: Field) -> Value {
+        switch v {
+        case .none: return .null
+        case .text(let t): return .text(t)
+        case .number(let n):
+            if field.isTime { return time(Int64(n)) }
+            if field == .averageOrderValue || field == .revenue { return .double(n) }
+            return .int(Int64(n))
+        }
+    }
+
+    /// The Customer 360 rows of `ENTITY`: aggregates, lifecycle, golden record, lists, RFM, segments.
+    func profileRows(_ c: Candidate) throws -> [[Value]] {
+        let p = try profile(c)
+        func names(_ list: [CountedName], max: Int) -> Value {
+            list.isEmpty ? .null : .text(list.prefix(max).map { "\($0.name) \($0.count)" }.joined(separator: ", ") + (list.count > max ? ", … (\(list.count))" : ""))
+        }
+        var rows: [[Value]] = [
+            [.text("orders"), .int(Int64(p.orders))],
+            [.text("aov"), p.averageOrderValue.map { .double($0) } ?? .null],
+            [.text("last_order"), time(p.lastOrder)],
+            [.text("lifecycle"), .text(p.lifecycle.rawValue)],
+        ]
+        for g in p.golden {
+            rows.append([.text("profile.\(g.attribute)"), .text("\(g.value) (\(g.source), \(Timestamp.format(g.seen)), \(g.count)×, \(g.rule.rawValue))")])
+        }
+        rows.append([.text("preferred_channel"), names(p.channels, max: 4)])
+        rows.append([.text("most_used_device"), p.mostUsedDevice.map { .text("\($0.name) (\($0.count) events)") } ?? .null])
+        rows.append([.text("top_products"), names(p.products, max: 5)])
+        rows.append([.text("campaigns"), names(p.campaigns, max: 5)])
+        rows.append([.text("lists"), p.lists.isEmpty ? .null : .text(p.lists.joined(separator: ", "))])
+        if let score = p.rfm, let at = try reader.rfmComputedAt() {
+            rows.append([.text("rfm"), .text("\(score.code) (R \(score.recency), F \(score.frequency), M \(score.monetary); computed \(Timestamp.format(at)))")])
+        } else {
+            let at = try reader.rfmComputedAt()
+            rows.append([.text("rfm"), .text(at.map { "not scored (no order, or the entity changed since COMPUTE RFM at \(Timestamp.format($0)))" } ?? "not computed (COMPUTE RFM)")])
+        }
+        var member: [String] = []
+        for name in try segmentDefinitions().keys.sorted() where try holds(.inSegment(name), c) { member.append(name) }
+        rows.append([.text("segments"), member.isEmpty ? .null : .text(member.joined(separator: ", "))])
+        return rows
     }
 }

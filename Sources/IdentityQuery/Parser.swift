@@ -10,14 +10,18 @@ public struct Parser {
     public static let statementKeywords = [
         "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "EVENT", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
         "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "PREVIEW", "STATS", "SCHEMA", "EXPLAIN",
+        "CREATE", "DROP", "SEGMENTS", "HOUSEHOLD", "COMPUTE",
     ]
     /// Every keyword of the language.
     public static let keywords = statementKeywords + [
         "OF", "TYPE", "SINCE", "UNTIL", "LIMIT", "DEPTH", "TO", "ENTITIES", "WHERE", "ORDER", "BY",
-        "ASC", "DESC", "AND", "OR", "NOT", "HAS",
+        "ASC", "DESC", "AND", "OR", "NOT", "HAS", "SEGMENT", "AS", "IN", "RFM",
     ]
     /// Entity fields usable in `WHERE` and `ORDER BY` (plus `events.<type>` and identifier types).
-    public static let fieldNames = ["id", "size", "events", "revenue", "first_seen", "last_seen"]
+    public static let fieldNames = [
+        "id", "size", "events", "revenue", "first_seen", "last_seen", "orders", "aov", "last_order", "lifecycle",
+        "rfm", "rfm_r", "rfm_f", "rfm_m", "preferred_channel", "most_used_device",
+    ]
 
     /// Parses `text` into a statement.
     public static func parse(_ text: String) throws(QueryError) -> Statement {
@@ -30,7 +34,7 @@ public struct Parser {
             }
             return .preview(record)
         }
-        var parser = Parser(tokens: try Lexer.tokens(text))
+        var parser = Parser(tokens: try Lexer.tokens(text), text: Array(text))
         let statement = try parser.statement()
         _ = parser.accept(symbol: ";")
         guard case .end = parser.current.kind else {
@@ -39,7 +43,12 @@ public struct Parser {
         return statement
     }
 
-    private init(tokens: [Token]) { self.tokens = tokens }
+    private let text: [Character]
+
+    private init(tokens: [Token], text: [Character]) {
+        self.tokens = tokens
+        self.text = text
+    }
 
     private var current: Token { tokens[position] }
 
@@ -228,6 +237,28 @@ public struct Parser {
             return .stats
         case "SCHEMA":
             return .schema
+        case "CREATE":
+            try expect("SEGMENT")
+            let name = try segmentName()
+            try expect("AS")
+            try expect("FIND")
+            try expect("ENTITIES")
+            try expect("WHERE")
+            let start = current.range.lowerBound
+            let condition = try orCondition()
+            let end = tokens[position - 1].range.upperBound
+            return .createSegment(name, condition, definition: String(text[start..<end]))
+        case "DROP":
+            try expect("SEGMENT")
+            return .dropSegment(try segmentName())
+        case "SEGMENTS":
+            return .segments
+        case "HOUSEHOLD":
+            if accept("OF") { return .household(try target()) }
+            return .household(try target())
+        case "COMPUTE":
+            try expect("RFM")
+            return .computeRFM
         case "EXPLAIN":
             let inner = try statement()
             if case .explain = inner { throw QueryError("EXPLAIN EXPLAIN is not a statement", at: token.range) }
@@ -237,9 +268,19 @@ public struct Parser {
         }
     }
 
+    /// A segment name: letters, digits, `_` and `-`, up to 64 characters.
+    private mutating func segmentName() throws(QueryError) -> String {
+        let token = current
+        let name = try name("a segment name")
+        guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }) else {
+            throw QueryError("a segment name is 1 to 64 letters, digits, '_' or '-'", at: token.range)
+        }
+        return name
+    }
+
     private mutating func field() throws(QueryError) -> Field {
         let token = current
-        let word = try name("a field (\(Self.fieldNames.joined(separator: ", ")), events.<type> or an identifier type)")
+        let word = try name("a field (\(Self.fieldNames.joined(separator: ", ")), events.<type>, profile.<attribute> or an identifier type)")
         let lower = word.lowercased()
         switch lower {
         case "id": return .id
@@ -248,8 +289,19 @@ public struct Parser {
         case "revenue": return .revenue
         case "first_seen": return .firstSeen
         case "last_seen": return .lastSeen
+        case "orders": return .orders
+        case "aov": return .averageOrderValue
+        case "last_order": return .lastOrder
+        case "lifecycle": return .lifecycle
+        case "rfm": return .rfm
+        case "rfm_r": return .rfmRecency
+        case "rfm_f": return .rfmFrequency
+        case "rfm_m": return .rfmMonetary
+        case "preferred_channel": return .preferredChannel
+        case "most_used_device": return .mostUsedDevice
         default:
             if lower.hasPrefix("events.") && lower.count > 7 { return .eventsOfType(String(word.dropFirst(7))) }
+            if lower.hasPrefix("profile.") && lower.count > 8 { return .attribute(String(lower.dropFirst(8))) }
             guard IdentifierType.isValidName(Array(lower.utf8)) else {
                 throw QueryError("'\(word)' is not a field: use \(Self.fieldNames.joined(separator: ", ")), events.<type> or an identifier type", at: token.range)
             }
@@ -277,18 +329,32 @@ public struct Parser {
             return inner
         }
         if accept("HAS") { return .has(try name("an identifier type after HAS").lowercased()) }
-        let f = try field()
+        if accept("IN") {
+            try expect("SEGMENT")
+            return .inSegment(try segmentName())
+        }
+        var f = try field()
         guard case .symbol(let s) = current.kind, let op = Comparison(rawValue: s) else { throw fail("a comparison (=, !=, <, <=, >, >=)") }
         _ = advance()
         let valueToken = current
         switch valueToken.kind {
-        case .integer(let n): _ = advance(); return .compare(f, op, Double(n))
-        case .number(let d): _ = advance(); return .compare(f, op, d)
-        case .string:
-            guard f == .firstSeen || f == .lastSeen else { throw QueryError("\(f) compares with a number", at: valueToken.range) }
-            return .compare(f, op, Double(try time()))
+        case .integer, .number:
+            guard !f.isText else { throw QueryError("\(f) compares with text (\(f == .lifecycle ? "'hero'" : "'FR'"))", at: valueToken.range) }
+            _ = advance()
+            if case .integer(let n) = valueToken.kind { return .compare(f, op, Double(n)) }
+            if case .number(let d) = valueToken.kind { return .compare(f, op, d) }
+            throw fail("a number")
+        case .string(let text):
+            if f.isTime { return .compare(f, op, Double(try time())) }
+            if case .identifiersOfType(let type) = f { f = .attribute(type) }  // email = 'a@x.com': the golden value
+            guard f.isText else { throw QueryError("\(f) compares with a number", at: valueToken.range) }
+            if f == .lifecycle, LifecycleStage(rawValue: text.lowercased()) == nil {
+                throw QueryError("'\(text)' is not a lifecycle stage: use \(LifecycleStage.allCases.map(\.rawValue).joined(separator: ", "))", at: valueToken.range)
+            }
+            _ = advance()
+            return .compareText(f, op, f == .lifecycle ? text.lowercased() : text)
         default:
-            throw fail(f == .firstSeen || f == .lastSeen ? "a time ('2024-05-01')" : "a number")
+            throw fail(f.isTime ? "a time ('2024-05-01')" : f.isText ? "text in quotes" : "a number")
         }
     }
 }

@@ -18,7 +18,7 @@ public struct StatementHelp: Sendable {
             example: "RESOLVE email:ALICE@example.com"),
         StatementHelp(
             name: "ENTITY", syntax: "ENTITY id | ENTITY OF type:value",
-            summary: "The profile: identifiers by type, events, revenue, first and last seen, events by type. An id that was merged away says where it went and shows the entity it is part of now.",
+            summary: "The Customer 360 profile: identifiers by type, events, revenue, first and last seen, events by type, orders, average order value (aov), last order, lifecycle stage, the golden record (profile.<attribute>: the surviving value with its source, time, count and rule), channels by events (the first is the preferred one), most-used device, top products viewed, campaigns, subscribed lists, RFM scores (as of the last COMPUTE RFM) and the segments it is in. An id that was merged away says where it went and shows the entity it is part of now.",
             example: "ENTITY OF cookie:c-1"),
         StatementHelp(
             name: "IDENTIFIERS", syntax: "IDENTIFIERS OF (id | type:value) [TYPE type]",
@@ -50,12 +50,36 @@ public struct StatementHelp: Sendable {
             example: "RELATED email:alice@example.com"),
         StatementHelp(
             name: "FIND", syntax: "FIND ENTITIES [WHERE condition] [ORDER BY field [ASC|DESC]] [LIMIT n]",
-            summary: "Entities whose summary matches. Fields: id, size, events, revenue, first_seen, last_seen, events.<type> (events of one type), and any identifier type (how many identifiers of that type). Conditions: field = != < <= > >= value, HAS type, AND, OR, NOT, parentheses.",
+            summary: "Entities whose profile matches. Number fields: id, size, events, revenue, orders, aov, events.<type> (events of one type), rfm (the three digits, 543), rfm_r, rfm_f, rfm_m, and any identifier type (how many identifiers of that type); time fields: first_seen, last_seen, last_order; text fields: lifecycle (lead, first_order, active, hero, waiting, lost), preferred_channel, most_used_device, profile.<attribute> (golden record; an identifier type compared with text, email = 'a@x.com', means the attribute too). Conditions: field = != < <= > >= value, HAS type, IN SEGMENT name, AND, OR, NOT, parentheses. An entity without a value (no order, not scored) only satisfies !=, and sorts last.",
             example: "FIND ENTITIES WHERE revenue > 10 AND HAS email ORDER BY revenue DESC LIMIT 5"),
+        StatementHelp(
+            name: "FIND", syntax: "FIND ENTITIES WHERE lifecycle = 'stage' … ORDER BY field",
+            summary: "Profile fields in conditions and ordering: the stage is computed at the query's time (idgraph query --as-of '2024-01-06' for archives from the past).",
+            example: "FIND ENTITIES WHERE lifecycle = 'first_order' AND profile.country = 'FR' ORDER BY revenue DESC LIMIT 10"),
         StatementHelp(
             name: "COUNT", syntax: "COUNT ENTITIES [WHERE condition]",
             summary: "How many entities match (conditions as in FIND).",
             example: "COUNT ENTITIES WHERE email >= 1 OR events.order > 0"),
+        StatementHelp(
+            name: "HOUSEHOLD", syntax: "HOUSEHOLD OF (id | type:value)",
+            summary: "The entities sharing an address with this one (the relate type named by the schema's profile.household_type, address by default), each with its identifiers, this entity included.",
+            example: "HOUSEHOLD OF email:alice@example.com"),
+        StatementHelp(
+            name: "CREATE", syntax: "CREATE SEGMENT name AS FIND ENTITIES WHERE condition",
+            summary: "Defines (or replaces) a segment: a named condition, stored in the database. Membership is evaluated when asked — ENTITY lists an entity's segments, IN SEGMENT name selects them, idgraph export --segment name writes them — so it always follows merges, splits and new events.",
+            example: "CREATE SEGMENT shoppers AS FIND ENTITIES WHERE orders >= 1"),
+        StatementHelp(
+            name: "SEGMENTS", syntax: "SEGMENTS",
+            summary: "Every segment with its definition and how many entities are in it now.",
+            example: "SEGMENTS"),
+        StatementHelp(
+            name: "DROP", syntax: "DROP SEGMENT name",
+            summary: "Removes a segment definition.",
+            example: "DROP SEGMENT shoppers"),
+        StatementHelp(
+            name: "COMPUTE", syntax: "COMPUTE RFM",
+            summary: "Scores every entity with an order 1 to 5 on recency (last order), frequency (orders) and monetary value (revenue): quintiles over all such entities, equal values sharing a score. The scores are stored with the time they were computed; entities changed by later merges or splits have none until the next COMPUTE RFM.",
+            example: "COMPUTE RFM"),
         StatementHelp(
             name: "LINK", syntax: "LINK type:value [TO] type:value",
             summary: "Assert a link without an event (one piece of evidence), in one write transaction; the entities merge if both identifiers merge.",
@@ -98,12 +122,12 @@ public struct StatementHelp: Sendable {
     /// The sample data the examples run against (native NDJSON).
     public static let sampleArchive = """
         {"event_id":"e1","ts":"2024-01-01T10:00:00Z","source":"web","type":"page_view","ids":{"cookie":"c-1","ip":"203.0.113.7"}}
-        {"event_id":"e2","ts":"2024-01-02T10:00:00Z","source":"web","type":"login","ids":{"cookie":"c-1","email":"Alice@Example.com"}}
-        {"event_id":"e3","ts":"2024-01-03T10:00:00Z","source":"shop","type":"order","ids":{"email":"alice@example.com","crm":"42"},"props":{"amount":19.5,"sku":"A-42"}}
+        {"event_id":"e2","ts":"2024-01-02T10:00:00Z","source":"web","type":"login","ids":{"cookie":"c-1","email":"Alice@Example.com"},"props":{"name":"Alice M.","country":"FR"}}
+        {"event_id":"e3","ts":"2024-01-03T10:00:00Z","source":"shop","type":"order","ids":{"email":"alice@example.com","crm":"42","address":"1 Rue Verte, Paris"},"props":{"amount":19.5,"sku":"A-42","name":"Alice Martin"}}
         {"event_id":"e4","ts":"2024-01-04T10:00:00Z","source":"app","type":"app_open","ids":{"cookie":"c-1","device":"shared-tablet"}}
         {"event_id":"e5","ts":"2024-01-05T10:00:00Z","source":"web","type":"login","ids":{"email":"bob@example.com","cookie":"c-2","ip":"203.0.113.7"}}
         {"event_id":"e6","ts":"2024-01-06T10:00:00Z","source":"app","type":"app_open","ids":{"cookie":"c-2","device":"shared-tablet"}}
         {"op":"unlink","a":"cookie:c-2","b":"device:shared-tablet"}
-        {"event_id":"e7","ts":"2024-01-07T10:00:00Z","source":"shop","type":"order","ids":{"email":"bob@example.com"},"props":{"amount":5}}
+        {"event_id":"e7","ts":"2024-01-07T10:00:00Z","source":"shop","type":"order","ids":{"email":"bob@example.com","address":"1 Rue Verte, Paris"},"props":{"amount":5,"country":"FR"}}
         """
 }

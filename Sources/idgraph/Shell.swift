@@ -7,6 +7,22 @@ import IdentityQuery
 
 extension OutputMode: ExpressibleByArgument {}
 
+/// `--as-of`: the time profiles are evaluated at (lifecycle stages, COMPUTE RFM).
+struct AsOfOption: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Evaluate lifecycle stages and RFM as of this time ('2024-12-31', RFC 3339 or epoch ms) instead of now: for archives from the past.",
+        valueName: "time"))
+    var asOf: String?
+
+    /// The time in ms since 1970, `nil` for now.
+    func millis() throws -> Int64? {
+        guard let asOf else { return nil }
+        if let ms = Int64(asOf) { return ms }
+        if let ms = Timestamp.parseRFC3339(Array(asOf.utf8)) ?? Timestamp.parseRFC3339(Array((asOf + "T00:00:00Z").utf8)) { return ms }
+        throw ValidationError("--as-of '\(asOf)' is not a time: write 2024-12-31, 2024-12-31T12:00:00Z or epoch milliseconds")
+    }
+}
+
 struct Query: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one statement of the query language and print the result.",
@@ -15,6 +31,8 @@ struct Query: ParsableCommand {
               idgraph query 'RESOLVE email:alice@example.com'
               idgraph query 'EVENTS OF cookie:c-1 LIMIT 10' --format json
               idgraph query 'FIND ENTITIES WHERE revenue > 100 ORDER BY revenue DESC LIMIT 10' --format csv
+              idgraph query "FIND ENTITIES WHERE lifecycle = 'hero' ORDER BY revenue DESC LIMIT 10" --as-of 2024-12-31
+              idgraph query 'ENTITY OF email:alice@example.com'     (the Customer 360 profile)
 
             Statements: \(Parser.statementKeywords.joined(separator: ", ")). See docs/query-language.md, \
             or `.help` in idgraph shell. Exit 1 when the statement fails.
@@ -24,10 +42,11 @@ struct Query: ParsableCommand {
     @Argument(help: ArgumentHelp("The statement.", valueName: "statement")) var statement: String
     @Option(help: "table, csv, json, line or markdown.") var format: OutputMode = .table
     @Option(help: "Most rows printed (0: all).") var maxRows = 0
+    @OptionGroup var asOf: AsOfOption
 
     func run() throws {
         let graph = try database.open()
-        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: true)
+        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }, now: try asOf.millis()), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: true)
         if !session.runStatements(statement) { throw ExitCode(1) }
         session.flush()
     }
@@ -50,10 +69,11 @@ struct Shell: ParsableCommand {
     @Flag(help: "Stop at the first error (exit 1).") var bail = false
     @Option(help: "table, csv, json, line or markdown.") var format: OutputMode = .table
     @Option(help: "Most rows printed per result (0: all).") var maxRows = 1000
+    @OptionGroup var asOf: AsOfOption
 
     func run() throws {
         let graph = try database.open()
-        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: bail)
+        let session = ShellSession(executor: Executor(graph: graph, recordParser: { try RecordParser.parse($0) }, now: try asOf.millis()), formatter: ResultFormatter(mode: format, maxRows: maxRows > 0 ? maxRows : nil), bail: bail)
         let interactive = isatty(0) != 0
         if interactive {
             print("idgraph shell on \(graph.path) — .help for help, .quit to leave")

@@ -20,7 +20,7 @@ final class SampleDatabase {
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
 
-    var executor: Executor { Executor(graph: graph, recordParser: { try RecordParser.parse($0) }) }
+    var executor: Executor { Executor(graph: graph, recordParser: { try RecordParser.parse($0) }, now: Self.now) }
 }
 
 /// The repository root (for docs and golden files).

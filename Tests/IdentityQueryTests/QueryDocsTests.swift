@@ -60,7 +60,7 @@ import Testing
 
     @Test func jsonAndCSVOutputsParse() throws {
         let db = try SampleDatabase()
-        for help in StatementHelp.all where !help.example.hasPrefix("LINK") && !help.example.hasPrefix("UNLINK") && !help.example.hasPrefix("FORGET") && !help.example.hasPrefix("RETRACT") {
+        for help in StatementHelp.all where try !Parser.parse(help.example).writes || help.name == "COMPUTE" {
             let result = try db.executor.run(help.example)
             let json = ResultFormatter(mode: .json).render(result)
             let parsed = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]]
