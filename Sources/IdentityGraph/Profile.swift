@@ -67,6 +67,13 @@ public struct RFMScore: Sendable, Equatable {
     public var monetary: UInt8
     /// The three digits as one number (`543`).
     public var code: Int { Int(recency) * 100 + Int(frequency) * 10 + Int(monetary) }
+
+    /// Creates scores.
+    public init(recency: UInt8, frequency: UInt8, monetary: UInt8) {
+        self.recency = recency
+        self.frequency = frequency
+        self.monetary = monetary
+    }
 }
 
 /// The Customer 360 view of one entity: golden record, aggregates, lifecycle, RFM.

@@ -97,9 +97,19 @@ public struct Executor {
         case .retract(let id): return try write([.retract(eventID: Array(id.utf8))], trace: trace, what: "RETRACT")
         case .explain(let inner): return try explain(inner)
         case .preview(let line): return try preview(line, trace: trace)
-        case .createSegment(let name, _, let definition):
+        case .createSegment(let name, let condition, let definition):
             trace.steps.append("store the definition in meta (one write transaction), then count its members")
-            let existed = try graph.read { try $0.segments()[name] != nil }
+            let stored = try graph.read { try $0.segments() }
+            let existed = stored[name] != nil
+            // Refuse a definition that would reach itself through IN SEGMENT, before storing it.
+            var pending = Self.segmentsReferenced(by: condition)
+            var seen: Set<String> = []
+            while let next = pending.popLast() {
+                if next == name { throw QueryError("segment \(name) would refer to itself (through IN SEGMENT)") }
+                guard seen.insert(next).inserted else { continue }
+                guard let text = stored[next] else { throw QueryError("no segment named \(next); SEGMENTS lists them") }
+                if case .count(let inner?) = try Parser.parse("COUNT ENTITIES WHERE " + text) { pending += Self.segmentsReferenced(by: inner) }
+            }
             try graph.defineSegment(name, definition: definition)
             let count = try execute(Parser.parse("COUNT ENTITIES WHERE IN SEGMENT \(name)"), trace: trace)
             let n = count.rows.first?.first ?? .int(0)
@@ -119,6 +129,16 @@ public struct Executor {
         default:
             let time = now ?? currentTimeMillis()
             return try graph.read { reader in try Query(reader: reader, trace: trace, now: time, segments: SegmentBook()).run(statement) }
+        }
+    }
+
+    /// The segments a condition names with IN SEGMENT.
+    static func segmentsReferenced(by condition: Condition) -> [String] {
+        switch condition {
+        case .inSegment(let name): return [name]
+        case .and(let a, let b), .or(let a, let b): return segmentsReferenced(by: a) + segmentsReferenced(by: b)
+        case .not(let a): return segmentsReferenced(by: a)
+        case .compare, .compareText, .has: return []
         }
     }
 

@@ -54,10 +54,21 @@ import Testing
                 }
                 let ts = Int64(Int.random(in: 0..<20, using: &rng)) * 1000  // ties on purpose
                 let amount: Double? = Int.random(in: 0..<3, using: &rng) == 0 ? Double(Int.random(in: 1...9999, using: &rng)) / 100 : nil
-                let type = ["page_view", "order", "login"].randomElement(using: &rng)!
+                let type = ["page_view", "order", "login", "subscribe", "unsubscribe"].randomElement(using: &rng)!
+                let source = ["web", "crm", "shop", "partner"].randomElement(using: &rng)!
+                // Profile fields from small pools, so values and times collide and every
+                // survivorship tie-break is exercised.
+                var attributes: [EventAttribute] = []
+                for (key, pool) in [("name", ["Ann", "Bea", "Cy"]), ("country", ["FR", "DE"]), ("email", ["a@x", "b@x"]),
+                                    ("sku", ["A", "B", "C"]), ("utm_campaign", ["spring", "fall"]), ("list", ["news", "deals"]),
+                                    ("note", ["not an attribute"])]
+                where Int.random(in: 0..<3, using: &rng) == 0 {
+                    attributes.append(EventAttribute(key, pool.randomElement(using: &rng)!))
+                }
                 ops.append(.event(EventInput(
-                    eventID: eventID.map { Array($0.utf8) }, timestamp: ts, type: Array(type.utf8),
-                    identifiers: ids.map { RawIdentifier.id($0) }, amountMicros: amount.map { Int64(($0 * 1_000_000).rounded()) })))
+                    eventID: eventID.map { Array($0.utf8) }, timestamp: ts, type: Array(type.utf8), source: Array(source.utf8),
+                    identifiers: ids.map { RawIdentifier.id($0) }, amountMicros: amount.map { Int64(($0 * 1_000_000).rounded()) },
+                    attributes: attributes)))
                 if ids.count > 1 { linkedPairs.append((ids[0], ids[1])) }
             case 55..<65:
                 let a = identifier(), b = identifier()
@@ -154,6 +165,15 @@ import Testing
                 var got = Oracle.ExpectedSummary(events: Int(s.events), revenueMicros: s.revenueMicros, firstSeen: s.firstSeen, lastSeen: s.lastSeen)
                 for (type, n) in s.eventsByType { got.byType[reader.eventTypeName(type)] = Int(n) }
                 if got != want { return "after batch \(b): summary of the entity of \(any) is \(got), expected \(want)" }
+                let profile = try reader.profile(of: info, now: 0)
+                var have = Oracle.ExpectedProfile(orders: Int(profile.orders), lastOrder: profile.lastOrder)
+                for c in profile.channels { have.channels[c.name] = Int(c.count) }
+                for g in profile.golden { have.golden[g.attribute] = "\(g.value)|\(g.source)|\(g.seen)|\(g.count)" }
+                for c in profile.products { have.products[c.name] = Int(c.count) }
+                for c in profile.campaigns { have.campaigns[c.name] = Int(c.count) }
+                have.lists = profile.lists
+                let expectedProfile = oracle.profile(of: group)
+                if have != expectedProfile { return "after batch \(b): profile of the entity of \(any) is \(have), expected \(expectedProfile)" }
             }
             return nil
         }

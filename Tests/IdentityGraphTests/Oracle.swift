@@ -12,6 +12,8 @@ struct Oracle {
         var amountMicros: Int64
         var index: Int  // position in the log
         var anchor: Identifier
+        var source: String = "default"
+        var attributes: [(key: String, value: String)] = []
     }
 
     let schema: Schema
@@ -85,7 +87,9 @@ struct Oracle {
             let anchor = ids.first(where: { role($0) == .merge }) ?? ids[0]
             let eventID = input.eventID.map { String(decoding: $0, as: UTF8.self) }
             events[log] = Event(eventID: eventID, ids: ids, time: input.timestamp ?? now, type: String(decoding: input.type, as: UTF8.self),
-                                amountMicros: input.amountMicros ?? 0, index: log, anchor: anchor)
+                                amountMicros: input.amountMicros ?? 0, index: log, anchor: anchor,
+                                source: String(decoding: input.source, as: UTF8.self),
+                                attributes: input.attributes.map { (String(decoding: $0.key, as: UTF8.self), String(decoding: $0.value, as: UTF8.self)) })
             if let eventID { seenEventIDs.insert(eventID); eventIndexByID[eventID] = log }
         case .link(let ra, let rb):
             guard let a = normalize(ra), let b = normalize(rb), !tombstones.contains(a), !tombstones.contains(b) else { return }
@@ -198,6 +202,65 @@ struct Oracle {
             s.byType[e.type, default: 0] += 1
         }
         return s
+    }
+
+    /// A profile computed directly from the entity's events, rule by rule as docs/formats.md
+    /// states them (default profile schema).
+    struct ExpectedProfile: Equatable, CustomStringConvertible {
+        var orders = 0
+        var lastOrder: Int64?
+        var channels: [String: Int] = [:]
+        /// attribute → (value, source, seen, count)
+        var golden: [String: String] = [:]
+        var products: [String: Int] = [:]
+        var campaigns: [String: Int] = [:]
+        var lists: [String] = []
+        var description: String { "orders \(orders) last \(lastOrder.map(String.init) ?? "-") channels \(channels) golden \(golden) products \(products) campaigns \(campaigns) lists \(lists)" }
+    }
+
+    func profile(of entity: Set<Identifier>) -> ExpectedProfile {
+        let p = schema.profile
+        var x = ExpectedProfile()
+        var observations: [String: [(value: String, source: String, time: Int64)]] = [:]
+        var subscribed: [String: Int64] = [:], unsubscribed: [String: Int64] = [:]
+        for e in events.values where entity.contains(e.anchor) {
+            x.channels[e.source, default: 0] += 1
+            if p.orderTypes.contains(e.type) { x.orders += 1; x.lastOrder = max(x.lastOrder ?? e.time, e.time) }
+            for (key, value) in e.attributes {
+                if let name = p.attributes.first(where: { ($0.value.keys ?? [$0.key]).contains(key) })?.key {
+                    observations[name, default: []].append((value, e.source, e.time))
+                }
+                if p.productKeys.contains(key) && p.viewTypes.contains(e.type) { x.products[value, default: 0] += 1 }
+                if p.campaignKeys.contains(key) { x.campaigns[value, default: 0] += 1 }
+                if p.listKeys.contains(key) && p.subscribeTypes.contains(e.type) { subscribed[value] = max(subscribed[value] ?? .min, e.time) }
+                if p.listKeys.contains(key) && p.unsubscribeTypes.contains(e.type) { unsubscribed[value] = max(unsubscribed[value] ?? .min, e.time) }
+            }
+        }
+        x.lists = subscribed.filter { $0.value > (unsubscribed[$0.key] ?? .min) }.map(\.key).sorted()
+        for (name, obs) in observations {
+            let rule = p.attributes[name]!.rule
+            func rank(_ source: String) -> Int { p.sourcePriority.firstIndex(of: source) ?? p.sourcePriority.count }
+            let best = obs.map { rank($0.source) }.min()!
+            let eligible = rule == .sourcePriority ? obs.filter { rank($0.source) == best } : obs
+            var winner: (value: String, source: String, time: Int64, count: Int)?
+            for value in Set(eligible.map(\.value)) {
+                let mine = eligible.filter { $0.value == value }
+                let latest = mine.max { $0.time != $1.time ? $0.time < $1.time : $0.source > $1.source }!
+                let count = obs.filter { $0.value == value }.count
+                let candidate = (value, latest.source, latest.time, count)
+                guard let w = winner else { winner = candidate; continue }
+                let better: Bool
+                switch rule {
+                case .mostFrequent:
+                    better = count != w.count ? count > w.count : latest.time != w.time ? latest.time > w.time : value < w.value
+                case .mostRecent, .sourcePriority:
+                    better = latest.time != w.time ? latest.time > w.time : count != w.count ? count > w.count : value < w.value
+                }
+                if better { winner = candidate }
+            }
+            if let w = winner { x.golden[name] = "\(w.value)|\(w.source)|\(w.time)|\(w.count)" }
+        }
+        return x
     }
 
     var liveEventCount: Int { events.count }

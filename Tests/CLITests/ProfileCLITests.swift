@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+
+/// Customer 360 from the command line: profiles as of a date, segments exported, households.
+@Suite struct ProfileCLITests {
+    static let archive = """
+        {"event_id":"1","ts":"2024-03-01T10:00:00Z","source":"crm","type":"crm_update","ids":{"email":"ann@x.com","crm":"7"},"props":{"name":"Ann Lee","country":"FR"}}
+        {"event_id":"2","ts":"2024-11-20T10:00:00Z","source":"shop","type":"order","ids":{"email":"ann@x.com","address":"1 Elm St"},"props":{"amount":1200,"sku":"TV-1"}}
+        {"event_id":"3","ts":"2024-02-01T10:00:00Z","source":"web","type":"order","ids":{"email":"bo@x.com","address":"1 Elm St"},"props":{"amount":30}}
+        {"event_id":"4","ts":"2024-12-01T10:00:00Z","source":"web","type":"page_view","ids":{"cookie":"c-9"},"props":{"sku":"TV-1","utm_campaign":"xmas"}}
+        {"type":"identify","userId":"u-5","traits":{"email":"cy@x.com","name":"Cy","city":"Lyon"},"timestamp":"2024-12-02T10:00:00Z"}
+        """
+
+    @Test func profilesSegmentsAndHouseholdsFromTheCommandLine() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        #expect(try CLI.run(["load", "--db", db, "-"], stdin: Self.archive).status == 0)
+        // As of the end of 2024: Ann ordered 11 days before (1,200: a hero), Bo 11 months before (waiting).
+        let ann = try CLI.run(["query", "--db", db, "--as-of", "2024-12-01", "--format", "csv", "ENTITY OF email:ann@x.com"])
+        #expect(ann.status == 0)
+        #expect(ann.stdout.contains("lifecycle,hero"))
+        #expect(ann.stdout.contains("profile.name,\"Ann Lee (crm, 2024-03-01T10:00:00.000Z, 1×, most_recent)\""))
+        #expect(ann.stdout.contains("orders,1"))
+        let cy = try CLI.run(["query", "--db", db, "--format", "csv", "ENTITY OF user_id:u-5"]).stdout
+        #expect(cy.contains("profile.city,\"Lyon (segment"))  // Segment traits feed the golden record
+        let heroes = try CLI.run(["query", "--db", db, "--as-of", "2024-12-01", "--format", "csv",
+                                  "FIND ENTITIES WHERE lifecycle = 'hero' ORDER BY revenue DESC LIMIT 10"]).stdout
+        #expect(heroes.split(separator: "\n").count == 2)  // header + Ann
+        // Segments: defined in the shell, exported by name, evaluated as of the given date.
+        let script = "CREATE SEGMENT waiting AS FIND ENTITIES WHERE lifecycle = 'waiting'\nSEGMENTS\n"
+        let shell = try CLI.run(["shell", "--db", db, "--as-of", "2024-12-01"], stdin: script)
+        #expect(shell.status == 0)
+        #expect(shell.stdout.contains("segment waiting created: 1 entities match now"))
+        let exported = try CLI.run(["export", "--db", db, "--segment", "waiting", "--as-of", "2024-12-01"]).stdout
+        #expect(exported == "identifier,entity\n" + exported.split(separator: "\n").dropFirst().map { $0 + "\n" }.joined())
+        #expect(exported.contains("email:bo@x.com,"))
+        #expect(!exported.contains("ann@x.com"))
+        let missing = try CLI.run(["export", "--db", db, "--segment", "nothing"])
+        #expect(missing.status != 0 && missing.stderr.contains("no segment named nothing"))
+        let badDate = try CLI.run(["query", "--db", db, "--as-of", "tomorrow", "STATS"])
+        #expect(badDate.status == 2 && badDate.stderr.contains("--as-of 'tomorrow' is not a time"))
+        // Households: Ann and Bo share 1 Elm St.
+        let household = try CLI.run(["query", "--db", db, "--format", "csv", "HOUSEHOLD OF email:ann@x.com"]).stdout
+        #expect(household.contains("email:bo@x.com") && household.contains("address:1 Elm St"))
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+    }
+}
