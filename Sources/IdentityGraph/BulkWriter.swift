@@ -46,8 +46,9 @@ public final class BulkWriter {
     private var eventType: [UInt32] = []
     private var eventSource: [UInt32] = []
     private var eventAmount: [Int64] = []
-    /// The profile tallies of the events that have any (most have none), by index.
-    private var eventTallies: [Int: [TallyKey]] = [:]
+    /// Per event: index into `tallyLists` of its profile tallies, -1 for none (most events).
+    private var eventTallyIndex: [Int32] = []
+    private var tallyLists: [[TallyKey]] = []
     private var eventTallyBytes = 0
     /// What events contribute to summaries.
     private var rules: ProfileRules
@@ -95,7 +96,7 @@ public final class BulkWriter {
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
         ident.memoryBytes + valueArena.capacity + nodeType.capacity * 30 + edges.memoryBytes + eventKeys.memoryBytes
-            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 16 + eventTallyBytes
+            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 20 + eventTallyBytes
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -178,14 +179,17 @@ public final class BulkWriter {
             timelineTime.append(time)
             timelineSequence.append(sequence)
         }
+        var tallyIndex: Int32 = -1
         if !input.attributes.isEmpty {
             rules.cover(catalog)
             let tallies = rules.contribution(timestamp: timestamp, type: typeID, source: sourceID, amountMicros: nil, attributes: input.attributes).tallies
             if !tallies.isEmpty {
-                eventTallies[eventType.count] = tallies
+                tallyIndex = Int32(tallyLists.count)
+                tallyLists.append(tallies)
                 eventTallyBytes += 80 + tallies.reduce(0) { $0 + 48 + $1.name.count + $1.value.count }
             }
         }
+        eventTallyIndex.append(tallyIndex)
         eventType.append(typeID)
         eventSource.append(sourceID)
         eventAmount.append(input.amountMicros ?? 0)
@@ -363,12 +367,15 @@ public final class BulkWriter {
                 let type = eventType[e]
                 s.add(SummaryContribution(
                     timestamp: timestampFromSortable(timelineTime[Int(k)]), type: type, source: eventSource[e],
-                    amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order), tallies: eventTallies[e] ?? []))
+                    amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order),
+                    tallies: eventTallyIndex[e] < 0 ? [] : tallyLists[Int(eventTallyIndex[e])]))
             }
             return s
         }
 
-        // node, node_summary and node_event, by id.
+        // node, node_summary and node_event, by id; each node's summary is folded into its
+        // entity's on the way (entity index → summary), so it is built once.
+        var entitySummaries = [Summary](repeating: Summary(), count: count)
         var run = ByteWriter(capacity: 4096)
         for i in 0..<count {
             let id = UInt64(i) + 1
@@ -377,7 +384,10 @@ public final class BulkWriter {
             let record = NodeRecord(typeID: nodeType[i], entity: entity, degree: nodeDegree[i], value: Array(valueArena[start..<valueEnd[i]]))
             try appender(db.node).put(key: id, value: record.bytes, flags: .append)
             let s = summary(ofNode: i)
-            if !s.isEmpty { try appender(db.nodeSummary).put(key: id, value: s.bytes, flags: .append) }
+            if !s.isEmpty {
+                try appender(db.nodeSummary).put(key: id, value: s.bytes, flags: .append)
+                if entityOf[i] != Self.none { entitySummaries[Int(entityOf[i])].merge(s) }
+            }
             guard first[i + 1] > first[i] else { continue }
             order[first[i]..<first[i + 1]].sort { (timelineTime[Int($0)], timelineSequence[Int($0)]) < (timelineTime[Int($1)], timelineSequence[Int($1)]) }
             run.bytes.removeAll(keepingCapacity: true)
@@ -409,17 +419,17 @@ public final class BulkWriter {
                 try appender(db.entity).put(key: id, value: EntityRecord.redirect(to: UInt64(redirect[i]) + 1, at: now).bytes, flags: .append)
                 continue
             }
-            var total = Summary()
             var size: UInt64 = 0
             run.bytes.removeAll(keepingCapacity: true)
             while m < membership.count, membership[m] >> 32 == UInt64(i) {
                 let node = membership[m] & 0xFFFF_FFFF
                 run.append(node + 1)
-                total.merge(summary(ofNode: Int(node)))
                 size += 1
                 m += 1
             }
             try putDuplicates(db.member, key: id, run.bytes, elementSize: 8)
+            let total = entitySummaries[i]
+            entitySummaries[i] = Summary()
             try appender(db.entity).put(key: id, value: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes, flags: .append)
         }
         order = []

@@ -141,27 +141,31 @@ struct EventTypeRole: OptionSet, Sendable {
     static let unsubscribe = EventTypeRole(rawValue: 8)
 }
 
+/// What a `props`/`traits` key feeds.
+private struct KeyRole: Sendable {
+    var attribute: [UInt8]?
+    var product = false, campaign = false, list = false
+}
+
 /// A ``ProfileSchema`` turned into lookups by bytes: what one event contributes to a summary.
 struct ProfileRules: Sendable {
     let profile: ProfileSchema
-    private let attributeOfKey: [[UInt8]: [UInt8]]
-    private let productKeys: Set<[UInt8]>
-    private let campaignKeys: Set<[UInt8]>
-    private let listKeys: Set<[UInt8]>
+    /// One lookup per attribute of an event.
+    private let keyRoles: [[UInt8]: KeyRole]
     private let rolesByName: [String: EventTypeRole]
     /// Roles by interned event-type id, extended as the catalog grows.
     private var roles: [EventTypeRole] = []
 
     init(_ profile: ProfileSchema) {
         self.profile = profile
-        var map: [[UInt8]: [UInt8]] = [:]
+        var roles: [[UInt8]: KeyRole] = [:]
         for (name, rule) in profile.attributes {
-            for key in rule.keys ?? [name] { map[Array(key.utf8)] = Array(name.utf8) }
+            for key in rule.keys ?? [name] { roles[Array(key.utf8), default: KeyRole()].attribute = Array(name.utf8) }
         }
-        attributeOfKey = map
-        productKeys = Set(profile.productKeys.map { Array($0.utf8) })
-        campaignKeys = Set(profile.campaignKeys.map { Array($0.utf8) })
-        listKeys = Set(profile.listKeys.map { Array($0.utf8) })
+        for key in profile.productKeys { roles[Array(key.utf8), default: KeyRole()].product = true }
+        for key in profile.campaignKeys { roles[Array(key.utf8), default: KeyRole()].campaign = true }
+        for key in profile.listKeys { roles[Array(key.utf8), default: KeyRole()].list = true }
+        keyRoles = roles
         var byName: [String: EventTypeRole] = [:]
         for t in profile.orderTypes { byName[t, default: []].insert(.order) }
         for t in profile.viewTypes { byName[t, default: []].insert(.view) }
@@ -182,10 +186,11 @@ struct ProfileRules: Sendable {
         let role = role(ofType: type)
         var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role.contains(.order))
         for a in attributes {
-            if let name = attributeOfKey[a.key] { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: a.value)) }
-            if productKeys.contains(a.key), role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: a.value)) }
-            if campaignKeys.contains(a.key) { c.tallies.append(TallyKey(kind: .campaign, value: a.value)) }
-            if listKeys.contains(a.key) {
+            guard let k = keyRoles[a.key] else { continue }
+            if let name = k.attribute { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: a.value)) }
+            if k.product, role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: a.value)) }
+            if k.campaign { c.tallies.append(TallyKey(kind: .campaign, value: a.value)) }
+            if k.list {
                 if role.contains(.subscribe) { c.tallies.append(TallyKey(kind: .subscribed, value: a.value)) }
                 if role.contains(.unsubscribe) { c.tallies.append(TallyKey(kind: .unsubscribed, value: a.value)) }
             }
