@@ -83,7 +83,7 @@ public final class BulkWriter {
             throw BulkLoadError.databaseNotEmpty
         }
         guard Self.schemaAllowsBulk(current.schema) else { throw BulkLoadError.policyNeedsIncremental }
-        rules = ProfileRules(current.schema.profile)
+        rules = current.rules
         refreshMergeTypes()
     }
 

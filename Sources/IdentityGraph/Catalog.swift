@@ -11,7 +11,16 @@ struct Catalog: Codable, Equatable {
     /// Source names; the index is the id stored in events.
     var sources: [String] = []
     /// The schema (policies by type name, and the default).
-    var schema: Schema = .builtIn
+    var schema: Schema = .builtIn {
+        didSet {
+            if oldValue.profile != schema.profile {
+                rules = ProfileRules(schema.profile)
+                rules.cover(self)
+            }
+        }
+    }
+    /// The schema's profile section as lookups, built once per catalog (not per transaction).
+    private(set) var rules = ProfileRules(ProfileSchema())
     /// Bumped on every change.
     var version: UInt64 = 0
 
@@ -33,14 +42,17 @@ struct Catalog: Codable, Equatable {
         sources = try c.decode([String].self, forKey: .sources)
         schema = try c.decode(Schema.self, forKey: .schema)
         version = try c.decode(UInt64.self, forKey: .version)
+        rules = ProfileRules(schema.profile)
         typeIndex = Dictionary(uniqueKeysWithValues: typeNames.enumerated().map { ($1, UInt16($0)) })
         eventTypeIndex = Dictionary(uniqueKeysWithValues: eventTypes.enumerated().map { (Array($1.utf8), UInt32($0)) })
         sourceIndex = Dictionary(uniqueKeysWithValues: sources.enumerated().map { (Array($1.utf8), UInt32($0)) })
+        rules.cover(self)
     }
 
     /// A new catalog with the schema's types registered in name order.
     init(schema: Schema) {
         self.schema = schema
+        rules = ProfileRules(schema.profile)
         for name in schema.types.keys.sorted() { _ = internType(name) }
         version = 1
     }
@@ -63,6 +75,7 @@ struct Catalog: Codable, Equatable {
         let id = UInt32(eventTypes.count)
         eventTypes.append(String(decoding: name, as: UTF8.self))
         eventTypeIndex[name] = id
+        rules.cover(self)
         version += 1
         return id
     }

@@ -137,6 +137,23 @@ public final class GraphReader {
         return nil
     }
 
+    /// Like ``resolve(_:)``, but reads only the live entity's id and size (no summary decode).
+    public func resolveSize(_ id: EntityID) throws -> (id: EntityID, size: Int)? {
+        var current = id
+        for _ in 0..<10_000 {
+            let step: (next: EntityID?, size: Int?)? = try txn.withValue(db.entity, key: current) { bytes in
+                guard let bytes else { return nil }
+                if let (size, _) = try EntityRecord.liveHeader(bytes) { return (nil, size) }
+                guard case .redirect(let to, _) = try EntityRecord(bytes: bytes) else { return nil }
+                return (to, nil)
+            }
+            guard let step else { return nil }
+            if let size = step.size { return (current, size) }
+            current = step.next!
+        }
+        return nil
+    }
+
     /// The member nodes of an entity, in node-id order.
     public func members(of entity: EntityID) throws -> [NodeID] {
         var nodes: [NodeID] = []

@@ -55,7 +55,7 @@ final class GraphWriter {
         self.storedCounters = counters
         tombstonesExist = try transaction.entryCount(databases.tombstone) > 0
         unlinkedExist = try transaction.entryCount(databases.unlinked) > 0
-        rules = ProfileRules(current.schema.profile)
+        rules = current.rules
         refreshMergeTypes()
     }
 

@@ -113,7 +113,7 @@ public struct Executor {
             try graph.defineSegment(name, definition: definition)
             let count = try execute(Parser.parse("COUNT ENTITIES WHERE IN SEGMENT \(name)"), trace: trace)
             let n = count.rows.first?.first ?? .int(0)
-            return QueryResult(notes: ["segment \(name) \(existed ? "replaced" : "created"): \(n) entities match now; membership is evaluated when asked, so it follows every merge and split"])
+            return QueryResult(notes: ["segment \(name) \(existed ? "replaced" : "created"): \(n) entit\(n == .int(1) ? "y matches" : "ies match") now; membership is evaluated when asked, so it follows every merge and split"])
         case .dropSegment(let name):
             trace.steps.append("remove the definition from meta (one write transaction)")
             guard try graph.dropSegment(name) else { throw QueryError("no segment named \(name); SEGMENTS lists them") }
@@ -128,7 +128,7 @@ public struct Executor {
             ], notes: ["entities without an order get no score; scores stay as computed until the next COMPUTE RFM"])
         default:
             let time = now ?? currentTimeMillis()
-            return try graph.read { reader in try Query(reader: reader, trace: trace, now: time, segments: SegmentBook()).run(statement) }
+            return try graph.read { reader in try Query(reader: reader, trace: trace, now: time, segments: SegmentBook(), thresholds: reader.schema.profile.lifecycle).run(statement) }
         }
     }
 
@@ -199,10 +199,11 @@ public struct Executor {
 }
 
 /// An entity met in a scan: its stored totals, and the rest read only when a field needs it.
+/// A scan reuses one candidate for every entity (no allocation per entity): keep what you need.
 private final class Candidate {
-    let id: EntityID
-    let size: Int
-    let header: SummaryHeader
+    private(set) var id: EntityID
+    private(set) var size: Int
+    private(set) var header: SummaryHeader
     var info: GraphReader.EntityInfo?
     var profile: EntityProfile?
 
@@ -210,6 +211,15 @@ private final class Candidate {
         self.id = id
         self.size = size
         self.header = header
+    }
+
+    /// Makes this candidate stand for another entity.
+    func reset(id: EntityID, size: Int, header: SummaryHeader) {
+        self.id = id
+        self.size = size
+        self.header = header
+        info = nil
+        profile = nil
     }
 
     init(_ info: GraphReader.EntityInfo) {
@@ -242,6 +252,8 @@ private struct Query {
     /// The time lifecycle stages are evaluated at.
     let now: Int64
     let segments: SegmentBook
+    /// The schema's lifecycle thresholds, read once (not per entity).
+    let thresholds: LifecycleThresholds
 
     func time(_ ms: Int64?) -> Value { ms.map { .text(Timestamp.format($0)) } ?? .null }
 
@@ -301,7 +313,7 @@ private struct Query {
             }
             trace.count("node reads")
             let info = try reader.nodeInfo(node)
-            guard let e = info?.entity, let live = try reader.resolve(e) else {
+            guard let e = info?.entity, let live = try reader.resolveSize(e) else {
                 return QueryResult(columns: ["identifier", "entity", "size"], rows: [[.text(id.description), .null, .null]],
                                    notes: ["\(id) belongs to no entity (role \(info?.role.rawValue ?? "?"))"])
             }
@@ -499,8 +511,8 @@ private struct Query {
 
         case .find(let condition, let order, let descending, let limit):
             trace.steps.append("scan every entity's stored totals\(condition == nil ? "" : ", evaluate the condition")\(order == nil ? "" : ", sort")")
-            var matches: [(Candidate, FieldValue)] = []
-            try scan(condition) { c in matches.append((c, try order.map { try value($0, of: c) } ?? .none)) }
+            var matches: [((id: EntityID, size: Int, header: SummaryHeader), FieldValue)] = []
+            try scan(condition) { c in matches.append(((c.id, c.size, c.header), try order.map { try value($0, of: c) } ?? .none)) }
             if order != nil {
                 matches.sort { a, b in
                     switch (a.1, b.1) {
@@ -630,9 +642,10 @@ private struct Query {
     /// entity is read only when a field needs it.
     func scan(_ condition: Condition?, _ body: (Candidate) throws -> Void) throws {
         var scanned = 0
+        let c = Candidate(id: 0, size: 0, header: SummaryHeader(Summary()))
         try reader.forEachEntityHeader { id, size, header in
             scanned += 1
-            let c = Candidate(id: id, size: size, header: header)
+            c.reset(id: id, size: size, header: header)
             if try condition.map({ try holds($0, c) }) ?? true { try body(c) }
         }
         trace.count("entities scanned", scanned)
@@ -713,7 +726,7 @@ private struct Query {
         case .averageOrderValue: return h.orders > 0 ? .number(h.revenue / Double(h.orders)) : .none
         case .lastOrder: return h.lastOrder.map { .number(Double($0)) } ?? .none
         case .lifecycle:
-            return .text(LifecycleStage.of(orders: h.orders, revenue: h.revenue, lastOrder: h.lastOrder, now: now, thresholds: reader.schema.profile.lifecycle).rawValue)
+            return .text(LifecycleStage.of(orders: h.orders, revenue: h.revenue, lastOrder: h.lastOrder, now: now, thresholds: thresholds).rawValue)
         case .eventsOfType(let type):
             guard let id = reader.eventTypes.firstIndex(of: type) else { return .number(0) }
             return .number(Double(try fullInfo(c).summary.eventsByType[UInt32(id)] ?? 0))
@@ -766,7 +779,7 @@ private struct Query {
             rows.append([.text("profile.\(g.attribute)"), .text("\(g.value) (\(g.source), \(Timestamp.format(g.seen)), \(g.count)×, \(g.rule.rawValue))")])
         }
         rows.append([.text("preferred_channel"), names(p.channels, max: 4)])
-        rows.append([.text("most_used_device"), p.mostUsedDevice.map { .text("\($0.name) (\($0.count) events)") } ?? .null])
+        rows.append([.text("most_used_device"), p.mostUsedDevice.map { .text("\($0.name) (\($0.count) event\($0.count == 1 ? "" : "s"))") } ?? .null])
         rows.append([.text("top_products"), names(p.products, max: 5)])
         rows.append([.text("campaigns"), names(p.campaigns, max: 5)])
         rows.append([.text("lists"), p.lists.isEmpty ? .null : .text(p.lists.joined(separator: ", "))])

@@ -30,7 +30,7 @@ import Testing
         let script = "CREATE SEGMENT waiting AS FIND ENTITIES WHERE lifecycle = 'waiting'\nSEGMENTS\n"
         let shell = try CLI.run(["shell", "--db", db, "--as-of", "2024-12-01"], stdin: script)
         #expect(shell.status == 0)
-        #expect(shell.stdout.contains("segment waiting created: 1 entities match now"))
+        #expect(shell.stdout.contains("segment waiting created: 1 entity matches now"))
         let exported = try CLI.run(["export", "--db", db, "--segment", "waiting", "--as-of", "2024-12-01"]).stdout
         #expect(exported == "identifier,entity\n" + exported.split(separator: "\n").dropFirst().map { $0 + "\n" }.joined())
         #expect(exported.contains("email:bo@x.com,"))

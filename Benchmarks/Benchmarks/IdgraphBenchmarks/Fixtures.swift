@@ -11,7 +11,7 @@ import IdentityIngest
 /// - `barbell:a` + 499 leaves and `barbell:b` + 499 leaves joined by one link (1,000 identifiers).
 enum Fixtures {
     static let path: String = ProcessInfo.processInfo.environment["IDGRAPH_BENCH_DB"]
-        ?? (NSTemporaryDirectory() + "idgraph-bench-default")
+        ?? (NSTemporaryDirectory() + "idgraph-bench-default-v2")  // v2: archives with profile props
 
     static let graph: IdentityGraph = {
         do {
@@ -52,6 +52,20 @@ enum Fixtures {
         if hasChain { ops.removeAll { if case .link = $0 { return true } else { return false } } }
         try graph.apply(ops)
     }
+
+    /// Entity ids sampled from the database (every 13th live entity, up to 20,000).
+    static let sampleEntities: [EntityID] = {
+        var out: [EntityID] = []
+        try? graph.read { reader in
+            var n = 0
+            try reader.forEachEntityHeader { id, _, _ in
+                n += 1
+                if n % 13 == 0 { out.append(id) }
+                if out.count >= 20_000 { throw CancellationError() }
+            }
+        }
+        return out
+    }()
 
     /// Identifiers sampled from the database, for lookups of random existing keys.
     static let sampleIdentifiers: [String] = {

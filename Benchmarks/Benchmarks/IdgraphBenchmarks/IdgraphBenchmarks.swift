@@ -36,6 +36,33 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try executor.run("ENTITY OF crm:bench-hub100")) }
     }
 
+    // MARK: Customer 360 (issue targets: ENTITY with the full profile p99 ≤ 1 ms; FIND over 1M
+    // entities ≤ 500 ms; RFM over 1M entities ≤ 2 s — run with IDGRAPH_BENCH_DB on a database
+    // of a million entities for those two, see docs/benchmarks.md)
+
+    Benchmark("ENTITY with the full profile of a random entity") { benchmark in
+        let executor = Executor(graph: Fixtures.graph, now: 1_735_603_200_000)
+        let ids = Fixtures.sampleEntities
+        var i = 0
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            i = (i &+ 7919) % ids.count
+            blackHole(try executor.run("ENTITY \(ids[i])"))
+        }
+    }
+
+    Benchmark("FIND lifecycle = 'hero' ORDER BY revenue DESC LIMIT 10 (every entity)", configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds, maxDuration: .seconds(10), maxIterations: 20)) { benchmark in
+        let executor = Executor(graph: Fixtures.graph, now: 1_735_603_200_000)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try executor.run("FIND ENTITIES WHERE lifecycle = 'hero' ORDER BY revenue DESC LIMIT 10")) }
+    }
+
+    Benchmark("COMPUTE RFM (every entity, durable commit)", configuration: .init(metrics: [.wallClock, .mallocCountTotal], timeUnits: .milliseconds, maxDuration: .seconds(10), maxIterations: 10)) { benchmark in
+        let graph = Fixtures.graph
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { blackHole(try graph.computeRFM(now: 1_735_603_200_000)) }
+    }
+
     Benchmark("EVENTS LIMIT 50 of a 10,000-event entity") { benchmark in
         let executor = Executor(graph: Fixtures.graph)
         benchmark.startMeasurement()
