@@ -42,11 +42,18 @@ public enum Field: Equatable, Sendable, CustomStringConvertible {
     case mostUsedDevice
     /// A golden-record attribute (`profile.country`; text).
     case attribute(String)
+    /// The most viewed product (text).
+    case topProduct
+    /// Products viewed, campaigns, subscribed lists: sets compared with `=` (contains) and `!=`.
+    case product, campaign, list
+
+    /// Whether values are sets (`product = 'A-1'`: the entity viewed it).
+    public var isSet: Bool { self == .product || self == .campaign || self == .list }
 
     /// Whether values of the field are text (compared and sorted as strings).
     public var isText: Bool {
         switch self {
-        case .lifecycle, .preferredChannel, .mostUsedDevice, .attribute: return true
+        case .lifecycle, .preferredChannel, .mostUsedDevice, .attribute, .topProduct, .product, .campaign, .list: return true
         default: return false
         }
     }
@@ -84,6 +91,10 @@ public enum Field: Equatable, Sendable, CustomStringConvertible {
         case .preferredChannel: return "preferred_channel"
         case .mostUsedDevice: return "most_used_device"
         case .attribute(let name): return "profile." + name
+        case .topProduct: return "top_product"
+        case .product: return "product"
+        case .campaign: return "campaign"
+        case .list: return "list"
         }
     }
 }

@@ -234,8 +234,28 @@ private final class Candidate {
 private enum FieldValue: Comparable {
     case number(Double)
     case text(String)
+    /// Products, campaigns, lists: compared by membership.
+    case set([String])
     /// The entity has no value (no event, no order, not scored, attribute never seen).
     case none
+
+    private var rank: Int {
+        switch self {
+        case .number: return 0
+        case .text: return 1
+        case .set: return 2
+        case .none: return 3
+        }
+    }
+
+    static func < (a: FieldValue, b: FieldValue) -> Bool {
+        switch (a, b) {
+        case (.number(let x), .number(let y)): return x < y
+        case (.text(let x), .text(let y)): return x < y
+        case (.set(let x), .set(let y)): return x.count < y.count
+        default: return a.rank < b.rank
+        }
+    }
 }
 
 /// Segment conditions, parsed once per statement; guards against segments that refer to themselves.
@@ -703,6 +723,13 @@ private struct Query {
     /// A comparison; an entity without a value satisfies only `!=`.
     func compare(_ lhs: FieldValue, _ op: Comparison, _ rhs: FieldValue) -> Bool {
         if case .none = lhs { return op == .notEqual }
+        if case .set(let values) = lhs, case .text(let value) = rhs {
+            switch op {
+            case .equal: return values.contains(value)
+            case .notEqual: return !values.contains(value)
+            default: return false
+            }
+        }
         switch op {
         case .equal: return lhs == rhs
         case .notEqual: return lhs != rhs
@@ -748,6 +775,10 @@ private struct Query {
         case .mostUsedDevice: return try profile(c).mostUsedDevice.map { .text($0.name) } ?? .none
         case .attribute(let name):
             return try profile(c).golden.first { $0.attribute == name }.map { .text($0.value) } ?? .none
+        case .topProduct: return try profile(c).products.first.map { .text($0.name) } ?? .none
+        case .product: return .set(try profile(c).products.map(\.name))
+        case .campaign: return .set(try profile(c).campaigns.map(\.name))
+        case .list: return .set(try profile(c).lists)
         }
     }
 
@@ -756,6 +787,7 @@ private struct Query {
         switch v {
         case .none: return .null
         case .text(let t): return .text(t)
+        case .set(let values): return .text(values.joined(separator: ", "))
         case .number(let n):
             if field.isTime { return time(Int64(n)) }
             if field == .averageOrderValue || field == .revenue { return .double(n) }

@@ -20,7 +20,8 @@ public struct Parser {
     /// Entity fields usable in `WHERE` and `ORDER BY` (plus `events.<type>` and identifier types).
     public static let fieldNames = [
         "id", "size", "events", "revenue", "first_seen", "last_seen", "orders", "aov", "last_order", "lifecycle",
-        "rfm", "rfm_r", "rfm_f", "rfm_m", "preferred_channel", "most_used_device",
+        "rfm", "rfm_r", "rfm_f", "rfm_m", "preferred_channel", "most_used_device", "top_product", "product",
+        "campaign", "list",
     ]
 
     /// Parses `text` into a statement.
@@ -214,7 +215,11 @@ public struct Parser {
             var descending = false
             if accept("ORDER") {
                 try expect("BY")
+                let orderToken = current
                 order = try field()
+                if order?.isSet == true {
+                    throw QueryError("cannot ORDER BY \(order!), a set of values; order by top_product, or filter with \(order!) = 'value'", at: orderToken.range)
+                }
                 if accept("DESC") { descending = true } else { _ = accept("ASC") }
             }
             return .find(condition, orderBy: order, descending: descending, limit: try limit())
@@ -299,6 +304,10 @@ public struct Parser {
         case "rfm_m": return .rfmMonetary
         case "preferred_channel": return .preferredChannel
         case "most_used_device": return .mostUsedDevice
+        case "top_product": return .topProduct
+        case "product": return .product
+        case "campaign": return .campaign
+        case "list": return .list
         default:
             if lower.hasPrefix("events.") && lower.count > 7 { return .eventsOfType(String(word.dropFirst(7))) }
             if lower.hasPrefix("profile.") && lower.count > 8 { return .attribute(String(lower.dropFirst(8))) }
@@ -348,6 +357,9 @@ public struct Parser {
             if f.isTime { return .compare(f, op, Double(try time())) }
             if case .identifiersOfType(let type) = f { f = .attribute(type) }  // email = 'a@x.com': the golden value
             guard f.isText else { throw QueryError("\(f) compares with a number", at: valueToken.range) }
+            if f.isSet && op != .equal && op != .notEqual {
+                throw QueryError("\(f) is a set: use \(f) = 'value' (it contains the value) or \(f) != 'value'", at: valueToken.range)
+            }
             if f == .lifecycle, LifecycleStage(rawValue: text.lowercased()) == nil {
                 throw QueryError("'\(text)' is not a lifecycle stage: use \(LifecycleStage.allCases.map(\.rawValue).joined(separator: ", "))", at: valueToken.range)
             }

@@ -50,12 +50,12 @@ public struct StatementHelp: Sendable {
             example: "RELATED email:alice@example.com"),
         StatementHelp(
             name: "FIND", syntax: "FIND ENTITIES [WHERE condition] [ORDER BY field [ASC|DESC]] [LIMIT n]",
-            summary: "Entities whose profile matches. Number fields: id, size, events, revenue, orders, aov, events.<type> (events of one type), rfm (the three digits, 543), rfm_r, rfm_f, rfm_m, and any identifier type (how many identifiers of that type); time fields: first_seen, last_seen, last_order; text fields: lifecycle (lead, first_order, active, hero, waiting, lost), preferred_channel, most_used_device, profile.<attribute> (golden record; an identifier type compared with text, email = 'a@x.com', means the attribute too). Conditions: field = != < <= > >= value, HAS type, IN SEGMENT name, AND, OR, NOT, parentheses. An entity without a value (no order, not scored) only satisfies !=, and sorts last.",
+            summary: "Entities whose profile matches. Number fields: id, size, events, revenue, orders, aov, events.<type> (events of one type), rfm (the three digits, 543), rfm_r, rfm_f, rfm_m, and any identifier type (how many identifiers of that type); time fields: first_seen, last_seen, last_order; text fields: lifecycle (lead, first_order, active, hero, waiting, lost), preferred_channel, most_used_device, top_product, profile.<attribute> (golden record; an identifier type compared with text, email = 'a@x.com', means the attribute too); set fields, compared with = (contains) and != only: product (viewed), campaign, list (subscribed). Conditions: field = != < <= > >= value, HAS type, IN SEGMENT name, AND, OR, NOT, parentheses. An entity without a value (no order, not scored) only satisfies !=, and sorts last.",
             example: "FIND ENTITIES WHERE revenue > 10 AND HAS email ORDER BY revenue DESC LIMIT 5"),
         StatementHelp(
             name: "FIND", syntax: "FIND ENTITIES WHERE lifecycle = 'stage' … ORDER BY field",
             summary: "Profile fields in conditions and ordering: the stage is computed at the query's time (idgraph query --as-of '2024-01-06' for archives from the past).",
-            example: "FIND ENTITIES WHERE lifecycle = 'first_order' AND profile.country = 'FR' ORDER BY revenue DESC LIMIT 10"),
+            example: "FIND ENTITIES WHERE lifecycle = 'first_order' AND profile.country = 'FR' AND product != 'B-7' ORDER BY profile.name LIMIT 10"),
         StatementHelp(
             name: "COUNT", syntax: "COUNT ENTITIES [WHERE condition]",
             summary: "How many entities match (conditions as in FIND).",

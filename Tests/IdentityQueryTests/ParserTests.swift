@@ -33,7 +33,7 @@ import Testing
         #expect(try Parser.parse("RESOLVE device:ios:ABCD=1") == .resolve(RawIdentifier(type: "device", value: "ios:ABCD=1")))
     }
 
-    @Test func errorsPointAtTheOffendingToken() {
+    @Test func errorsPointAtTheOffendingToken() throws {
         func error(_ text: String) -> QueryError? {
             do { _ = try Parser.parse(text); return nil } catch { return error }
         }
@@ -47,6 +47,18 @@ import Testing
         #expect(error("RESOLVE 'unterminated")?.message.contains("unterminated") == true)
         #expect(error("STATS extra")?.message == "unexpected 'extra' after the end of the statement")
         #expect(error("EVENTS OF 1 SINCE 'soon'")?.message.contains("is not a time") == true)
+        // Profile fields: what each compares with, said plainly.
+        #expect(error("FIND ENTITIES WHERE lifecycle = 'vip'")?.message == "'vip' is not a lifecycle stage: use lead, first_order, active, hero, waiting, lost")
+        #expect(error("FIND ENTITIES WHERE lifecycle = 3")?.message == "lifecycle compares with text ('hero')")
+        #expect(error("FIND ENTITIES WHERE orders = 'many'")?.message == "orders compares with a number")
+        #expect(error("FIND ENTITIES WHERE product > 'A-1'")?.message.contains("product is a set") == true)
+        #expect(error("FIND ENTITIES ORDER BY campaign")?.message.contains("cannot ORDER BY campaign") == true)
+        #expect(error("CREATE SEGMENT a b AS FIND ENTITIES WHERE orders > 1")?.message == "expected AS, found 'b'")
+        #expect(error("CREATE SEGMENT 'no spaces' AS FIND ENTITIES WHERE orders > 1")?.message.contains("segment name") == true)
+        #expect(try Parser.parse("FIND ENTITIES WHERE email = 'a@x.com'") == .find(.compareText(.attribute("email"), .equal, "a@x.com"), orderBy: nil, descending: false, limit: nil))
+        #expect(try Parser.parse("FIND ENTITIES WHERE email > 1") == .find(.compare(.identifiersOfType("email"), .greater, 1), orderBy: nil, descending: false, limit: nil))
+        #expect(try Parser.parse("CREATE SEGMENT vip AS FIND ENTITIES WHERE  orders >= 5 AND lifecycle = 'HERO' ;")
+                == .createSegment("vip", .and(.compare(.orders, .greaterOrEqual, 5), .compareText(.lifecycle, .equal, "hero")), definition: "orders >= 5 AND lifecycle = 'HERO'"))
         let rendered = error("ENTITY OF 42")!.rendered(statement: "ENTITY OF 42")
         #expect(rendered == "  ENTITY OF 42\n            ^^\nerror: expected an identifier type:value (e.g. email:alice@example.com), found 42")
     }

@@ -19,6 +19,9 @@ import Testing
         var country: String?
         var channel: String?
         var hasPhone: Bool
+        var products: Set<String>
+        var campaigns: Set<String>
+        var lists: Set<String>
     }
 
     /// A random condition as text and as a predicate.
@@ -31,7 +34,15 @@ import Testing
     static func condition(seed: UInt64, depth: Int = 0) -> RandomCondition {
         var rng = SeededGenerator(seed: seed)
         func atom() -> RandomCondition {
-            switch Int.random(in: 0..<7, using: &rng) {
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 7:
+                let p = ["A-1", "B-7", "C-3"].randomElement(using: &rng)!
+                return RandomCondition(text: "product = '\(p)'") { $0.products.contains(p) }
+            case 8:
+                let c = ["spring-sale", "black-friday"].randomElement(using: &rng)!
+                return RandomCondition(text: "campaign != '\(c)'") { !$0.campaigns.contains(c) }
+            case 9:
+                return RandomCondition(text: "list = 'newsletter'") { $0.lists.contains("newsletter") }
             case 0:
                 let k = Int.random(in: 0...3, using: &rng)
                 return RandomCondition(text: "orders >= \(k)") { $0.orders >= k }
@@ -95,7 +106,8 @@ import Testing
                     facts[info.id] = Facts(
                         size: info.size, orders: Int(p.orders), revenue: p.revenue, lifecycle: p.lifecycle.rawValue,
                         country: p.golden.first { $0.attribute == "country" }?.value, channel: p.preferredChannel,
-                        hasPhone: try r.identifiers(of: info.id).contains { $0.type == "phone" })
+                        hasPhone: try r.identifiers(of: info.id).contains { $0.type == "phone" },
+                        products: Set(p.products.map(\.name)), campaigns: Set(p.campaigns.map(\.name)), lists: Set(p.lists))
                 }
             }
         }
@@ -115,6 +127,8 @@ import Testing
         // The generated data must exercise the conditions (not all empty, not all full).
         #expect(Set(db.facts.values.map(\.lifecycle)).count >= 4)
         #expect(db.facts.values.contains { $0.country == "FR" })
+        #expect(db.facts.values.contains { $0.lists.contains("newsletter") })
+        #expect(db.facts.values.contains { $0.products.contains("A-1") && $0.campaigns.contains("spring-sale") })
         var nonTrivial = 0
         await propertyCheck(count: 60, input: Gen.uint64()) { seed in
             let condition = Self.condition(seed: seed)
