@@ -29,7 +29,7 @@ run_query() { echo "== idgraph query --as-of $asof '$1'"; "$bin" query --as-of "
 run_query "ENTITY OF email:PERSON1000@example.com"
 run_query "FIND ENTITIES WHERE lifecycle = 'hero' ORDER BY revenue DESC LIMIT 5"
 run_query "COMPUTE RFM"
-run_query "CREATE SEGMENT french_newsletter AS FIND ENTITIES WHERE profile.country = 'FR' AND orders >= 2"
+run_query "CREATE SEGMENT french_repeat_buyers AS FIND ENTITIES WHERE profile.country = 'FR' AND orders >= 2"
 run_query "SEGMENTS"
 run_query "HOUSEHOLD OF email:person1000@example.com"
 run_query "PATH email:person1000@example.com TO cookie:ck-1000-2"
@@ -41,8 +41,8 @@ echo "== idgraph export --format csv --output demo/export.csv"
 "$bin" export --format csv --output demo/export.csv
 head -5 demo/export.csv
 echo "... $(($(wc -l < demo/export.csv) - 1)) identifiers in entities"
-echo "== idgraph export --segment french_newsletter --as-of $asof --output demo/segment.csv"
-"$bin" export --segment french_newsletter --as-of "$asof" --output demo/segment.csv
+echo "== idgraph export --segment french_repeat_buyers --as-of $asof --output demo/segment.csv"
+"$bin" export --segment french_repeat_buyers --as-of "$asof" --output demo/segment.csv
 echo "$(($(wc -l < demo/segment.csv) - 1)) identifiers in the segment's entities"
 echo
 echo "The database is in demo/idgraph.db. Explore it: $bin shell --db demo/idgraph.db   (.help lists the statements)"
