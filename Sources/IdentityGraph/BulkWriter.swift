@@ -50,8 +50,7 @@ public final class BulkWriter {
     private var eventTallyIndex: [Int32] = []
     private var tallyLists: [[TallyKey]] = []
     private var eventTallyBytes = 0
-    /// What events contribute to summaries.
-    private var rules: ProfileRules
+
     /// The event encoding, reused.
     private var eventBuffer = ByteWriter(capacity: 512)
     /// Links: `(low << 32) | high` of the two node indexes → evidence.
@@ -83,7 +82,6 @@ public final class BulkWriter {
             throw BulkLoadError.databaseNotEmpty
         }
         guard Self.schemaAllowsBulk(current.schema) else { throw BulkLoadError.policyNeedsIncremental }
-        rules = current.rules
         refreshMergeTypes()
     }
 
@@ -181,8 +179,7 @@ public final class BulkWriter {
         }
         var tallyIndex: Int32 = -1
         if !input.attributes.isEmpty {
-            rules.cover(catalog)
-            let tallies = rules.contribution(timestamp: timestamp, type: typeID, source: sourceID, amountMicros: nil, attributes: input.attributes).tallies
+            let tallies = catalog.rules.contribution(timestamp: timestamp, type: typeID, source: sourceID, amountMicros: nil, attributes: input.attributes).tallies
             if !tallies.isEmpty {
                 tallyIndex = Int32(tallyLists.count)
                 tallyLists.append(tallies)
@@ -359,7 +356,7 @@ public final class BulkWriter {
         fill = []
 
         /// The summary of the events anchored at node `i`.
-        rules.cover(catalog)
+        let rules = catalog.rules
         func summary(ofNode i: Int) -> Summary {
             var s = Summary()
             for k in order[first[i]..<first[i + 1]] where timelineNode[Int(k)] & Self.anchorBit != 0 {

@@ -57,6 +57,10 @@ struct ByteReader {
         try need(n); defer { offset += n }
         return Array(buffer[offset..<offset + n])
     }
+    mutating func skip(_ n: Int) throws(RecordError) {
+        try need(n)
+        offset += n
+    }
     mutating func rest() -> [UInt8] {
         defer { offset = buffer.count }
         return Array(buffer[offset...])

@@ -15,7 +15,7 @@ struct Catalog: Codable, Equatable {
         didSet {
             if oldValue.profile != schema.profile {
                 rules = ProfileRules(schema.profile)
-                rules.cover(self)
+                rules.cover(eventTypes)
             }
         }
     }
@@ -46,7 +46,7 @@ struct Catalog: Codable, Equatable {
         typeIndex = Dictionary(uniqueKeysWithValues: typeNames.enumerated().map { ($1, UInt16($0)) })
         eventTypeIndex = Dictionary(uniqueKeysWithValues: eventTypes.enumerated().map { (Array($1.utf8), UInt32($0)) })
         sourceIndex = Dictionary(uniqueKeysWithValues: sources.enumerated().map { (Array($1.utf8), UInt32($0)) })
-        rules.cover(self)
+        rules.cover(eventTypes)
     }
 
     /// A new catalog with the schema's types registered in name order.
@@ -75,7 +75,7 @@ struct Catalog: Codable, Equatable {
         let id = UInt32(eventTypes.count)
         eventTypes.append(String(decoding: name, as: UTF8.self))
         eventTypeIndex[name] = id
-        rules.cover(self)
+        rules.cover(eventTypes)
         version += 1
         return id
     }

@@ -35,7 +35,8 @@ final class GraphWriter {
     private var staleEntityBounds: Set<EntityID> = []
     /// Values dropped by blocked patterns in this transaction, per `type /pattern/`.
     private var blockedCounts: [String: Int] = [:]
-    /// What events contribute to summaries (the schema's profile section).
+    /// The catalog's profile rules, held here so that using them copies nothing; taken again
+    /// when an event type they do not cover appears or the schema changes.
     private var rules: ProfileRules
 
     init(transaction: WriteTransaction, databases: Databases, catalog: Catalog, now: Int64, tombstoneKey: [UInt8]) throws {
@@ -75,7 +76,7 @@ final class GraphWriter {
         catalog.schema = schema
         catalog.version += 1
         if profileChanged {
-            rules = ProfileRules(schema.profile)
+            rules = catalog.rules  // rebuilt by the catalog
             try rebuildSummaries()
         }
         mergeTypes = []
@@ -305,7 +306,7 @@ final class GraphWriter {
 
     /// What a stored event contributes to summaries under the schema in force.
     private func contribution(_ event: EventRecord) -> SummaryContribution {
-        rules.cover(catalog)
+        if Int(event.typeID) >= rules.coveredTypes { rules = catalog.rules }  // a type interned since
         return rules.contribution(of: event)
     }
 

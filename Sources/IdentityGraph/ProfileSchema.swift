@@ -174,10 +174,13 @@ struct ProfileRules: Sendable {
         rolesByName = byName
     }
 
-    /// Makes the role table cover every event type of `catalog`.
-    mutating func cover(_ catalog: Catalog) {
-        while roles.count < catalog.eventTypes.count { roles.append(rolesByName[catalog.eventTypes[roles.count]] ?? []) }
+    /// Makes the role table cover every event type (by interned id).
+    mutating func cover(_ eventTypes: [String]) {
+        while roles.count < eventTypes.count { roles.append(rolesByName[eventTypes[roles.count]] ?? []) }
     }
+
+    /// How many event types (by id) the role table covers.
+    var coveredTypes: Int { roles.count }
 
     func role(ofType type: UInt32) -> EventTypeRole { Int(type) < roles.count ? roles[Int(type)] : [] }
 

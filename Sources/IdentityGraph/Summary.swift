@@ -155,7 +155,7 @@ extension SortedMap where Key: Hashable {
 /// Revenue is kept in millionths (an `Int64`), so folding in any order gives the same result.
 /// Maxima (last seen, last order, a tally's last time) cannot be subtracted: when a removal
 /// takes one away, the owner recomputes them (``refreshMaxima(from:)``).
-public struct Summary: Sendable, Equatable {
+public struct Summary: Sendable {
     /// Number of events.
     public var events: UInt64 = 0
     /// Sum of `props.amount`, in millionths.
@@ -170,14 +170,39 @@ public struct Summary: Sendable, Equatable {
     public var lastOrder: Int64?
     var typeCounts = SortedMap<UInt32, UInt64>()
     var sourceCounts = SortedMap<UInt32, UInt64>()
+    /// The tallies, decoded; while `rawTallies` is set they are still in their stored form there
+    /// (and this is empty): most writes change no tally, so a summary read from the store and
+    /// written back copies its tallies as bytes instead of decoding and re-encoding each.
     var tallyMap = SortedMap<TallyKey, Tally>()
+    private var rawTallies: RawTallies?
+
+    /// Tallies as stored: their count and encoded bytes.
+    struct RawTallies: Equatable, Sendable {
+        var count: UInt32
+        var bytes: [UInt8]
+    }
 
     /// Events per interned event-type id.
     public var eventsByType: [UInt32: UInt64] { typeCounts.dictionary }
     /// Events per interned source id.
     public var eventsBySource: [UInt32: UInt64] { sourceCounts.dictionary }
     /// Attribute values, products, campaigns and lists, counted.
-    public var tallies: [TallyKey: Tally] { tallyMap.dictionary }
+    public var tallies: [TallyKey: Tally] { decodedTallies.dictionary }
+
+    /// The tallies decoded (decoding them now if they are still raw).
+    var decodedTallies: SortedMap<TallyKey, Tally> {
+        guard let raw = rawTallies else { return tallyMap }
+        return (try? Self.decodeTallies(raw)) ?? SortedMap()
+    }
+
+    /// Decodes raw tallies in place before a change to them.
+    private mutating func materializeTallies() {
+        guard let raw = rawTallies else { return }
+        tallyMap = (try? Self.decodeTallies(raw)) ?? SortedMap()  // validated when read
+        rawTallies = nil
+    }
+
+    private var hasTallies: Bool { rawTallies != nil || !tallyMap.isEmpty }
 
     /// An empty summary.
     public init() {}
@@ -200,6 +225,7 @@ public struct Summary: Sendable, Equatable {
             orders += 1
             lastOrder = Swift.max(lastOrder ?? c.timestamp, c.timestamp)
         }
+        if !c.tallies.isEmpty { materializeTallies() }
         for key in c.tallies {
             tallyMap.update(key, initial: Tally(count: 0, last: c.timestamp)) { Tally(count: $0.count + 1, last: Swift.max($0.last, c.timestamp)) }
         }
@@ -217,6 +243,7 @@ public struct Summary: Sendable, Equatable {
             orders -= 1
             if orders == 0 { lastOrder = nil } else if c.timestamp == lastOrder { stale = true }
         }
+        if !c.tallies.isEmpty { materializeTallies() }
         for key in c.tallies {
             guard let t = tallyMap[key] else { continue }
             if t.count > 1 && t.last == c.timestamp { stale = true }
@@ -241,7 +268,10 @@ public struct Summary: Sendable, Equatable {
         if let o = other.lastOrder { lastOrder = Swift.max(lastOrder ?? o, o) }
         typeCounts.merge(other.typeCounts, +)
         sourceCounts.merge(other.sourceCounts, +)
-        tallyMap.merge(other.tallyMap) { Tally(count: $0.count + $1.count, last: Swift.max($0.last, $1.last)) }
+        if other.hasTallies {
+            materializeTallies()
+            tallyMap.merge(other.decodedTallies) { Tally(count: $0.count + $1.count, last: Swift.max($0.last, $1.last)) }
+        }
     }
 
     /// Takes a folded-in summary back out. Returns `true` when a maximum or minimum may have
@@ -255,7 +285,8 @@ public struct Summary: Sendable, Equatable {
         var stale = false
         orders -= other.orders
         if orders == 0 { lastOrder = nil } else if other.lastOrder != nil && other.lastOrder == lastOrder { stale = true }
-        tallyMap.subtract(other.tallyMap) { mine, theirs in
+        if other.hasTallies { materializeTallies() }
+        tallyMap.subtract(other.decodedTallies) { mine, theirs in
             guard mine.count > theirs.count else { return nil }
             if mine.last == theirs.last { stale = true }
             return Tally(count: mine.count - theirs.count, last: mine.last)
@@ -272,8 +303,10 @@ public struct Summary: Sendable, Equatable {
         firstSeen = fold.firstSeen
         lastSeen = fold.lastSeen
         lastOrder = orders == 0 ? nil : fold.lastOrder
+        materializeTallies()
+        let folded = fold.decodedTallies
         for (i, e) in tallyMap.entries.enumerated() {
-            if let f = fold.tallyMap[e.key] { tallyMap.setValue(at: i, Tally(count: e.value.count, last: f.last)) }
+            if let f = folded[e.key] { tallyMap.setValue(at: i, Tally(count: e.value.count, last: f.last)) }
         }
     }
 
@@ -294,6 +327,11 @@ public struct Summary: Sendable, Equatable {
         out.append(UInt64(bitPattern: lastOrder ?? Int64.min))
         Self.encodeCounts(typeCounts, into: &out)
         Self.encodeCounts(sourceCounts, into: &out)
+        if let raw = rawTallies {
+            out.append(raw.count)
+            out.append(bytes: raw.bytes)
+            return
+        }
         out.append(UInt32(tallyMap.count))
         for entry in tallyMap.entries {
             let key = entry.key, t = entry.value
@@ -340,16 +378,40 @@ public struct Summary: Sendable, Equatable {
             let source = try reader.uint32()
             try sourceCounts.appendInOrder(source, try reader.uint64())
         }
+        // Tallies stay raw: their extent is checked (lengths and kinds), their bytes copied once.
         let count = try reader.uint32()
+        guard count > 0 else { return }
+        let start = reader.offset
         for _ in 0..<count {
-            guard let kind = TallyKind(rawValue: try reader.uint8()) else { throw RecordError.corrupt("tally kind") }
-            let name = try reader.bytes(Int(try reader.uint8()))
-            let source = try reader.uint32()
-            let value = try reader.bytes(Int(try reader.uint16()))
-            let c = try reader.uint64()
-            let last = Int64(bitPattern: try reader.uint64())
-            try tallyMap.appendInOrder(TallyKey(kind: kind, name: name, source: source, value: value), Tally(count: c, last: last))
+            guard TallyKind(rawValue: try reader.uint8()) != nil else { throw RecordError.corrupt("tally kind") }
+            try reader.skip(Int(try reader.uint8()) + 4)
+            try reader.skip(Int(try reader.uint16()) + 16)
         }
+        rawTallies = RawTallies(count: count, bytes: Array(reader.buffer[start..<reader.offset]))
+    }
+
+    static func decodeTallies(_ raw: RawTallies) throws(RecordError) -> SortedMap<TallyKey, Tally> {
+        let result: Result<SortedMap<TallyKey, Tally>, RecordError> = raw.bytes.withUnsafeBytes { buffer in
+            var map = SortedMap<TallyKey, Tally>()
+            var reader = ByteReader(buffer)
+            do {
+                for _ in 0..<raw.count {
+                    guard let kind = TallyKind(rawValue: try reader.uint8()) else { throw RecordError.corrupt("tally kind") }
+                    let name = try reader.bytes(Int(try reader.uint8()))
+                    let source = try reader.uint32()
+                    let value = try reader.bytes(Int(try reader.uint16()))
+                    let c = try reader.uint64()
+                    let last = Int64(bitPattern: try reader.uint64())
+                    try map.appendInOrder(TallyKey(kind: kind, name: name, source: source, value: value), Tally(count: c, last: last))
+                }
+            } catch let error as RecordError {
+                return .failure(error)
+            } catch {
+                return .failure(.corrupt("tallies"))
+            }
+            return .success(map)
+        }
+        return try result.get()
     }
 
     /// The encoded bytes.
@@ -363,6 +425,17 @@ public struct Summary: Sendable, Equatable {
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
         var r = ByteReader(bytes)
         try self.init(decoding: &r)
+    }
+}
+
+extension Summary: Equatable {
+    /// Equal counts, bounds and tallies (raw or decoded alike).
+    public static func == (a: Summary, b: Summary) -> Bool {
+        guard a.events == b.events, a.revenueMicros == b.revenueMicros, a.firstSeen == b.firstSeen, a.lastSeen == b.lastSeen,
+              a.orders == b.orders, a.lastOrder == b.lastOrder, a.typeCounts == b.typeCounts, a.sourceCounts == b.sourceCounts
+        else { return false }
+        if let x = a.rawTallies, let y = b.rawTallies { return x == y }
+        return a.decodedTallies == b.decodedTallies
     }
 }
 
