@@ -21,6 +21,101 @@ public struct EventAttribute: Sendable, Hashable {
     public static let maxKeyLength = 255, maxValueLength = 1024
 }
 
+/// An event's attributes in one buffer (one allocation however many there are): per
+/// attribute `[key length u8][value length u16, big-endian][key][value]`, the form events store.
+public struct AttributeList: Sendable, Hashable, Sequence {
+    /// The encoded attributes.
+    public private(set) var bytes: [UInt8] = []
+    /// How many attributes.
+    public private(set) var count = 0
+
+    /// No attributes.
+    public init() {}
+
+    /// These attributes (keys over 255 bytes or values over 1,024 are left out).
+    public init(_ attributes: [EventAttribute]) {
+        for a in attributes { append(key: a.key, value: a.value) }
+    }
+
+    /// Decodes stored attributes, checking every length.
+    init(count: Int, stored: UnsafeRawBufferPointer) throws(RecordError) {
+        var offset = 0
+        for _ in 0..<count {
+            guard offset + 3 <= stored.count else { throw RecordError.corrupt("attribute header") }
+            let k = Int(stored[offset]), v = Int(stored[offset + 1]) << 8 | Int(stored[offset + 2])
+            offset += 3 + k + v
+            guard offset <= stored.count else { throw RecordError.corrupt("attribute length") }
+        }
+        self.count = count
+        bytes = Array(UnsafeRawBufferPointer(rebasing: stored[0..<offset]))
+    }
+
+    /// Whether there is none.
+    public var isEmpty: Bool { count == 0 }
+
+    /// Appends an attribute (ignored when the key or value is too long).
+    public mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
+        guard key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
+        bytes.append(UInt8(key.count))
+        bytes.append(UInt8(value.count >> 8))
+        bytes.append(UInt8(value.count & 0xFF))
+        bytes.append(contentsOf: key)
+        bytes.append(contentsOf: value)
+        count += 1
+    }
+
+    /// Appends an attribute whose value `writeValue` appends to the buffer it is given (parsers
+    /// copy a string straight from the line). The attribute is dropped when the value is empty
+    /// or too long, or when `writeValue` throws (and the error is passed on).
+    public mutating func append(key: UnsafeRawBufferPointer, writeValue: (inout [UInt8]) throws -> Void) rethrows {
+        guard key.count <= EventAttribute.maxKeyLength else { return }
+        let start = bytes.count
+        bytes.append(UInt8(key.count))
+        bytes.append(0)
+        bytes.append(0)
+        bytes.append(contentsOf: key)
+        let valueStart = bytes.count
+        do {
+            try writeValue(&bytes)
+        } catch {
+            bytes.removeSubrange(start...)
+            throw error
+        }
+        let length = bytes.count - valueStart
+        guard length > 0 && length <= EventAttribute.maxValueLength else {
+            bytes.removeSubrange(start...)
+            return
+        }
+        bytes[start + 1] = UInt8(length >> 8)
+        bytes[start + 2] = UInt8(length & 0xFF)
+        count += 1
+    }
+
+    /// Calls `body` with each key and value, in order, without copying them.
+    public func forEachRaw(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            for _ in 0..<count {
+                let k = Int(buffer[offset]), v = Int(buffer[offset + 1]) << 8 | Int(buffer[offset + 2])
+                let key = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3)..<(offset + 3 + k)])
+                let value = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3 + k)..<(offset + 3 + k + v)])
+                try body(key, value)
+                offset += 3 + k + v
+            }
+        }
+    }
+
+    /// The attributes as values (copies).
+    public var elements: [EventAttribute] {
+        var out: [EventAttribute] = []
+        out.reserveCapacity(count)
+        forEachRaw { k, v in out.append(EventAttribute(key: Array(k), value: Array(v))) }
+        return out
+    }
+
+    public func makeIterator() -> IndexingIterator<[EventAttribute]> { elements.makeIterator() }
+}
+
 /// One event as the graph receives it: identifiers plus the few fields the graph needs.
 /// The graph knows no file format; `props` stays opaque JSON bytes.
 public struct EventInput: Sendable, Equatable {
@@ -39,7 +134,7 @@ public struct EventInput: Sendable, Equatable {
     /// `props.amount` in millionths, when it was a number.
     public var amountMicros: Int64?
     /// Top-level string fields of `props` (and Segment `traits`), which profiles read.
-    public var attributes: [EventAttribute]
+    public var attributes: AttributeList
 
     /// Creates an event.
     public init(
@@ -47,7 +142,7 @@ public struct EventInput: Sendable, Equatable {
         source: [UInt8] = Array("default".utf8), identifiers: [RawIdentifier], props: [UInt8] = [],
         amountMicros: Int64? = nil, attributes: [EventAttribute] = []
     ) {
-        self.attributes = attributes
+        self.attributes = AttributeList(attributes)
         self.eventID = eventID
         self.timestamp = timestamp
         self.type = type

@@ -150,8 +150,9 @@ private struct KeyRole: Sendable {
 /// A ``ProfileSchema`` turned into lookups by bytes: what one event contributes to a summary.
 struct ProfileRules: Sendable {
     let profile: ProfileSchema
-    /// One lookup per attribute of an event.
-    private let keyRoles: [[UInt8]: KeyRole]
+    /// What each known key feeds; searched linearly (a schema names a dozen keys), comparing
+    /// bytes in place, so reading an event's attributes allocates nothing for unknown keys.
+    private let keyRoles: [(key: [UInt8], role: KeyRole)]
     private let rolesByName: [String: EventTypeRole]
     /// Roles by interned event-type id, extended as the catalog grows.
     private var roles: [EventTypeRole] = []
@@ -165,7 +166,7 @@ struct ProfileRules: Sendable {
         for key in profile.productKeys { roles[Array(key.utf8), default: KeyRole()].product = true }
         for key in profile.campaignKeys { roles[Array(key.utf8), default: KeyRole()].campaign = true }
         for key in profile.listKeys { roles[Array(key.utf8), default: KeyRole()].list = true }
-        keyRoles = roles
+        keyRoles = roles.map { ($0.key, $0.value) }.sorted { $0.0.lexicographicallyPrecedes($1.0) }
         var byName: [String: EventTypeRole] = [:]
         for t in profile.orderTypes { byName[t, default: []].insert(.order) }
         for t in profile.viewTypes { byName[t, default: []].insert(.view) }
@@ -185,17 +186,25 @@ struct ProfileRules: Sendable {
     func role(ofType type: UInt32) -> EventTypeRole { Int(type) < roles.count ? roles[Int(type)] : [] }
 
     /// What an event adds to the summary of its anchor (and its entity).
-    func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: [EventAttribute]) -> SummaryContribution {
+    private func role(ofKey key: UnsafeRawBufferPointer) -> KeyRole? {
+        for entry in keyRoles where entry.key.count == key.count {
+            if entry.key.withUnsafeBytes({ $0.elementsEqual(key) }) { return entry.role }
+        }
+        return nil
+    }
+
+    func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: AttributeList) -> SummaryContribution {
         let role = role(ofType: type)
         var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role.contains(.order))
-        for a in attributes {
-            guard let k = keyRoles[a.key] else { continue }
-            if let name = k.attribute { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: a.value)) }
-            if k.product, role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: a.value)) }
-            if k.campaign { c.tallies.append(TallyKey(kind: .campaign, value: a.value)) }
+        attributes.forEachRaw { key, rawValue in
+            guard let k = self.role(ofKey: key) else { return }
+            let value = Array(rawValue)
+            if let name = k.attribute { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: value)) }
+            if k.product, role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: value)) }
+            if k.campaign { c.tallies.append(TallyKey(kind: .campaign, value: value)) }
             if k.list {
-                if role.contains(.subscribe) { c.tallies.append(TallyKey(kind: .subscribed, value: a.value)) }
-                if role.contains(.unsubscribe) { c.tallies.append(TallyKey(kind: .unsubscribed, value: a.value)) }
+                if role.contains(.subscribe) { c.tallies.append(TallyKey(kind: .subscribed, value: value)) }
+                if role.contains(.unsubscribe) { c.tallies.append(TallyKey(kind: .unsubscribed, value: value)) }
             }
         }
         return c

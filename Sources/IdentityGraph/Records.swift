@@ -122,7 +122,7 @@ public struct EventRecord: Equatable, Sendable {
     /// Raw JSON of `props` (empty when none).
     public var props: [UInt8]
     /// The top-level string fields profiles read.
-    public var attributes: [EventAttribute]
+    public var attributes: AttributeList
 
     var bytes: [UInt8] {
         var w = ByteWriter(capacity: 36 + nodes.count * 8 + eventID.count + props.count)
@@ -132,7 +132,7 @@ public struct EventRecord: Equatable, Sendable {
 
     /// Appends the encoding of an event to `w` without building the record (the bulk writer
     /// encodes into one reused buffer).
-    static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8], attributes: [EventAttribute]) {
+    static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8], attributes: AttributeList) {
         w.append(timestamp); w.append(typeID); w.append(sourceID); w.append(anchor)
         w.append(amountMicros ?? Int64.min)
         w.append(UInt16(nodes.count)); w.append(UInt16(eventID.count)); w.append(UInt32(props.count))
@@ -141,13 +141,10 @@ public struct EventRecord: Equatable, Sendable {
         w.append(bytes: props)
         guard !attributes.isEmpty else { return }
         w.append(UInt16(attributes.count))
-        for a in attributes {
-            w.append(UInt8(a.key.count)); w.append(UInt16(a.value.count))
-            w.append(bytes: a.key); w.append(bytes: a.value)
-        }
+        w.append(bytes: attributes.bytes)
     }
 
-    init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8], attributes: [EventAttribute]) {
+    init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8], attributes: AttributeList) {
         self.attributes = attributes
         self.timestamp = timestamp
         self.typeID = typeID
@@ -173,14 +170,11 @@ public struct EventRecord: Equatable, Sendable {
         for _ in 0..<n { nodes.append(try r.uint64()) }
         eventID = try r.bytes(idLength)
         props = try r.bytes(propsLength)
-        attributes = []
         if r.remaining > 0 {
             let count = Int(try r.uint16())
-            attributes.reserveCapacity(count)
-            for _ in 0..<count {
-                let k = Int(try r.uint8()), v = Int(try r.uint16())
-                attributes.append(EventAttribute(key: try r.bytes(k), value: try r.bytes(v)))
-            }
+            attributes = try AttributeList(count: count, stored: UnsafeRawBufferPointer(rebasing: r.buffer[r.offset...]))
+        } else {
+            attributes = AttributeList()
         }
     }
 }

@@ -138,6 +138,16 @@ struct JSONScanner {
         }
     }
 
+    /// Reads a string value and appends it to `out` (no intermediate array unless it has escapes).
+    mutating func appendString(to out: inout [UInt8]) throws(SyntaxError) {
+        skipWhitespace()
+        if let range = try plainString() {
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[range]))
+        } else {
+            out.append(contentsOf: try readString())
+        }
+    }
+
     /// Reads a string value: escapes decoded, UTF-8 validated.
     mutating func readString() throws(SyntaxError) -> [UInt8] {
         skipWhitespace()

@@ -106,7 +106,7 @@ private struct Fields {
     var contextIP: [UInt8]?
     var deviceID: [UInt8]?
     // Both: top-level string fields of props/properties and traits, for profiles.
-    var attributes: [EventAttribute] = []
+    var attributes = AttributeList()
 
     /// The value of a number written as up to 18 digits (with an optional `-`), the common
     /// form of `ts`, without going through `Double`; nil for any other form.
@@ -261,23 +261,22 @@ private struct Fields {
             return (nil, nil)
         case .object:
             var e: [UInt8]?, p: [UInt8]?
-            var found: [EventAttribute] = []
+            var found = AttributeList()
             try s.readObject { s, key in
                 switch key {
                 case kEmail: e = try self.optionalIDText(&s, field: field + ".email")
                 case kPhone: p = try self.optionalIDText(&s, field: field + ".phone")
                 default:
-                    if try s.nextKind() == .string, key.count <= EventAttribute.maxKeyLength {
-                        let value = try s.readString()
-                        if !value.isEmpty && value.count <= EventAttribute.maxValueLength { found.append(EventAttribute(key: Array(key), value: value)) }
+                    if try s.nextKind() == .string {
+                        try found.append(key: key) { out in try s.appendString(to: &out) }
                     } else {
                         try s.skipValue()
                     }
                 }
             }
-            if let e, e.count <= EventAttribute.maxValueLength { attributes.append(EventAttribute(key: kEmail, value: e)) }
-            if let p, p.count <= EventAttribute.maxValueLength { attributes.append(EventAttribute(key: kPhone, value: p)) }
-            attributes += found
+            if let e { attributes.append(key: kEmail, value: e) }
+            if let p { attributes.append(key: kPhone, value: p) }
+            found.forEachRaw { k, v in attributes.append(key: k, value: v) }
             return (e, p)
         default: throw LineError.wrongType(field: field, expected: "an object")
         }
@@ -287,7 +286,7 @@ private struct Fields {
     /// (keys up to 255 bytes, non-empty values up to 1,024) become attributes.
     mutating func scanProps(_ raw: [UInt8], field: String) throws -> Int64? {
         var found: Int64?
-        var strings: [EventAttribute] = []
+        var strings = attributes
         try raw.withUnsafeBytes { bytes in
             var s = JSONScanner(bytes)
             try s.readObject { s, key in
@@ -298,15 +297,14 @@ private struct Fields {
                         throw LineError.badAmount(String(decoding: text, as: UTF8.self))
                     }
                     found = Int64((v * 1_000_000).rounded())
-                case .string where key.count <= EventAttribute.maxKeyLength:
-                    let value = try s.readString()
-                    if !value.isEmpty && value.count <= EventAttribute.maxValueLength { strings.append(EventAttribute(key: Array(key), value: value)) }
+                case .string:
+                    try strings.append(key: key) { out in try s.appendString(to: &out) }
                 default:
                     try s.skipValue()
                 }
             }
         }
-        attributes += strings
+        attributes = strings
         return found
     }
 
@@ -331,7 +329,7 @@ private struct Fields {
         guard !identifiers.isEmpty else { throw LineError.noIdentifiers }
         return .event(EventInput(
             eventID: eventID, timestamp: timestamp, type: type ?? Array("event".utf8), source: source ?? Array("default".utf8),
-            identifiers: identifiers, props: props ?? [], amountMicros: amountMicros, attributes: attributes))
+            identifiers: identifiers, props: props ?? [], amountMicros: amountMicros).with(attributes))
     }
 
     func segmentOperation() throws(LineError) -> GraphOperation {
@@ -359,6 +357,15 @@ private struct Fields {
         }
         return .event(EventInput(
             eventID: messageID, timestamp: ms, type: event ?? messageType, source: Array("segment".utf8),
-            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount, attributes: attributes))
+            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount).with(attributes))
+    }
+}
+
+private extension EventInput {
+    /// The same event with these attributes.
+    func with(_ attributes: AttributeList) -> EventInput {
+        var copy = self
+        copy.attributes = attributes
+        return copy
     }
 }
