@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "IdentityGraphTests",
             dependencies: [
-                "IdentityGraph", "IdentityIngest",
+                "IdentityGraph", "IdentityIngest", "LMDB",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -24,6 +24,9 @@ public enum GraphError: Error, CustomStringConvertible {
         case .alreadyExists(let path):
             return "\(path) already holds an idgraph database; choose another --db or remove it first"
         case .incompatibleFormat(let path, let found, let expected):
+            if found == 1 && expected == 2 {
+                return "\(path) has storage format 1 (before profiles); open it once for writing (any idgraph command but a read-only open) to upgrade it to format 2"
+            }
             return "\(path) has storage format \(found), this idgraph reads format \(expected); reload the archives into a new database"
         case .damaged(let error):
             return error.description

@@ -381,7 +381,7 @@ final class GraphWriter {
 
     /// Recomputes every node's and entity's summary from the stored events (the profile
     /// section of the schema changed what events contribute).
-    private func rebuildSummaries() throws {
+    func rebuildSummaries() throws {
         var nodeSummaries: [NodeID: Summary] = [:]
         try txn.forEach(db.event) { _, value in
             let event = try EventRecord(bytes: value)

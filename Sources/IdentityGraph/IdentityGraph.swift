@@ -16,8 +16,9 @@ import Synchronization
 /// Every ``apply(_:now:)`` is one write transaction: all of the batch or none of it.
 /// Readers (``read(_:)``) see a consistent snapshot and never block the writer.
 public final class IdentityGraph: Sendable {
-    /// The storage format this version reads and writes.
-    public static let formatVersion: UInt64 = 1
+    /// The storage format this version reads and writes. Format 1 (before profiles) is
+    /// upgraded when opened for writing: its summaries are recounted from the stored events.
+    public static let formatVersion: UInt64 = 2
 
     /// Options for opening a database.
     public struct Options: Sendable {
@@ -76,15 +77,42 @@ public final class IdentityGraph: Sendable {
         } catch let error as LMDBError where error == .notFound {
             throw GraphError.notADatabase(path: path)
         }
+        if options.readOnly {
+            // Read-only: no upgrade, no creation.
+            let (catalog, key) = try env.read { txn -> (Catalog, [UInt8]) in
+                guard let version = try txn.value(dbs.meta, key: MetaKey.formatVersion),
+                      let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
+                      let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
+                    throw GraphError.notADatabase(path: path)
+                }
+                let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+                guard found == formatVersion else {
+                    throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
+                }
+                return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
+            }
+            return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
+        }
         let (catalog, key) = try env.write { txn -> (Catalog, [UInt8]) in
             if let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) {
                 let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
-                if found != formatVersion { throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion) }
+                guard found == formatVersion || found == 1 else {
+                    throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
+                }
                 guard let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
                       let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
                     throw GraphError.notADatabase(path: path)
                 }
-                return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
+                var catalog = try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }
+                if found == 1 {
+                    // Format 1 summaries lack orders, per-source counts and tallies: recount them.
+                    let writer = try GraphWriter(transaction: txn, databases: dbs, catalog: catalog, now: currentTimeMillis(), tombstoneKey: key)
+                    try writer.rebuildSummaries()
+                    try writer.finish()
+                    catalog = writer.catalog
+                    try txn.put(dbs.meta, key: MetaKey.formatVersion, value: formatVersion)
+                }
+                return (catalog, key)
             }
             // A new database: format, schema, counters, and the secret key of tombstone hashes.
             let catalog = Catalog(schema: schema.map { Schema.builtIn(overriddenBy: $0) } ?? .builtIn)

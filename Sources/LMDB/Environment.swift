@@ -44,6 +44,8 @@ public final class Environment: @unchecked Sendable {
     public let path: String
     /// How commits reach the disk.
     public let durability: Durability
+    /// Opened with `MDB_RDONLY`: no write transaction can begin.
+    public let isReadOnly: Bool
     private let resizeLock: UnsafeMutablePointer<pthread_rwlock_t>
     private var databases: [String: Database] = [:]
     private let databasesLock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -82,6 +84,7 @@ public final class Environment: @unchecked Sendable {
         self.handle = env
         self.path = path
         self.durability = options.durability
+        self.isReadOnly = options.readOnly
         resizeLock = .allocate(capacity: 1)
         pthread_rwlock_init(resizeLock, nil)
         pthread_mutex_init(databasesLock, nil)
@@ -205,10 +208,27 @@ public final class Environment: @unchecked Sendable {
         let known = databases[name]
         pthread_mutex_unlock(databasesLock)
         if let known { return known }
-        let db: Database = try write { txn in
+        let db: Database
+        if isReadOnly {
+            // A read-only environment opens existing databases in a read transaction, which must
+            // be committed (not aborted) for the handle to outlive it.
+            var txn: OpaquePointer?
+            try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read, opening '\(name)')")
             var dbi = MDB_dbi()
-            try check(mdb_dbi_open(txn.handle, name, flags.rawValue, &dbi), "mdb_dbi_open '\(name)'")
-            return Database(dbi: dbi, name: name, flags: flags)
+            let opened = mdb_dbi_open(txn, name, flags.subtracting(.create).rawValue, &dbi)
+            guard opened == MDB_SUCCESS else {
+                mdb_txn_abort(txn)
+                try check(opened, "mdb_dbi_open '\(name)'")
+                preconditionFailure("check throws on failure")
+            }
+            try check(mdb_txn_commit(txn), "mdb_txn_commit (opening '\(name)')")
+            db = Database(dbi: dbi, name: name, flags: flags)
+        } else {
+            db = try write { txn in
+                var dbi = MDB_dbi()
+                try check(mdb_dbi_open(txn.handle, name, flags.rawValue, &dbi), "mdb_dbi_open '\(name)'")
+                return Database(dbi: dbi, name: name, flags: flags)
+            }
         }
         pthread_mutex_lock(databasesLock)
         databases[name] = db

@@ -1,5 +1,6 @@
 import Foundation
 import IdentityGraph
+import LMDB
 import Testing
 
 /// Lifecycle stages, RFM scores and survivorship on small hand-built cases, each computed by hand.
@@ -142,5 +143,34 @@ import Testing
         #expect(result.count == 1)  // the shared IP is not a household
         #expect(result.first?.0 == "address:1 Elm St")
         #expect(result.first?.1 == [ann, bo].sorted())
+    }
+
+    @Test("a database of format 1 (before profiles) is upgraded on open: every summary recounted")
+    func formatOneIsUpgraded() throws {
+        let path = NSTemporaryDirectory() + "idgraph-upgrade-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do {
+            let graph = try IdentityGraph.open(at: path, createIfMissing: true)
+            try graph.apply([Self.order("u@x", 12, daysAgo: 3, id: "o1"), Self.order("u@x", 30, daysAgo: 1, id: "o2")], now: Self.now)
+        }
+        // What a format-1 database looks like to this version: version 1, summaries without
+        // orders or per-source counts (here: node summaries gone, entity summaries stale).
+        do {
+            let env = try Environment(path: path)
+            let meta = try env.database("meta"), nodeSummary = try env.database("node_summary")
+            try env.write { txn in
+                try txn.put(meta, key: "format_version", value: UInt64(1))
+                try txn.clear(nodeSummary)
+            }
+        }
+        var readOnly = IdentityGraph.Options()
+        readOnly.readOnly = true
+        #expect(throws: GraphError.self) { try IdentityGraph.open(at: path, options: readOnly) }  // cannot upgrade
+        let graph = try IdentityGraph.open(at: path)
+        #expect(try graph.check().isEmpty)
+        let summary = try graph.read { r in try r.resolve(r.entity(of: .id("email:u@x"))!)!.summary }
+        #expect(summary.orders == 2 && summary.lastOrder == Self.now - Self.day && summary.revenue == 42)
+        let reopened = try IdentityGraph.open(at: path, options: readOnly)  // format 2 now
+        #expect(try reopened.check().isEmpty)
     }
 }
