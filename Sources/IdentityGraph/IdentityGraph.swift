@@ -71,28 +71,33 @@ public final class IdentityGraph: Sendable {
         let env: Environment
         do { env = try Environment(path: path, options: envOptions) } catch { throw GraphError.storage(error) }
         env.clearStaleReaders()
-        let dbs: Databases
-        do {
-            dbs = try Databases(environment: env, create: !options.readOnly)
-        } catch let error as LMDBError where error == .notFound {
-            throw GraphError.notADatabase(path: path)
-        }
-        if options.readOnly {
-            // Read-only: no upgrade, no creation.
-            let (catalog, key) = try env.read { txn -> (Catalog, [UInt8]) in
+        if !fresh {
+            // An existing database opens with read transactions only, so opening never waits for
+            // a writer (a bulk load holds the write lock for its whole run).
+            let dbs: Databases
+            do {
+                dbs = try Databases(environment: env, create: false)
+            } catch let error as LMDBError where error == .notFound {
+                throw GraphError.notADatabase(path: path)
+            }
+            let opened = try env.read { txn -> (Catalog, [UInt8])? in
                 guard let version = try txn.value(dbs.meta, key: MetaKey.formatVersion),
                       let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
                       let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
                     throw GraphError.notADatabase(path: path)
                 }
                 let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+                if found == 1 && !options.readOnly { return nil }  // upgraded below, in a write transaction
                 guard found == formatVersion else {
                     throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
                 }
                 return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
             }
-            return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
+            if let (catalog, key) = opened, dbs.rfm != nil || options.readOnly {
+                return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
+            }
         }
+        let dbs = try Databases(environment: env, create: true)
         let (catalog, key) = try env.write { txn -> (Catalog, [UInt8]) in
             if let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) {
                 let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }

@@ -204,14 +204,14 @@ public final class Environment: @unchecked Sendable {
 
     /// Opens (creating when `flags` contains `.create`) the named database, once per environment.
     public func database(_ name: String, flags: DatabaseFlags = [.create]) throws -> Database {
+        // Held while opening: LMDB allows one transaction at a time to open databases.
         pthread_mutex_lock(databasesLock)
-        let known = databases[name]
-        pthread_mutex_unlock(databasesLock)
-        if let known { return known }
+        defer { pthread_mutex_unlock(databasesLock) }
+        if let known = databases[name] { return known }
         let db: Database
-        if isReadOnly {
-            // A read-only environment opens existing databases in a read transaction, which must
-            // be committed (not aborted) for the handle to outlive it.
+        if isReadOnly || !flags.contains(.create) {
+            // An existing database opens in a read transaction (never waiting for a writer),
+            // which must be committed, not aborted, for the handle to outlive it.
             var txn: OpaquePointer?
             try check(mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (read, opening '\(name)')")
             var dbi = MDB_dbi()
@@ -230,9 +230,7 @@ public final class Environment: @unchecked Sendable {
                 return Database(dbi: dbi, name: name, flags: flags)
             }
         }
-        pthread_mutex_lock(databasesLock)
         databases[name] = db
-        pthread_mutex_unlock(databasesLock)
         return db
     }
 

@@ -45,3 +45,37 @@ import Testing
         #expect(try CLI.run(["check", "--db", db]).status == 0)
     }
 }
+
+/// Readers never wait for the writer: a query during a bulk load (one long write transaction)
+/// answers at once from the last committed snapshot.
+@Suite struct ConcurrentReadTests {
+    @Test func aQueryDuringABulkLoadDoesNotWaitForIt() throws {
+        let s = Scratch()
+        let db = s.path + "/db", archive = s.path + "/events.ndjson"
+        #expect(try CLI.run(["generate", "--events", "300000", "--output", archive]).status == 0)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: CLI.binary)
+        load.arguments = ["load", "--db", db, archive]
+        load.standardOutput = FileHandle.nullDevice
+        load.standardError = FileHandle.nullDevice
+        try load.run()
+        defer { if load.isRunning { kill(load.processIdentifier, SIGKILL) }; load.waitUntilExit() }
+        // Wait until the load is inside its bulk transaction: the data file grows as its events are written.
+        var size = 0
+        for _ in 0..<600 where size < 8 << 20 && load.isRunning {
+            usleep(10_000)
+            size = ((try? FileManager.default.attributesOfItem(atPath: db + "/data.mdb"))?[.size] as? Int) ?? 0
+        }
+        try #require(load.isRunning, "the load finished before the query could overlap it; make the archive larger")
+        let stats = try CLI.run(["stats", "--db", db, "--json"])
+        let stillLoading = load.isRunning
+        #expect(stats.status == 0)
+        let counts = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+        #expect(counts?["events"] as? Int == 0)  // the snapshot before the bulk transaction commits
+        #expect(stillLoading, "stats waited for the load to finish")
+        load.waitUntilExit()
+        #expect(load.terminationStatus == 0)
+        let after = try JSONSerialization.jsonObject(with: Data(try CLI.run(["stats", "--db", db, "--json"]).stdout.utf8)) as? [String: Any]
+        #expect(after?["events"] as? Int == 300_000)
+    }
+}
