@@ -81,6 +81,10 @@ public struct StatementHelp: Sendable {
             summary: "Scores every entity with an order 1 to 5 on recency (last order), frequency (orders) and monetary value (revenue): quintiles over all such entities, equal values sharing a score. The scores are stored with the time they were computed; entities changed by later merges or splits have none until the next COMPUTE RFM.",
             example: "COMPUTE RFM"),
         StatementHelp(
+            name: "FIND", syntax: "FIND ENTITIES WHERE rfm_r >= 4 … ORDER BY rfm DESC",
+            summary: "RFM scores in conditions and ordering (after COMPUTE RFM): rfm_r, rfm_f, rfm_m (1–5) and rfm (the three digits as one number). Entities without a score satisfy only != and sort last.",
+            example: "FIND ENTITIES WHERE rfm_m >= 3 ORDER BY rfm DESC"),
+        StatementHelp(
             name: "LINK", syntax: "LINK type:value [TO] type:value",
             summary: "Assert a link without an event (one piece of evidence), in one write transaction; the entities merge if both identifiers merge.",
             example: "LINK crm:42 TO loyalty:L-7"),
