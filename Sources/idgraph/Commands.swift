@@ -153,6 +153,11 @@ struct Export: ParsableCommand {
 
             --segment NAME writes only the entities of a segment (CREATE SEGMENT in the query \
             language), evaluated now (or --as-of): e.g. idgraph export --segment newsletter_heroes.
+
+            --profiles writes one row per entity instead: its Customer 360 profile (lifecycle, \
+            counts, revenue, dates, preferred channel, the golden record, and in NDJSON also its \
+            identifiers, products, campaigns, lists and RFM scores), for the systems downstream:
+              idgraph export --profiles --format ndjson --segment heroes --as-of 2024-12-31
             """
     )
     enum Format: String, ExpressibleByArgument, CaseIterable { case csv, ndjson }
@@ -160,6 +165,7 @@ struct Export: ParsableCommand {
     @Option(help: "csv or ndjson.") var format: Format = .csv
     @Option(help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file")) var output: String?
     @Option(help: ArgumentHelp("Only the entities of this segment.", valueName: "name")) var segment: String?
+    @Flag(help: "One row per entity: its profile and golden record (see above).") var profiles = false
     @OptionGroup var asOf: AsOfOption
 
     func run() throws {
@@ -175,6 +181,11 @@ struct Export: ParsableCommand {
             }
         }
         var out = try Output(path: output)
+        if profiles {
+            try ProfileExport(format: format, now: try asOf.millis() ?? currentTimeMillis()).write(graph, members: members, to: &out)
+            out.flush()
+            return
+        }
         if format == .csv { out.write("identifier,entity\n") }
         try graph.read { reader in
             try reader.forEachMembership { identifier, entity in
@@ -308,5 +319,63 @@ struct Show: ParsableCommand {
             let byType = s.eventsByType.map { (reader.eventTypeName($0.key), $0.value) }.sorted { $0.1 > $1.1 || ($0.1 == $1.1 && $0.0 < $1.0) }
             if !byType.isEmpty { print("by type: " + byType.map { "\($0.0) \($0.1)" }.joined(separator: ", ")) }
         }
+    }
+}
+
+/// `idgraph export --profiles`: one row per entity with its profile.
+struct ProfileExport {
+    let format: Export.Format
+    let now: Int64
+
+    func write(_ graph: IdentityGraph, members: Set<EntityID>?, to out: inout Output) throws {
+        try graph.read { reader in
+            let attributes = reader.schema.profile.attributes.keys.sorted()
+            if format == .csv {
+                let header = ["entity", "lifecycle", "events", "orders", "revenue", "aov", "first_seen", "last_seen", "last_order", "preferred_channel"]
+                    + attributes + ["identifiers"]
+                out.write(header.map(TextEncoding.csvField).joined(separator: ",") + "\n")
+            }
+            try reader.forEachEntity { info in
+                if let members, !members.contains(info.id) { return }
+                let p = try reader.profile(of: info, now: now)
+                let ids = try reader.identifiers(of: info.id).map(\.description).sorted()
+                switch format {
+                case .csv: out.write(csvRow(info, p, ids, attributes))
+                case .ndjson: out.write(jsonLine(info, p, ids))
+                }
+            }
+        }
+    }
+
+    private func time(_ ms: Int64?) -> String { ms.map(Timestamp.format) ?? "" }
+    private func money(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "" }
+
+    private func csvRow(_ info: GraphReader.EntityInfo, _ p: EntityProfile, _ ids: [String], _ attributes: [String]) -> String {
+        var fields = [String(info.id), p.lifecycle.rawValue, String(p.events), String(p.orders), money(p.revenue), money(p.averageOrderValue),
+                      time(p.firstSeen), time(p.lastSeen), time(p.lastOrder), p.preferredChannel ?? ""]
+        for name in attributes { fields.append(p.golden.first { $0.attribute == name }?.value ?? "") }
+        fields.append(ids.joined(separator: " "))
+        return fields.map(TextEncoding.csvField).joined(separator: ",") + "\n"
+    }
+
+    private func jsonLine(_ info: GraphReader.EntityInfo, _ p: EntityProfile, _ ids: [String]) -> String {
+        func str(_ s: String?) -> String { s.map(TextEncoding.jsonString) ?? "null" }
+        func counts(_ list: [CountedName]) -> String { "{" + list.map { TextEncoding.jsonString($0.name) + ":" + String($0.count) }.joined(separator: ",") + "}" }
+        let golden = p.golden.map {
+            TextEncoding.jsonString($0.attribute) + ":{\"value\":" + TextEncoding.jsonString($0.value) + ",\"source\":" + TextEncoding.jsonString($0.source)
+                + ",\"seen\":" + TextEncoding.jsonString(Timestamp.format($0.seen)) + ",\"count\":" + String($0.count) + ",\"rule\":\"" + $0.rule.rawValue + "\"}"
+        }.joined(separator: ",")
+        var parts = [
+            "\"entity\":\(info.id)", "\"lifecycle\":\"\(p.lifecycle.rawValue)\"", "\"events\":\(p.events)", "\"orders\":\(p.orders)",
+            "\"revenue\":" + money(p.revenue), "\"aov\":" + (p.averageOrderValue.map(money) ?? "null"),
+            "\"first_seen\":" + str(p.firstSeen.map(Timestamp.format)), "\"last_seen\":" + str(p.lastSeen.map(Timestamp.format)),
+            "\"last_order\":" + str(p.lastOrder.map(Timestamp.format)), "\"preferred_channel\":" + str(p.preferredChannel),
+            "\"most_used_device\":" + str(p.mostUsedDevice?.name), "\"golden\":{" + golden + "}",
+            "\"products\":" + counts(p.products), "\"campaigns\":" + counts(p.campaigns),
+            "\"lists\":[" + p.lists.map(TextEncoding.jsonString).joined(separator: ",") + "]",
+            "\"rfm\":" + (p.rfm.map { "\"\($0.code)\"" } ?? "null"),
+        ]
+        parts.append("\"identifiers\":[" + ids.map(TextEncoding.jsonString).joined(separator: ",") + "]")
+        return "{" + parts.joined(separator: ",") + "}\n"
     }
 }

@@ -39,6 +39,18 @@ import Testing
         #expect(missing.status != 0 && missing.stderr.contains("no segment named nothing"))
         let badDate = try CLI.run(["query", "--db", db, "--as-of", "tomorrow", "STATS"])
         #expect(badDate.status == 2 && badDate.stderr.contains("--as-of 'tomorrow' is not a time"))
+        // Profiles exported for downstream systems: one JSON object (or CSV row) per entity.
+        let lines = try CLI.run(["export", "--db", db, "--profiles", "--format", "ndjson", "--as-of", "2024-12-01"]).stdout.split(separator: "\n")
+        let records = try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let annRecord = records.first { ($0["identifiers"] as? [String])?.contains("email:ann@x.com") == true }
+        #expect(annRecord?["lifecycle"] as? String == "hero")
+        #expect(((annRecord?["golden"] as? [String: Any])?["name"] as? [String: Any])?["value"] as? String == "Ann Lee")
+        #expect((annRecord?["products"] as? [String: Int]) == [:])  // TV-1 was ordered, not viewed, by Ann
+        #expect(records.count == Int(try CLI.run(["query", "--db", db, "--format", "csv", "COUNT ENTITIES"]).stdout.split(separator: "\n")[1]))
+        let waitingCSV = try CLI.run(["export", "--db", db, "--profiles", "--segment", "waiting", "--as-of", "2024-12-01"]).stdout
+        let rows = waitingCSV.split(separator: "\n")
+        #expect(rows.first?.hasPrefix("entity,lifecycle,events,orders,revenue,aov,") == true && rows.first?.contains(",country,") == true)
+        #expect(rows.count == 2 && rows[1].contains(",waiting,") && rows[1].hasSuffix("email:bo@x.com"))
         // Households: Ann and Bo share 1 Elm St.
         let household = try CLI.run(["query", "--db", db, "--format", "csv", "HOUSEHOLD OF email:ann@x.com"]).stdout
         #expect(household.contains("email:bo@x.com") && household.contains("address:1 Elm St"))
