@@ -44,5 +44,9 @@ echo "... $(($(wc -l < demo/export.csv) - 1)) identifiers in entities"
 echo "== idgraph export --segment french_repeat_buyers --as-of $asof --output demo/segment.csv"
 "$bin" export --segment french_repeat_buyers --as-of "$asof" --output demo/segment.csv
 echo "$(($(wc -l < demo/segment.csv) - 1)) identifiers in the segment's entities"
+echo "== idgraph export --profiles --format ndjson --segment french_repeat_buyers --as-of $asof --output demo/profiles.ndjson"
+"$bin" export --profiles --format ndjson --segment french_repeat_buyers --as-of "$asof" --output demo/profiles.ndjson
+head -2 demo/profiles.ndjson
+echo "... $(wc -l < demo/profiles.ndjson) profiles"
 echo
 echo "The database is in demo/idgraph.db. Explore it: $bin shell --db demo/idgraph.db   (.help lists the statements)"
