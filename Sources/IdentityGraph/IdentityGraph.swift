@@ -71,32 +71,10 @@ public final class IdentityGraph: Sendable {
         let env: Environment
         do { env = try Environment(path: path, options: envOptions) } catch { throw GraphError.storage(error) }
         env.clearStaleReaders()
-        if !fresh {
-            // An existing database opens with read transactions only, so opening never waits for
-            // a writer (a bulk load holds the write lock for its whole run).
-            let dbs: Databases
-            do {
-                dbs = try Databases(environment: env, create: false)
-            } catch let error as LMDBError where error == .notFound {
-                throw GraphError.notADatabase(path: path)
-            }
-            let opened = try env.read { txn -> (Catalog, [UInt8])? in
-                guard let version = try txn.value(dbs.meta, key: MetaKey.formatVersion),
-                      let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
-                      let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
-                    throw GraphError.notADatabase(path: path)
-                }
-                let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
-                if found == 1 && !options.readOnly { return nil }  // upgraded below, in a write transaction
-                guard found == formatVersion else {
-                    throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
-                }
-                return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
-            }
-            if let (catalog, key) = opened, dbs.rfm != nil || options.readOnly {
-                return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
-            }
+        if !fresh, let (dbs, catalog, key) = try openWithoutWriting(env, path: path, readOnly: options.readOnly) {
+            return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
         }
+        if options.readOnly { throw GraphError.notADatabase(path: path) }
         let dbs = try Databases(environment: env, create: true)
         let (catalog, key) = try env.write { txn -> (Catalog, [UInt8]) in
             if let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) {
@@ -132,6 +110,38 @@ public final class IdentityGraph: Sendable {
             return (catalog, key)
         }
         return IdentityGraph(path: path, environment: env, databases: dbs, catalog: catalog, tombstoneKey: key)
+    }
+
+    /// Opens an existing, current database with read transactions only, so opening never waits
+    /// for a writer (a bulk load holds the write lock for its whole run). `nil` when a write is
+    /// needed: a database whose creation was interrupted (no tables or no format yet), or one of
+    /// format 1 to upgrade.
+    private static func openWithoutWriting(_ env: Environment, path: String, readOnly: Bool) throws -> (Databases, Catalog, [UInt8])? {
+        let dbs: Databases
+        do {
+            dbs = try Databases(environment: env, create: false)
+        } catch let error as LMDBError where error == .notFound {
+            if readOnly { throw GraphError.notADatabase(path: path) }
+            return nil
+        }
+        let opened = try env.read { txn -> (Catalog, [UInt8])? in
+            guard let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) else {
+                if readOnly { throw GraphError.notADatabase(path: path) }
+                return nil  // creation was interrupted before it committed
+            }
+            guard let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
+                  let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
+                throw GraphError.notADatabase(path: path)
+            }
+            let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+            if found == 1 && !readOnly { return nil }  // upgraded in a write transaction
+            guard found == formatVersion else {
+                throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
+            }
+            return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
+        }
+        guard let (catalog, key) = opened, dbs.rfm != nil || readOnly else { return nil }
+        return (dbs, catalog, key)
     }
 
     /// The schema in force (built-in types plus those the data introduced, with policies).

@@ -173,4 +173,19 @@ import Testing
         let reopened = try IdentityGraph.open(at: path, options: readOnly)  // format 2 now
         #expect(try reopened.check().isEmpty)
     }
+
+    @Test("a database whose creation was killed before it committed is created on the next open")
+    func anInterruptedCreationIsCompletedOnTheNextOpen() throws {
+        let path = NSTemporaryDirectory() + "idgraph-interrupted-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        do { _ = try Environment(path: path) }  // data.mdb exists, nothing committed in it
+        #expect(IdentityGraph.exists(at: path))
+        var readOnly = IdentityGraph.Options()
+        readOnly.readOnly = true
+        #expect(throws: GraphError.self) { try IdentityGraph.open(at: path, options: readOnly) }
+        let graph = try IdentityGraph.open(at: path, createIfMissing: true)
+        try graph.apply([Self.order("v@x", 5, daysAgo: 1, id: "v1")], now: Self.now)
+        #expect(try graph.check().isEmpty)
+        #expect(try graph.read { try $0.stats().events } == 1)
+    }
 }
