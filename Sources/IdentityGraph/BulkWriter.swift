@@ -374,25 +374,34 @@ public final class BulkWriter {
         // entity's on the way (entity index → summary), so it is built once.
         var entitySummaries = [Summary](repeating: Summary(), count: count)
         var run = ByteWriter(capacity: 4096)
+        var record = ByteWriter(capacity: 1100)
+        let nodeCursor = try appender(db.node), summaryCursor = try appender(db.nodeSummary), eventCursor = try appender(db.nodeEvent)
         for i in 0..<count {
             let id = UInt64(i) + 1
             let entity: UInt64 = entityOf[i] == Self.none ? 0 : UInt64(entityOf[i]) + 1
             let start = i == 0 ? 0 : valueEnd[i - 1]
-            let record = NodeRecord(typeID: nodeType[i], entity: entity, degree: nodeDegree[i], value: Array(valueArena[start..<valueEnd[i]]))
-            try appender(db.node).put(key: id, value: record.bytes, flags: .append)
+            // The node record (NodeRecord's layout), encoded in place from the value arena.
+            record.bytes.removeAll(keepingCapacity: true)
+            record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(nodeDegree[i])
+            valueArena.withUnsafeBytes { record.append(bytes: UnsafeRawBufferPointer(rebasing: $0[start..<valueEnd[i]])) }
+            try nodeCursor.put(key: id, value: record.bytes, flags: .append)
             let s = summary(ofNode: i)
             if !s.isEmpty {
-                try appender(db.nodeSummary).put(key: id, value: s.bytes, flags: .append)
+                record.bytes.removeAll(keepingCapacity: true)
+                s.encode(into: &record)
+                try summaryCursor.put(key: id, value: record.bytes, flags: .append)
                 if entityOf[i] != Self.none { entitySummaries[Int(entityOf[i])].merge(s) }
             }
             guard first[i + 1] > first[i] else { continue }
-            order[first[i]..<first[i + 1]].sort { (timelineTime[Int($0)], timelineSequence[Int($0)]) < (timelineTime[Int($1)], timelineSequence[Int($1)]) }
+            if first[i + 1] - first[i] > 1 {
+                order[first[i]..<first[i + 1]].sort { (timelineTime[Int($0)], timelineSequence[Int($0)]) < (timelineTime[Int($1)], timelineSequence[Int($1)]) }
+            }
             run.bytes.removeAll(keepingCapacity: true)
             for k in order[first[i]..<first[i + 1]] {
                 run.append(timelineTime[Int(k)])
                 run.append(timelineSequence[Int(k)])
             }
-            try putDuplicates(db.nodeEvent, key: id, run.bytes, elementSize: 16)
+            try run.bytes.withUnsafeBytes { try eventCursor.putMultiple(key: id, values: $0, elementSize: 16, flags: [.append, .appendDup]) }
         }
 
         sorted.done.wait()
