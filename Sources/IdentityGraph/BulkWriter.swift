@@ -46,10 +46,14 @@ public final class BulkWriter {
     private var eventType: [UInt32] = []
     private var eventSource: [UInt32] = []
     private var eventAmount: [Int64] = []
-    /// Per event: index into `tallyLists` of its profile tallies, -1 for none (most events).
+    /// Per event: for events that count toward profile tallies (most do not), index `k` of its
+    /// attributes in `tallyArena` (bytes `tallyStart[k]..<tallyStart[k + 1]`, `tallyCount[k]`
+    /// attributes, ``AttributeList``'s form); -1 for none. The tallies themselves are built only
+    /// when summaries are folded: kept as `[TallyKey]` per event they took ~120 bytes each.
     private var eventTallyIndex: [Int32] = []
-    private var tallyLists: [[TallyKey]] = []
-    private var eventTallyBytes = 0
+    private var tallyArena: [UInt8] = []
+    private var tallyStart: [Int] = [0]
+    private var tallyCount: [UInt16] = []
 
     /// The event encoding, reused.
     private var eventBuffer = ByteWriter(capacity: 512)
@@ -94,7 +98,7 @@ public final class BulkWriter {
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
         ident.memoryBytes + valueArena.capacity + nodeType.capacity * 30 + edges.memoryBytes + eventKeys.memoryBytes
-            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 20 + eventTallyBytes
+            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 20 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -178,13 +182,11 @@ public final class BulkWriter {
             timelineSequence.append(sequence)
         }
         var tallyIndex: Int32 = -1
-        if !input.attributes.isEmpty {
-            let tallies = catalog.rules.contribution(timestamp: timestamp, type: typeID, source: sourceID, amountMicros: nil, attributes: input.attributes).tallies
-            if !tallies.isEmpty {
-                tallyIndex = Int32(tallyLists.count)
-                tallyLists.append(tallies)
-                eventTallyBytes += 80 + tallies.reduce(0) { $0 + 48 + $1.name.count + $1.value.count }
-            }
+        if !input.attributes.isEmpty && catalog.rules.hasTallies(type: typeID, attributes: input.attributes) {
+            tallyIndex = Int32(tallyCount.count)
+            tallyArena.append(contentsOf: input.attributes.bytes)
+            tallyStart.append(tallyArena.count)
+            tallyCount.append(UInt16(input.attributes.count))
         }
         eventTallyIndex.append(tallyIndex)
         eventType.append(typeID)
@@ -357,6 +359,16 @@ public final class BulkWriter {
 
         /// The summary of the events anchored at node `i`.
         let rules = catalog.rules
+        let tallyIndexes = eventTallyIndex, tallyBytes = tallyArena, tallyStarts = tallyStart, tallyCounts = tallyCount
+        /// The tallies event `e` counts toward, rebuilt from its stored attributes.
+        func tallies(ofEvent e: Int, type: UInt32) -> [TallyKey] {
+            let k = Int(tallyIndexes[e])
+            guard k >= 0 else { return [] }
+            return tallyBytes.withUnsafeBytes { bytes in
+                rules.contribution(timestamp: 0, type: type, source: eventSource[e], amountMicros: nil,
+                                   attributes: UnsafeRawBufferPointer(rebasing: bytes[tallyStarts[k]..<tallyStarts[k + 1]]), count: Int(tallyCounts[k])).tallies
+            }
+        }
         func summary(ofNode i: Int) -> Summary {
             var s = Summary()
             for k in order[first[i]..<first[i + 1]] where timelineNode[Int(k)] & Self.anchorBit != 0 {
@@ -365,14 +377,21 @@ public final class BulkWriter {
                 s.add(SummaryContribution(
                     timestamp: timestampFromSortable(timelineTime[Int(k)]), type: type, source: eventSource[e],
                     amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order),
-                    tallies: eventTallyIndex[e] < 0 ? [] : tallyLists[Int(eventTallyIndex[e])]))
+                    tallies: tallies(ofEvent: e, type: type)))
             }
             return s
         }
 
         // node, node_summary and node_event, by id; each node's summary is folded into its
-        // entity's on the way (entity index → summary), so it is built once.
-        var entitySummaries = [Summary](repeating: Summary(), count: count)
+        // entity's on the way, so it is built once. Only entities of several members get an
+        // accumulator (a singleton's summary is its node's, rebuilt when its record is written):
+        // one `Summary` per node was 1.1 GB at 10M events.
+        var slotOfEntity = [Int32](repeating: -1, count: count)
+        var accumulators: [Summary] = []
+        for i in 0..<count where parent[i] != Self.none && redirect[i] == Self.none && entitySize[i] > 1 {
+            slotOfEntity[i] = Int32(accumulators.count)
+            accumulators.append(Summary())
+        }
         var run = ByteWriter(capacity: 4096)
         var record = ByteWriter(capacity: 1100)
         let nodeCursor = try appender(db.node), summaryCursor = try appender(db.nodeSummary), eventCursor = try appender(db.nodeEvent)
@@ -390,7 +409,7 @@ public final class BulkWriter {
                 record.bytes.removeAll(keepingCapacity: true)
                 s.encode(into: &record)
                 try summaryCursor.put(key: id, value: record.bytes, flags: .append)
-                if entityOf[i] != Self.none { entitySummaries[Int(entityOf[i])].merge(s) }
+                if entityOf[i] != Self.none, case let slot = slotOfEntity[Int(entityOf[i])], slot >= 0 { accumulators[Int(slot)].merge(s) }
             }
             guard first[i + 1] > first[i] else { continue }
             if first[i + 1] - first[i] > 1 {
@@ -426,6 +445,7 @@ public final class BulkWriter {
                 continue
             }
             var size: UInt64 = 0
+            let firstMember = m
             run.bytes.removeAll(keepingCapacity: true)
             while m < membership.count, membership[m] >> 32 == UInt64(i) {
                 let node = membership[m] & 0xFFFF_FFFF
@@ -434,8 +454,15 @@ public final class BulkWriter {
                 m += 1
             }
             try putDuplicates(db.member, key: id, run.bytes, elementSize: 8)
-            let total = entitySummaries[i]
-            entitySummaries[i] = Summary()
+            let total: Summary
+            if slotOfEntity[i] >= 0 {
+                total = accumulators[Int(slotOfEntity[i])]
+                accumulators[Int(slotOfEntity[i])] = Summary()
+            } else {  // a singleton: its node's summary
+                var fold = Summary()
+                for k in firstMember..<m { fold.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF))) }
+                total = fold
+            }
             try appender(db.entity).put(key: id, value: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes, flags: .append)
         }
         order = []

@@ -93,15 +93,19 @@ public struct AttributeList: Sendable, Hashable, Sequence {
 
     /// Calls `body` with each key and value, in order, without copying them.
     public func forEachRaw(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            for _ in 0..<count {
-                let k = Int(buffer[offset]), v = Int(buffer[offset + 1]) << 8 | Int(buffer[offset + 2])
-                let key = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3)..<(offset + 3 + k)])
-                let value = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3 + k)..<(offset + 3 + k + v)])
-                try body(key, value)
-                offset += 3 + k + v
-            }
+        try bytes.withUnsafeBytes { try Self.forEach(in: $0, count: count, body) }
+    }
+
+    /// Calls `body` with each key and value of `count` attributes encoded in `buffer`
+    /// (lengths already checked when the list was built).
+    static func forEach(in buffer: UnsafeRawBufferPointer, count: Int, _ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        var offset = 0
+        for _ in 0..<count {
+            let k = Int(buffer[offset]), v = Int(buffer[offset + 1]) << 8 | Int(buffer[offset + 2])
+            let key = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3)..<(offset + 3 + k)])
+            let value = UnsafeRawBufferPointer(rebasing: buffer[(offset + 3 + k)..<(offset + 3 + k + v)])
+            try body(key, value)
+            offset += 3 + k + v
         }
     }
 

@@ -194,9 +194,30 @@ struct ProfileRules: Sendable {
     }
 
     func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: AttributeList) -> SummaryContribution {
+        attributes.bytes.withUnsafeBytes {
+            contribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros, attributes: $0, count: attributes.count)
+        }
+    }
+
+    /// Whether an event of this type with these attributes counts toward any tally (checked
+    /// without building the tallies).
+    func hasTallies(type: UInt32, attributes: AttributeList) -> Bool {
+        let role = role(ofType: type)
+        var found = false
+        attributes.forEachRaw { key, _ in
+            guard !found, let k = self.role(ofKey: key) else { return }
+            found = k.attribute != nil || k.campaign || (k.product && role.contains(.view))
+                || (k.list && (role.contains(.subscribe) || role.contains(.unsubscribe)))
+        }
+        return found
+    }
+
+    /// The contribution of an event whose `count` attributes are encoded in `attributes`
+    /// (``AttributeList``'s form).
+    func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: UnsafeRawBufferPointer, count: Int) -> SummaryContribution {
         let role = role(ofType: type)
         var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role.contains(.order))
-        attributes.forEachRaw { key, rawValue in
+        AttributeList.forEach(in: attributes, count: count) { key, rawValue in
             guard let k = self.role(ofKey: key) else { return }
             let value = Array(rawValue)
             if let name = k.attribute { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: value)) }
