@@ -65,8 +65,11 @@ public final class BulkWriter {
     /// node's top bit marks the event's anchor, so summaries are folded from the timeline at the
     /// end instead of kept per node (a dictionary each) while loading.
     private var timelineNode: [UInt32] = []
-    private var timelineTime: [UInt64] = []
-    private var timelineSequence: [UInt64] = []
+    /// The event of each timeline entry (index = sequence - 1): 8 bytes per entry with the node,
+    /// the time and sequence being the event's (a copy of both per entry took 20).
+    private var timelineEvent: [UInt32] = []
+    /// Per stored event: its sortable timestamp.
+    private var eventTime: [UInt64] = []
 
     fileprivate static let none = UInt32.max
     private static let anchorBit: UInt32 = 1 << 31
@@ -98,7 +101,7 @@ public final class BulkWriter {
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
         ident.memoryBytes + valueArena.capacity + nodeType.capacity * 30 + edges.memoryBytes + eventKeys.memoryBytes
-            + eventKeySequence.capacity * 8 + timelineNode.capacity * 20 + eventType.capacity * 20 + tallyArena.capacity + tallyStart.capacity * 10
+            + eventKeySequence.capacity * 8 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -178,8 +181,7 @@ public final class BulkWriter {
         let time = sortableTimestamp(timestamp)
         for node in nodes {
             timelineNode.append(node == anchorNode ? node | Self.anchorBit : node)
-            timelineTime.append(time)
-            timelineSequence.append(sequence)
+            timelineEvent.append(UInt32(sequence - 1))
         }
         var tallyIndex: Int32 = -1
         if !input.attributes.isEmpty && catalog.rules.hasTallies(type: typeID, attributes: input.attributes) {
@@ -189,6 +191,7 @@ public final class BulkWriter {
             tallyCount.append(UInt16(input.attributes.count))
         }
         eventTallyIndex.append(tallyIndex)
+        eventTime.append(time)
         eventType.append(typeID)
         eventSource.append(sourceID)
         eventAmount.append(input.amountMicros ?? 0)
@@ -312,7 +315,7 @@ public final class BulkWriter {
 
         // Local copies (shared buffers, no copying) of what the loops below read: reads of a
         // class's stored arrays pay a dynamic exclusivity check each.
-        let timelineNode = timelineNode, timelineTime = timelineTime, timelineSequence = timelineSequence
+        let timelineNode = timelineNode, timelineEvent = timelineEvent, eventTime = eventTime
         let eventType = eventType, eventAmount = eventAmount
         let nodeType = nodeType, nodeDegree = nodeDegree, valueEnd = valueEnd, valueArena = valueArena
         let parent = parent, redirect = redirect
@@ -372,10 +375,10 @@ public final class BulkWriter {
         func summary(ofNode i: Int) -> Summary {
             var s = Summary()
             for k in order[first[i]..<first[i + 1]] where timelineNode[Int(k)] & Self.anchorBit != 0 {
-                let e = Int(timelineSequence[Int(k)]) - 1
+                let e = Int(timelineEvent[Int(k)])
                 let type = eventType[e]
                 s.add(SummaryContribution(
-                    timestamp: timestampFromSortable(timelineTime[Int(k)]), type: type, source: eventSource[e],
+                    timestamp: timestampFromSortable(eventTime[e]), type: type, source: eventSource[e],
                     amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order),
                     tallies: tallies(ofEvent: e, type: type)))
             }
@@ -413,12 +416,16 @@ public final class BulkWriter {
             }
             guard first[i + 1] > first[i] else { continue }
             if first[i + 1] - first[i] > 1 {
-                order[first[i]..<first[i + 1]].sort { (timelineTime[Int($0)], timelineSequence[Int($0)]) < (timelineTime[Int($1)], timelineSequence[Int($1)]) }
+                order[first[i]..<first[i + 1]].sort {
+                    let a = timelineEvent[Int($0)], b = timelineEvent[Int($1)]
+                    return (eventTime[Int(a)], a) < (eventTime[Int(b)], b)
+                }
             }
             run.bytes.removeAll(keepingCapacity: true)
             for k in order[first[i]..<first[i + 1]] {
-                run.append(timelineTime[Int(k)])
-                run.append(timelineSequence[Int(k)])
+                let e = timelineEvent[Int(k)]
+                run.append(eventTime[Int(e)])
+                run.append(UInt64(e) + 1)
             }
             try run.bytes.withUnsafeBytes { try eventCursor.putMultiple(key: id, values: $0, elementSize: 16, flags: [.append, .appendDup]) }
         }
