@@ -35,8 +35,10 @@ public final class BulkWriter {
     private var scratch: [UInt8] = []
     private var nodeType: [UInt16] = []
     private var nodeDegree: [UInt32] = []
-    private var valueEnd: [Int] = []
-    private var valueArena: [UInt8] = []
+    /// Values of identifiers over `Keys.inlineValueLimit` bytes (their `ident` key holds a hash);
+    /// every other value is read back from its key (type + value), so values are not held twice.
+    private var longValues: [UInt32: [UInt8]] = [:]
+    private var longValueBytes = 0
     /// Union-find over entities (index of the root = entity id - 1); `UInt32.max` for nodes in no entity.
     private var parent: [UInt32] = []
     private var entitySize: [UInt32] = []
@@ -100,7 +102,7 @@ public final class BulkWriter {
     /// bytes plus its value twice, per link about 40, per event id about 70 plus its length, per
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
-        ident.memoryBytes + valueArena.capacity + nodeType.capacity * 30 + edges.memoryBytes + eventKeys.memoryBytes
+        ident.memoryBytes + longValueBytes + nodeType.capacity * 22 + edges.memoryBytes + eventKeys.memoryBytes
             + eventKeySequence.capacity * 8 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
@@ -218,8 +220,10 @@ public final class BulkWriter {
         assert(index == Int(node))
         nodeType.append(type)
         nodeDegree.append(0)
-        valueArena.append(contentsOf: id.value)
-        valueEnd.append(valueArena.count)
+        if id.value.count > Keys.inlineValueLimit {
+            longValues[node] = id.value
+            longValueBytes += id.value.count + 64
+        }
         if mergeTypes[Int(type)] {
             parent.append(node)
             counters.entities += 1
@@ -317,7 +321,7 @@ public final class BulkWriter {
         // class's stored arrays pay a dynamic exclusivity check each.
         let timelineNode = timelineNode, timelineEvent = timelineEvent, eventTime = eventTime
         let eventType = eventType, eventAmount = eventAmount
-        let nodeType = nodeType, nodeDegree = nodeDegree, valueEnd = valueEnd, valueArena = valueArena
+        let nodeType = nodeType, nodeDegree = nodeDegree, identKeys = ident, longValues = longValues
         let parent = parent, redirect = redirect
 
         // The sorts run on the other core (the parser is done) while this thread writes the
@@ -401,11 +405,17 @@ public final class BulkWriter {
         for i in 0..<count {
             let id = UInt64(i) + 1
             let entity: UInt64 = entityOf[i] == Self.none ? 0 : UInt64(entityOf[i]) + 1
-            let start = i == 0 ? 0 : valueEnd[i - 1]
-            // The node record (NodeRecord's layout), encoded in place from the value arena.
+            // The node record (NodeRecord's layout); the value is its ident key after the type
+            // (0xFF, never in UTF-8, starts the hash of a long value instead).
             record.bytes.removeAll(keepingCapacity: true)
             record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(nodeDegree[i])
-            valueArena.withUnsafeBytes { record.append(bytes: UnsafeRawBufferPointer(rebasing: $0[start..<valueEnd[i]])) }
+            identKeys.withKey(i) { key in
+                if key.count > 2 && key[2] == Keys.hashedMarker, let long = longValues[UInt32(i)] {
+                    record.append(bytes: long)
+                } else {
+                    record.append(bytes: UnsafeRawBufferPointer(rebasing: key[2...]))
+                }
+            }
             try nodeCursor.put(key: id, value: record.bytes, flags: .append)
             let s = summary(ofNode: i)
             if !s.isEmpty {

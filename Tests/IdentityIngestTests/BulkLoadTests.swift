@@ -56,6 +56,26 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
         #expect(try bulk.check().isEmpty)
     }
 
+    @Test func longValuesAndUnicodeKeepTheirBytesOnTheBulkPath() throws {
+        let w = Workspace()
+        // Values over the 400-byte inline limit are keyed by a hash; the node keeps the value.
+        let long = String(repeating: "x", count: 500), longer = String(repeating: "é", count: 512)
+        let lines = [
+            #"{"event_id":"1","ts":1,"ids":{"crm":"\#(long)","email":"A@X.com"},"props":{"name":"Zoë","city":"Zürich"}}"#,
+            #"{"event_id":"2","ts":2,"ids":{"crm":"\#(long)","cookie":"\#(longer)"}}"#,
+            #"{"event_id":"3","ts":3,"ids":{"cookie":"\#(longer)","device":"📱"}}"#,
+        ]
+        let path = w.path + "/long.ndjson"
+        try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let (bulk, bulkSummary) = try load(w, "bulk", [path], bulk: true)
+        let (incremental, _) = try load(w, "incremental", [path], bulk: false, batchSize: 1)
+        #expect(bulkSummary.bulkRecords == 3)
+        try expectSameTables(bulk, incremental)
+        let ids = try bulk.read { r in try r.identifiers(of: r.entity(of: RawIdentifier(type: Array("device".utf8), value: Array("📱".utf8)))!) }
+        #expect(Set(ids.map(\.valueText)) == [long, longer, "a@x.com", "📱"])
+        #expect(try bulk.check().isEmpty)
+    }
+
     @Test func linkRecordsStayOnTheBulkPath() throws {
         let w = Workspace()
         let path = try archive(w, "a.ndjson", seed: 9, events: 3000, duplicates: 0.05)
