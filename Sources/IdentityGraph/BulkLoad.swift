@@ -10,6 +10,8 @@ public enum BulkLoadError: Error, CustomStringConvertible {
     case policyNeedsIncremental
     /// More than 2,147,483,647 identifiers in one bulk run.
     case tooManyIdentifiers
+    /// More events than one run numbers in 32 bits.
+    case tooManyEvents
     /// The map filled during the run: nothing of it was kept, and the map has grown.
     case mapFull
     /// An unlink, forget or retract: only the incremental path applies them.
@@ -22,6 +24,7 @@ public enum BulkLoadError: Error, CustomStringConvertible {
         case .unsupportedOperation: return "unlink, forget and retract records go through the incremental path"
         case .mapFull: return "the database map filled during the bulk run; nothing of it was kept and the map has grown: run it again"
         case .tooManyIdentifiers: return "more than 2,147,483,647 identifiers in one bulk run; lower --memory-limit so the load commits in parts"
+        case .tooManyEvents: return "more than 4,294,967,294 events in one bulk run; lower --memory-limit so the load commits in parts"
         }
     }
 }

@@ -62,7 +62,8 @@ public final class BulkWriter {
     /// Links: `(low << 32) | high` of the two node indexes → evidence.
     private var edges = PairCounts()
     private var eventKeys = ByteKeyTable()
-    private var eventKeySequence: [UInt64] = []
+    /// Per event key (by number): its event's sequence (below 2^32 in one bulk run).
+    private var eventKeySequence: [UInt32] = []
     /// Timeline entries (node index, sortable timestamp, sequence), in sequence order; the
     /// node's top bit marks the event's anchor, so summaries are folded from the timeline at the
     /// end instead of kept per node (a dictionary each) while loading.
@@ -103,7 +104,7 @@ public final class BulkWriter {
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
         ident.memoryBytes + longValueBytes + nodeType.capacity * 22 + edges.memoryBytes + eventKeys.memoryBytes
-            + eventKeySequence.capacity * 8 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
+            + eventKeySequence.capacity * 4 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -165,6 +166,7 @@ public final class BulkWriter {
         }
 
         let sequence = counters.nextSequence
+        guard sequence < UInt64(UInt32.max) else { throw BulkLoadError.tooManyEvents }  // events are numbered in 32 bits here
         counters.nextSequence += 1
         let timestamp = input.timestamp ?? now
         let anchorNode = anchor ?? nodes[0]
@@ -178,7 +180,7 @@ public final class BulkWriter {
         try appender(db.event).put(key: sequence, value: eventBuffer.bytes, flags: .append)
         if let eventKey {
             _ = eventKey.withUnsafeBytes { eventKeys.insert($0) }
-            eventKeySequence.append(sequence)
+            eventKeySequence.append(UInt32(sequence))
         }
         let time = sortableTimestamp(timestamp)
         for node in nodes {
@@ -506,7 +508,7 @@ public final class BulkWriter {
 
         // event_key, by key bytes.
         for index in sorted.eventKeys {
-            try eventKeys.withKey(Int(index)) { try appender(db.eventKey).put(key: $0, value: eventKeySequence[Int(index)], flags: .append) }
+            try eventKeys.withKey(Int(index)) { try appender(db.eventKey).put(key: $0, value: UInt64(eventKeySequence[Int(index)]), flags: .append) }
         }
         eventKeys = ByteKeyTable()
 
