@@ -177,7 +177,9 @@ public final class BulkWriter {
             into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
             anchor: UInt64(anchorNode) + 1, amountMicros: input.amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
             eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props, attributes: input.attributes)
-        try appender(db.event).put(key: sequence, value: eventBuffer.bytes, flags: .append)
+        let events = try eventCursor ?? appender(db.event)
+        eventCursor = events
+        try events.put(key: sequence, value: eventBuffer.bytes, flags: .append)
         if let eventKey {
             _ = eventKey.withUnsafeBytes { eventKeys.insert($0) }
             eventKeySequence.append(UInt32(sequence))
@@ -301,6 +303,9 @@ public final class BulkWriter {
         guard !values.isEmpty else { return }
         try values.withUnsafeBytes { try appender(database).putMultiple(key: key, values: $0, elementSize: elementSize, flags: [.append, .appendDup]) }
     }
+
+    /// The `event` table's cursor, once opened (one put per event: no lookup by name each time).
+    private var eventCursor: Cursor?
 
     private func appender(_ database: Database) throws -> Cursor {
         if let cursor = appenders[database.name] { return cursor }
@@ -446,8 +451,9 @@ public final class BulkWriter {
         joined = true
 
         // ident, by key bytes.
+        let identCursor = try appender(db.ident), entityCursor = try appender(db.entity), memberCursor = try appender(db.member)
         for node in sorted.ident {
-            try ident.withKey(Int(node)) { try appender(db.ident).put(key: $0, value: UInt64(node) + 1, flags: .append) }
+            try ident.withKey(Int(node)) { try identCursor.put(key: $0, value: UInt64(node) + 1, flags: .append) }
         }
         ident = ByteKeyTable()
         sorted.ident = []
@@ -460,7 +466,7 @@ public final class BulkWriter {
         for i in 0..<count where parent[i] != Self.none {
             let id = UInt64(i) + 1
             if redirect[i] != Self.none {
-                try appender(db.entity).put(key: id, value: EntityRecord.redirect(to: UInt64(redirect[i]) + 1, at: now).bytes, flags: .append)
+                try entityCursor.put(key: id, value: EntityRecord.redirect(to: UInt64(redirect[i]) + 1, at: now).bytes, flags: .append)
                 continue
             }
             var size: UInt64 = 0
@@ -472,7 +478,7 @@ public final class BulkWriter {
                 size += 1
                 m += 1
             }
-            try putDuplicates(db.member, key: id, run.bytes, elementSize: 8)
+            try run.bytes.withUnsafeBytes { try memberCursor.putMultiple(key: id, values: $0, elementSize: 8, flags: [.append, .appendDup]) }
             let total: Summary
             if slotOfEntity[i] >= 0 {
                 total = accumulators[Int(slotOfEntity[i])]
@@ -482,7 +488,7 @@ public final class BulkWriter {
                 for k in firstMember..<m { fold.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF))) }
                 total = fold
             }
-            try appender(db.entity).put(key: id, value: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes, flags: .append)
+            try entityCursor.put(key: id, value: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes, flags: .append)
         }
         order = []
 
@@ -507,8 +513,9 @@ public final class BulkWriter {
         edges = PairCounts()
 
         // event_key, by key bytes.
+        let eventKeyCursor = try appender(db.eventKey)
         for index in sorted.eventKeys {
-            try eventKeys.withKey(Int(index)) { try appender(db.eventKey).put(key: $0, value: UInt64(eventKeySequence[Int(index)]), flags: .append) }
+            try eventKeys.withKey(Int(index)) { try eventKeyCursor.put(key: $0, value: UInt64(eventKeySequence[Int(index)]), flags: .append) }
         }
         eventKeys = ByteKeyTable()
 
