@@ -308,7 +308,8 @@ extension GraphReader {
 extension IdentityGraph {
     /// Scores every live entity with at least one order (RFMScoring.quintiles of last order,
     /// orders and revenue), replaces the cached scores and records the time, in one write
-    /// transaction. Entities created by later merges and splits have no score until the next run.
+    /// transaction. Scores are kept per entity id, untouched by later writes: parts split off
+    /// since have none, an entity grown by a merge keeps its id's, until the next run.
     @discardableResult
     public func computeRFM(now: Int64? = nil) throws -> RFMReport {
         let time = now ?? currentTimeMillis()

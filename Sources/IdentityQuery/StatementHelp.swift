@@ -78,7 +78,7 @@ public struct StatementHelp: Sendable {
             example: "DROP SEGMENT shoppers"),
         StatementHelp(
             name: "COMPUTE", syntax: "COMPUTE RFM",
-            summary: "Scores every entity with an order 1 to 5 on recency (last order), frequency (orders) and monetary value (revenue): quintiles over all such entities, equal values sharing a score. The scores are stored with the time they were computed; entities changed by later merges or splits have none until the next COMPUTE RFM.",
+            summary: "Scores every entity with an order 1 to 5 on recency (last order), frequency (orders) and monetary value (revenue): quintiles over all such entities, equal values sharing a score. The scores are stored per entity id with the time they were computed, untouched by later writes: an entity grown by a merge keeps its id's score and parts split off since have none, until the next COMPUTE RFM.",
             example: "COMPUTE RFM"),
         StatementHelp(
             name: "FIND", syntax: "FIND ENTITIES WHERE rfm_r >= 4 … ORDER BY rfm DESC",
