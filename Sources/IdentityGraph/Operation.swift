@@ -19,6 +19,8 @@ public struct EventAttribute: Sendable, Hashable {
 
     /// The longest key and value kept; longer fields are not attributes.
     public static let maxKeyLength = 255, maxValueLength = 1024
+    /// The most attributes one event keeps (the first ones; stored counts are 16-bit).
+    public static let maxCount = 4096
 }
 
 /// An event's attributes in one buffer (one allocation however many there are): per
@@ -55,7 +57,7 @@ public struct AttributeList: Sendable, Hashable, Sequence {
 
     /// Appends an attribute (ignored when the key or value is too long).
     public mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
-        guard key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
+        guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
         bytes.append(UInt8(key.count))
         bytes.append(UInt8(value.count >> 8))
         bytes.append(UInt8(value.count & 0xFF))
@@ -68,7 +70,12 @@ public struct AttributeList: Sendable, Hashable, Sequence {
     /// copy a string straight from the line). The attribute is dropped when the value is empty
     /// or too long, or when `writeValue` throws (and the error is passed on).
     public mutating func append(key: UnsafeRawBufferPointer, writeValue: (inout [UInt8]) throws -> Void) rethrows {
-        guard key.count <= EventAttribute.maxKeyLength else { return }
+        guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength else {
+            // Not kept, but the value must still be consumed (and validated) by the parser.
+            var discard: [UInt8] = []
+            try writeValue(&discard)
+            return
+        }
         let start = bytes.count
         bytes.append(UInt8(key.count))
         bytes.append(0)

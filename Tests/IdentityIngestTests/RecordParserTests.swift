@@ -5,6 +5,27 @@ import Testing
 @Suite struct RecordParserTests {
     func parse(_ line: String, format: InputFormat = .auto) throws -> GraphOperation { try RecordParser.parse(line, format: format) }
 
+    @Test func propsAndTraitsBecomeAttributesWithinTheirLimits() throws {
+        // Top-level string fields only; numbers, objects and arrays are not attributes.
+        let op = try parse(#"{"ids":{"email":"a@x.com"},"props":{"name":"Zoë","amount":3,"tags":["x"],"nested":{"city":"no"},"city":"Lyon","empty":""}}"#)
+        guard case .event(let e) = op else { Issue.record("not an event"); return }
+        #expect(e.attributes.elements.map { String(decoding: $0.key, as: UTF8.self) + "=" + String(decoding: $0.value, as: UTF8.self) } == ["name=Zoë", "city=Lyon"])
+        // A key over 255 bytes or a value over 1,024 is left out, and the line still parses.
+        let longKey = String(repeating: "k", count: 300), longValue = String(repeating: "v", count: 1025)
+        let op2 = try parse(#"{"ids":{"email":"a@x.com"},"props":{"\#(longKey)":"x","a":"\#(longValue)","b":"kept"}}"#)
+        guard case .event(let e2) = op2 else { Issue.record("not an event"); return }
+        #expect(e2.attributes.elements.map { String(decoding: $0.key, as: UTF8.self) } == ["b"])
+        // At most 4,096 attributes per event (the first ones); the line still parses.
+        let many = (0..<5000).map { #""k\#($0)":"v""# }.joined(separator: ",")
+        let op3 = try parse(#"{"ids":{"email":"a@x.com"},"props":{\#(many)}}"#)
+        guard case .event(let e3) = op3 else { Issue.record("not an event"); return }
+        #expect(e3.attributes.count == 4096)
+        // Segment: traits (email and phone too) and properties.
+        let op4 = try parse(#"{"type":"identify","userId":"u1","traits":{"email":"b@x.com","name":"Bo","age":3},"properties":{"plan":"pro"}}"#)
+        guard case .event(let e4) = op4 else { Issue.record("not an event"); return }
+        #expect(Set(e4.attributes.elements.map { String(decoding: $0.key, as: UTF8.self) }) == ["email", "name", "plan"])
+    }
+
     @Test func aFullNativeEvent() throws {
         let op = try parse(#"{"event_id":"e-1","ts":"2024-05-01T12:00:00Z","source":"web","type":"order","ids":{"email":"Alice@Example.com","cookie":["c-1","c-2"]},"props":{"amount":19.99,"sku":"A-42"}}"#)
         guard case .event(let e) = op else { Issue.record("not an event"); return }
