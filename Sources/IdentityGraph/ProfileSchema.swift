@@ -9,6 +9,17 @@ public enum SurvivorshipRule: String, Codable, Sendable, CaseIterable {
     /// The value from the highest source in ``ProfileSchema/sourcePriority`` that gave one;
     /// among that source's values, the most recent. Sources not listed rank last.
     case sourcePriority = "source_priority"
+
+    /// Decodes a rule, naming the valid ones when the text is none of them.
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let rule = SurvivorshipRule(rawValue: text) else {
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: decoder.codingPath,
+                debugDescription: "'\(text)' is not a survivorship rule: use \(Self.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        self = rule
+    }
 }
 
 /// One attribute of the golden record.

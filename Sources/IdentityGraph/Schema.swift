@@ -149,10 +149,10 @@ public struct Schema: Codable, Sendable, Equatable {
         }
         let l = schema.profile.lifecycle
         if l.activeDays < 1 || l.lostDays < l.activeDays || l.heroOrders < 1 || l.heroRevenue < 0 {
-            throw SchemaError.badPolicy("profile", "lifecycle needs 1 <= active_days <= lost_days, hero_orders >= 1 and hero_revenue >= 0")
+            throw SchemaError.badProfile("lifecycle needs 1 <= active_days <= lost_days, hero_orders >= 1 and hero_revenue >= 0")
         }
         for name in schema.profile.attributes.keys where name.isEmpty || name.utf8.count > 64 {
-            throw SchemaError.badPolicy("profile", "attribute names are 1 to 64 bytes ('\(name)')")
+            throw SchemaError.badProfile("attribute names are 1 to 64 bytes ('\(name)')")
         }
         return schema
     }
@@ -173,6 +173,8 @@ public enum SchemaError: Error, CustomStringConvertible, Equatable {
     case badTypeName(String)
     /// A policy value is out of range.
     case badPolicy(String, String)
+    /// The `profile` section is not usable.
+    case badProfile(String)
 
     public var description: String {
         switch self {
@@ -182,6 +184,8 @@ public enum SchemaError: Error, CustomStringConvertible, Equatable {
             return "schema type name '\(name)' is not valid: it must match [a-z][a-z0-9_]*"
         case .badPolicy(let name, let why):
             return "schema type '\(name)': \(why)"
+        case .badProfile(let why):
+            return "schema profile: \(why)"
         }
     }
 }

@@ -188,4 +188,19 @@ import Testing
         #expect(try graph.check().isEmpty)
         #expect(try graph.read { try $0.stats().events } == 1)
     }
+
+    @Test("a bad profile section is refused with a message that says what to write")
+    func badProfileSectionsAreRefused() throws {
+        func error(_ json: String) -> String? {
+            do { _ = try Schema.parse(json: Data(json.utf8)); return nil } catch { return error.description }
+        }
+        #expect(error(#"{"profile":{"lifecycle":{"active_days":100,"lost_days":30}}}"#) == "schema profile: lifecycle needs 1 <= active_days <= lost_days, hero_orders >= 1 and hero_revenue >= 0")
+        #expect(error(#"{"profile":{"attributes":{"nick":{"rule":"newest"}}}}"#)?.contains("'newest' is not a survivorship rule: use most_recent, most_frequent, source_priority") == true)
+        #expect(error(#"{"profile":{"attributes":{"":{"rule":"most_recent"}}}}"#)?.hasPrefix("schema profile: attribute names are 1 to 64 bytes") == true)
+        let good = try Schema.parse(json: Data(#"{"profile":{"attributes":{"nick":{"rule":"most_recent","keys":["nickname"]}},"order_types":["checkout"]}}"#.utf8))
+        #expect(good.profile.attributes == ["nick": AttributeRule(rule: .mostRecent, keys: ["nickname"])])
+        #expect(good.profile.orderTypes == ["checkout"])
+        #expect(good.profile.lifecycle == LifecycleThresholds())  // unnamed fields keep their defaults
+        #expect(good.profile.sourcePriority == ProfileSchema().sourcePriority)
+    }
 }
