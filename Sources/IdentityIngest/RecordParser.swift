@@ -107,6 +107,9 @@ private struct Fields {
     var deviceID: [UInt8]?
     // Both: top-level string fields of props/properties and traits, for profiles.
     var attributes = AttributeList()
+    /// Attributes from a Segment message's top-level `traits`: the user's, except in a `group`
+    /// message, where they describe the group (a company's name is not the person's).
+    var topTraitAttributes = AttributeList()
 
     /// The value of a number written as up to 18 digits (with an optional `-`), the common
     /// form of `ts`, without going through `Double`; nil for any other form.
@@ -196,7 +199,7 @@ private struct Fields {
             default: throw LineError.wrongType(field: "properties", expected: "an object")
             }
         case kTraits:
-            (traitsEmail, traitsPhone) = try readTraits(&s, field: "traits")
+            (traitsEmail, traitsPhone, topTraitAttributes) = try readTraits(&s, field: "traits")
         case kContext:
             switch try s.nextKind() {
             case .null: try s.readNull()
@@ -204,7 +207,10 @@ private struct Fields {
                 try s.readObject { s, key in
                     switch key {
                     case kIP: self.contextIP = try self.optionalIDText(&s, field: "context.ip")
-                    case kTraits: (self.contextEmail, self.contextPhone) = try self.readTraits(&s, field: "context.traits")
+                    case kTraits:
+                        let (e, p, found) = try self.readTraits(&s, field: "context.traits")
+                        (self.contextEmail, self.contextPhone) = (e, p)
+                        found.forEachRaw { k, v in self.attributes.append(key: k, value: v) }
                     case kDevice:
                         switch try s.nextKind() {
                         case .null: try s.readNull()
@@ -252,13 +258,13 @@ private struct Fields {
         return text.isEmpty ? nil : text
     }
 
-    /// `email` and `phone` of a traits object (`null` traits: neither).
-    /// Its other string fields become attributes.
-    mutating func readTraits(_ s: inout JSONScanner, field: String) throws -> (email: [UInt8]?, phone: [UInt8]?) {
+    /// `email` and `phone` of a traits object (`null` traits: neither), and its string fields
+    /// (those two included) as attributes.
+    func readTraits(_ s: inout JSONScanner, field: String) throws -> (email: [UInt8]?, phone: [UInt8]?, attributes: AttributeList) {
         switch try s.nextKind() {
         case .null:
             try s.readNull()
-            return (nil, nil)
+            return (nil, nil, AttributeList())
         case .object:
             var e: [UInt8]?, p: [UInt8]?
             var found = AttributeList()
@@ -274,10 +280,11 @@ private struct Fields {
                     }
                 }
             }
+            var attributes = AttributeList()
             if let e { attributes.append(key: kEmail, value: e) }
             if let p { attributes.append(key: kPhone, value: p) }
             found.forEachRaw { k, v in attributes.append(key: k, value: v) }
-            return (e, p)
+            return (e, p, attributes)
         default: throw LineError.wrongType(field: field, expected: "an object")
         }
     }
@@ -332,6 +339,15 @@ private struct Fields {
             identifiers: identifiers, props: props ?? [], amountMicros: amountMicros).with(attributes))
     }
 
+    /// A Segment message's attributes: properties and context traits, plus its traits unless it
+    /// is a `group` message.
+    func segmentAttributes(_ messageType: [UInt8]) -> AttributeList {
+        guard messageType != Array("group".utf8), !topTraitAttributes.isEmpty else { return attributes }
+        var all = topTraitAttributes
+        attributes.forEachRaw { k, v in all.append(key: k, value: v) }
+        return all
+    }
+
     func segmentOperation() throws(LineError) -> GraphOperation {
         guard let messageType = type else { throw LineError.notARecord }
         var ids: [RawIdentifier] = []
@@ -357,7 +373,7 @@ private struct Fields {
         }
         return .event(EventInput(
             eventID: messageID, timestamp: ms, type: event ?? messageType, source: Array("segment".utf8),
-            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount).with(attributes))
+            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount).with(segmentAttributes(messageType)))
     }
 }
 

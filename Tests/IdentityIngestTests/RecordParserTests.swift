@@ -24,6 +24,11 @@ import Testing
         let op4 = try parse(#"{"type":"identify","userId":"u1","traits":{"email":"b@x.com","name":"Bo","age":3},"properties":{"plan":"pro"}}"#)
         guard case .event(let e4) = op4 else { Issue.record("not an event"); return }
         #expect(Set(e4.attributes.elements.map { String(decoding: $0.key, as: UTF8.self) }) == ["email", "name", "plan"])
+        // A group message's traits describe the group: not the person's attributes (context
+        // traits still are).
+        let op5 = try parse(#"{"type":"group","userId":"u1","groupId":"g1","traits":{"name":"Acme Inc","industry":"retail"},"context":{"traits":{"city":"Oslo"}}}"#)
+        guard case .event(let e5) = op5 else { Issue.record("not an event"); return }
+        #expect(e5.attributes.elements.map { String(decoding: $0.key, as: UTF8.self) } == ["city"])
     }
 
     @Test func aFullNativeEvent() throws {
