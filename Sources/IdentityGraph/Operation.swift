@@ -124,6 +124,7 @@ public struct AttributeList: Sendable, Hashable, Sequence {
         return out
     }
 
+    /// Iterates copies of the attributes.
     public func makeIterator() -> IndexingIterator<[EventAttribute]> { elements.makeIterator() }
 }
 

@@ -94,7 +94,7 @@ public struct EntityProfile: Sendable, Equatable {
     public var lifecycle: LifecycleStage
     /// Events per source, most first.
     public var channels: [CountedName]
-    /// The source with the most events (ties: the more recent... the smaller name).
+    /// The source with the most events (ties: the smaller name).
     public var preferredChannel: String? { channels.first?.name }
     /// The `device` identifier with the most events, and how many.
     public var mostUsedDevice: CountedName?

@@ -13,6 +13,7 @@ public enum TallyKind: UInt8, Sendable, Comparable {
     /// An unsubscribe event from a list.
     case unsubscribed = 5
 
+    /// Orders kinds by their stored number.
     public static func < (a: TallyKind, b: TallyKind) -> Bool { a.rawValue < b.rawValue }
 }
 
@@ -35,6 +36,7 @@ public struct TallyKey: Hashable, Sendable, Comparable {
         self.value = value
     }
 
+    /// The stored order: kind, name, source, value.
     public static func < (a: TallyKey, b: TallyKey) -> Bool {
         if a.kind != b.kind { return a.kind < b.kind }
         if a.name != b.name { return a.name.lexicographicallyPrecedes(b.name) }
