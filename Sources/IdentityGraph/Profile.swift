@@ -332,8 +332,10 @@ extension IdentityGraph {
             try txn.clear(table)
             let cursor = try txn.cursor(table)
             defer { cursor.close() }
+            var value: [UInt8] = [0, 0, 0]  // reused: no allocation per entity
             for i in ids.indices {  // ids ascend: the table is written by appending
-                try cursor.put(key: ids[i], value: [r[i], f[i], m[i]], flags: .append)
+                value[0] = r[i]; value[1] = f[i]; value[2] = m[i]
+                try cursor.put(key: ids[i], value: value, flags: .append)
             }
             try txn.put(databases.meta, key: MetaKey.rfmComputedAt, value: UInt64(bitPattern: time))
             return RFMReport(scored: ids.count, entities: entities, computedAt: time)
