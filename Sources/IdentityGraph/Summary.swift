@@ -356,19 +356,14 @@ public struct Summary: Sendable {
     }
 
     init(decoding reader: inout ByteReader) throws(RecordError) {
-        let version = try reader.uint8()
-        guard version == 1 || version == 2 else { throw RecordError.corrupt("summary version") }
-        events = try reader.uint64()
-        revenueMicros = Int64(bitPattern: try reader.uint64())
-        let f = Int64(bitPattern: try reader.uint64())
-        let l = Int64(bitPattern: try reader.uint64())
-        firstSeen = f == Int64.max ? nil : f
-        lastSeen = l == Int64.min ? nil : l
-        if version == 2 {
-            orders = try reader.uint64()
-            let o = Int64(bitPattern: try reader.uint64())
-            lastOrder = o == Int64.min ? nil : o
-        }
+        let header = try SummaryHeader(decoding: &reader)
+        let version = header.version
+        events = header.events
+        revenueMicros = header.revenueMicros
+        firstSeen = header.firstSeen
+        lastSeen = header.lastSeen
+        orders = header.orders
+        lastOrder = header.lastOrder
         let n = try reader.uint32()
         for _ in 0..<n {
             let type = try reader.uint32()
@@ -455,6 +450,8 @@ public struct SummaryHeader: Sendable, Equatable {
     public var orders: UInt64
     /// Latest order time.
     public var lastOrder: Int64?
+    /// The stored format (1: before profiles, no orders; 2: orders, sources and tallies follow).
+    var version: UInt8 = 2
 
     /// The header of `summary`.
     public init(_ summary: Summary) {
@@ -467,7 +464,7 @@ public struct SummaryHeader: Sendable, Equatable {
     }
 
     init(decoding reader: inout ByteReader) throws(RecordError) {
-        let version = try reader.uint8()
+        version = try reader.uint8()
         guard version == 1 || version == 2 else { throw RecordError.corrupt("summary version") }
         events = try reader.uint64()
         revenueMicros = Int64(bitPattern: try reader.uint64())
