@@ -112,9 +112,14 @@ public struct EntityProfile: Sendable, Equatable {
 public enum ProfileBuilder {
     /// The golden record of `summary` under `schema`, attribute by attribute (sorted by name).
     public static func golden(_ summary: Summary, schema: ProfileSchema, sourceName: (UInt32) -> String) -> [GoldenValue] {
+        golden(summary.decodedTallies, schema: schema, sourceName: sourceName)
+    }
+
+    static func golden(_ tallies: SortedMap<TallyKey, Tally>, schema: ProfileSchema, sourceName: (UInt32) -> String) -> [GoldenValue] {
         // attribute → value → source → tally
         var byAttribute: [[UInt8]: [[UInt8]: [(source: String, tally: Tally)]]] = [:]
-        for (key, t) in summary.tallies where key.kind == .attribute {
+        for entry in tallies.entries where entry.key.kind == .attribute {
+            let key = entry.key, t = entry.value
             byAttribute[key.name, default: [:]][key.value, default: []].append((sourceName(key.source), t))
         }
         var result: [GoldenValue] = []
@@ -158,8 +163,8 @@ public enum ProfileBuilder {
     }
 
     /// Tallies of one kind as counted names, most first (ties: latest, then name).
-    static func counted(_ summary: Summary, kind: TallyKind) -> [CountedName] {
-        summary.tallies.filter { $0.key.kind == kind }
+    static func counted(_ tallies: SortedMap<TallyKey, Tally>, kind: TallyKind) -> [CountedName] {
+        tallies.entries.filter { $0.key.kind == kind }
             .map { CountedName(name: String(decoding: $0.key.value, as: UTF8.self), count: $0.value.count, last: $0.value.last) }
             .sorted(by: mostFirst)
     }
@@ -169,25 +174,26 @@ public enum ProfileBuilder {
     }
 
     /// Lists subscribed to: the latest subscribe is later than the latest unsubscribe.
-    static func lists(_ summary: Summary) -> [String] {
+    static func lists(_ tallies: SortedMap<TallyKey, Tally>) -> [String] {
         var unsubscribed: [[UInt8]: Int64] = [:]
-        for (key, t) in summary.tallies where key.kind == .unsubscribed { unsubscribed[key.value] = t.last }
-        return summary.tallies.filter { $0.key.kind == .subscribed && $0.value.last > (unsubscribed[$0.key.value] ?? Int64.min) }
+        for entry in tallies.entries where entry.key.kind == .unsubscribed { unsubscribed[entry.key.value] = entry.value.last }
+        return tallies.entries.filter { $0.key.kind == .subscribed && $0.value.last > (unsubscribed[$0.key.value] ?? Int64.min) }
             .map { String(decoding: $0.key.value, as: UTF8.self) }.sorted()
     }
 
     /// Everything of a profile that comes from the summary alone.
     public static func profile(_ summary: Summary, schema: ProfileSchema, now: Int64, sourceName: (UInt32) -> String) -> EntityProfile {
         let revenue = summary.revenue
+        let tallies = summary.decodedTallies  // decoded once for all that reads them
         let channels = summary.eventsBySource.map { CountedName(name: sourceName($0.key), count: $0.value, last: 0) }
             .sorted { $0.count != $1.count ? $0.count > $1.count : $0.name < $1.name }
         return EntityProfile(
-            golden: golden(summary, schema: schema, sourceName: sourceName), events: summary.events, orders: summary.orders,
+            golden: golden(tallies, schema: schema, sourceName: sourceName), events: summary.events, orders: summary.orders,
             revenue: revenue, averageOrderValue: summary.orders > 0 ? revenue / Double(summary.orders) : nil,
             firstSeen: summary.firstSeen, lastSeen: summary.lastSeen, lastOrder: summary.lastOrder,
             lifecycle: LifecycleStage.of(orders: summary.orders, revenue: revenue, lastOrder: summary.lastOrder, now: now, thresholds: schema.lifecycle),
-            channels: channels, mostUsedDevice: nil, products: counted(summary, kind: .product),
-            campaigns: counted(summary, kind: .campaign), lists: lists(summary), rfm: nil)
+            channels: channels, mostUsedDevice: nil, products: counted(tallies, kind: .product),
+            campaigns: counted(tallies, kind: .campaign), lists: lists(tallies), rfm: nil)
     }
 }
 
