@@ -119,6 +119,11 @@ struct SchemaSet: ParsableCommand {
             How values are \
             normalized and what role a stored type plays cannot change (reload into a new \
             database for that). --dry-run reports what would change and writes nothing.
+
+            The "profile" section (golden-record attributes and their survivorship rules, order \
+            and view event types, lifecycle thresholds; docs/formats.md, "Profiles") is replaced \
+            too; when it changes, every summary is recounted from the stored events in the same \
+            transaction. A file without one sets the documented defaults.
             """
     )
     @OptionGroup var database: DatabaseOptions
