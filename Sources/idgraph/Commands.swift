@@ -19,6 +19,10 @@ struct Init: ParsableCommand {
             normalize: email | phone | lower | trim | none      role: merge | relate | ignore
             generic_after: N — a value linked to more than N identifiers stops merging
             blocked: regular expressions for values that are never identifiers
+            An optional "profile" section sets the Customer 360 profile: golden-record attributes
+            with their survivorship rules, order types, lifecycle thresholds, e.g.
+              "profile": {"attributes": {"country": {"rule": "most_frequent"}},
+                          "lifecycle": {"active_days": 60}}
             Change policies later with `idgraph schema set FILE` (see docs/formats.md).
             """
     )
