@@ -77,16 +77,11 @@ public final class IdentityGraph: Sendable {
         if options.readOnly { throw GraphError.notADatabase(path: path) }
         let dbs = try Databases(environment: env, create: true)
         let (catalog, key) = try env.write { txn -> (Catalog, [UInt8]) in
-            if let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) {
-                let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+            if let (found, stored, key) = try storedState(txn, meta: dbs.meta, path: path) {
                 guard found == formatVersion || found == 1 else {
                     throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
                 }
-                guard let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
-                      let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
-                    throw GraphError.notADatabase(path: path)
-                }
-                var catalog = try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }
+                var catalog = stored
                 if found == 1 {
                     // Format 1 summaries lack orders, per-source counts and tallies: recount them.
                     let writer = try GraphWriter(transaction: txn, databases: dbs, catalog: catalog, now: currentTimeMillis(), tombstoneKey: key)
@@ -125,23 +120,30 @@ public final class IdentityGraph: Sendable {
             return nil
         }
         let opened = try env.read { txn -> (Catalog, [UInt8])? in
-            guard let version = try txn.value(dbs.meta, key: MetaKey.formatVersion) else {
+            guard let (found, catalog, key) = try storedState(txn, meta: dbs.meta, path: path) else {
                 if readOnly { throw GraphError.notADatabase(path: path) }
                 return nil  // creation was interrupted before it committed
             }
-            guard let catalogBytes = try txn.value(dbs.meta, key: MetaKey.catalog),
-                  let key = try txn.value(dbs.meta, key: MetaKey.tombstoneKey) else {
-                throw GraphError.notADatabase(path: path)
-            }
-            let found = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
             if found == 1 && !readOnly { return nil }  // upgraded in a write transaction
             guard found == formatVersion else {
                 throw GraphError.incompatibleFormat(path: path, found: found, expected: formatVersion)
             }
-            return (try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
+            return (catalog, key)
         }
         guard let (catalog, key) = opened, dbs.rfm != nil || readOnly else { return nil }
         return (dbs, catalog, key)
+    }
+
+    /// A database's storage format, catalog and tombstone key, as stored in `meta`; `nil` when no
+    /// format is recorded (a creation that never committed).
+    private static func storedState(_ txn: ReadTransaction, meta: Database, path: String) throws -> (format: UInt64, catalog: Catalog, key: [UInt8])? {
+        guard let version = try txn.value(meta, key: MetaKey.formatVersion) else { return nil }
+        guard let catalogBytes = try txn.value(meta, key: MetaKey.catalog),
+              let key = try txn.value(meta, key: MetaKey.tombstoneKey) else {
+            throw GraphError.notADatabase(path: path)
+        }
+        let format = version.withUnsafeBytes { $0.loadBigEndianUInt64(at: 0) }
+        return (format, try catalogBytes.withUnsafeBytes { try Catalog.decode($0) }, key)
     }
 
     /// The schema in force (built-in types plus those the data introduced, with policies).

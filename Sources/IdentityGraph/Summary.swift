@@ -212,8 +212,6 @@ public struct Summary: Sendable {
     /// Whether nothing has been counted.
     public var isEmpty: Bool { events == 0 }
 
-    private static func plus(_ n: UInt64) -> (UInt64) -> UInt64? { { $0 + n } }
-    private static func minus(_ n: UInt64) -> (UInt64) -> UInt64? { { $0 > n ? $0 - n : nil } }
 
     /// Counts one event.
     public mutating func add(_ c: SummaryContribution) {
@@ -221,8 +219,8 @@ public struct Summary: Sendable {
         revenueMicros &+= c.amountMicros
         firstSeen = Swift.min(firstSeen ?? c.timestamp, c.timestamp)
         lastSeen = Swift.max(lastSeen ?? c.timestamp, c.timestamp)
-        typeCounts.update(c.type, initial: 0, Self.plus(1))
-        sourceCounts.update(c.source, initial: 0, Self.plus(1))
+        typeCounts.update(c.type, initial: 0) { $0 + 1 }
+        sourceCounts.update(c.source, initial: 0) { $0 + 1 }
         if c.isOrder {
             orders += 1
             lastOrder = Swift.max(lastOrder ?? c.timestamp, c.timestamp)
@@ -238,8 +236,8 @@ public struct Summary: Sendable {
     public mutating func remove(_ c: SummaryContribution) -> Bool {
         events -= 1
         revenueMicros &-= c.amountMicros
-        typeCounts.update(c.type, initial: 1, Self.minus(1))
-        sourceCounts.update(c.source, initial: 1, Self.minus(1))
+        typeCounts.update(c.type, initial: 1) { $0 > 1 ? $0 - 1 : nil }
+        sourceCounts.update(c.source, initial: 1) { $0 > 1 ? $0 - 1 : nil }
         var stale = false
         if c.isOrder {
             orders -= 1

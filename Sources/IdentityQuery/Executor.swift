@@ -815,11 +815,13 @@ private struct Query {
         rows.append([.text("top_products"), names(p.products, max: 5)])
         rows.append([.text("campaigns"), names(p.campaigns, max: 5)])
         rows.append([.text("lists"), p.lists.isEmpty ? .null : .text(p.lists.joined(separator: ", "))])
-        if let score = p.rfm, let at = try reader.rfmComputedAt() {
+        switch (p.rfm, try reader.rfmComputedAt()) {
+        case (let score?, let at?):
             rows.append([.text("rfm"), .text("\(score.code) (R \(score.recency), F \(score.frequency), M \(score.monetary); computed \(Timestamp.format(at)))")])
-        } else {
-            let at = try reader.rfmComputedAt()
-            rows.append([.text("rfm"), .text(at.map { "not scored (no order, or the entity changed since COMPUTE RFM at \(Timestamp.format($0)))" } ?? "not computed (COMPUTE RFM)")])
+        case (_, let at?):
+            rows.append([.text("rfm"), .text("not scored (no order, or the entity changed since COMPUTE RFM at \(Timestamp.format(at)))")])
+        case (_, nil):
+            rows.append([.text("rfm"), .text("not computed (COMPUTE RFM)")])
         }
         var member: [String] = []
         for name in try segmentDefinitions().keys.sorted() where try holds(.inSegment(name), c) { member.append(name) }
