@@ -43,7 +43,7 @@ public final class RealtimeWriter: @unchecked Sendable {
 
     private struct Pending {
         var operations: [PreparedOperation]
-        var continuation: CheckedContinuation<Resolution, Error>
+        var completion: @Sendable (Result<Resolution, Error>) -> Void
     }
 
     /// The graph written to.
@@ -85,17 +85,32 @@ public final class RealtimeWriter: @unchecked Sendable {
     public func submit(_ operations: [GraphOperation]) async throws -> Resolution {
         let prepared = try graph.prepare(operations)
         return try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            if closed {
-                condition.unlock()
-                continuation.resume(throwing: RealtimeWriterError.closed)
-                return
-            }
-            queue.append(Pending(operations: prepared, continuation: continuation))
-            queuedOperations += prepared.count
-            condition.signal()
-            condition.unlock()
+            enqueue(prepared) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Applies `operations` as one submission and calls `completion` on the writer thread once
+    /// they are committed (durable in the default mode), or with the error. Invalid operations
+    /// throw here and queue nothing. For callers outside Swift concurrency (an event loop, a
+    /// load generator): no task and no continuation per submission. `completion` runs on the
+    /// writer thread: it must be short and must not submit and wait.
+    public func submit(_ operations: [GraphOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) throws {
+        enqueue(try graph.prepare(operations), completion: completion)
+    }
+
+    private func enqueue(_ prepared: [PreparedOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) {
+        condition.lock()
+        if closed {
+            condition.unlock()
+            completion(.failure(RealtimeWriterError.closed))
+            return
+        }
+        queue.append(Pending(operations: prepared, completion: completion))
+        queuedOperations += prepared.count
+        // The writer waits for a first submission, then for the window to pass or the batch
+        // to fill: waking it for every submission in between costs a context switch each.
+        if queue.count == 1 || queuedOperations >= options.maxBatch { condition.signal() }
+        condition.unlock()
     }
 
     /// Commits what is queued, then stops the writer thread. Later submissions throw.
@@ -126,12 +141,21 @@ public final class RealtimeWriter: @unchecked Sendable {
                     if !condition.wait(until: deadline) { break }
                 }
             }
-            var batch: [Pending] = []
+            // The longest prefix of the queue within the batch size (at least one submission),
+            // removed in one step (removing one by one from the front is quadratic).
+            var count = 0
             var taken = 0
-            while !queue.isEmpty && (batch.isEmpty || taken + queue[0].operations.count <= options.maxBatch) {
-                let next = queue.removeFirst()
-                taken += next.operations.count
-                batch.append(next)
+            while count < queue.count && (count == 0 || taken + queue[count].operations.count <= options.maxBatch) {
+                taken += queue[count].operations.count
+                count += 1
+            }
+            let batch: [Pending]
+            if count == queue.count {
+                batch = queue
+                queue.removeAll(keepingCapacity: true)
+            } else {
+                batch = Array(queue[0..<count])
+                queue.removeFirst(count)
             }
             queuedOperations -= taken
             condition.unlock()
@@ -151,10 +175,10 @@ public final class RealtimeWriter: @unchecked Sendable {
                 for i in batch.indices {
                     resolutions[i].order = applied
                     applied += 1
-                    batch[i].continuation.resume(returning: resolutions[i])
+                    batch[i].completion(.success(resolutions[i]))
                 }
             case .failure(let error):
-                for pending in batch { pending.continuation.resume(throwing: error) }
+                for pending in batch { pending.completion(.failure(error)) }
             }
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import IdentityGraph
+import Synchronization
 import Testing
 
 @Suite struct RealtimeWriterTests {
@@ -58,5 +59,46 @@ import Testing
         #expect(try await good.report.eventsStored == 1)
         writer.close()
         await #expect(throws: RealtimeWriterError.self) { try await writer.submit([event("email:b@x.com")]) }
+    }
+
+    /// Completion-based submissions from many threads at once (no task per submission): each
+    /// completion runs once, after its commit, in a distinct place of the order; the data are
+    /// there when it runs; a submission after close fails at once.
+    @Test func completionSubmissionsFromThreadsAreEachCompletedOnceAfterTheirCommit() throws {
+        let db = try TemporaryDatabase()
+        let writer = RealtimeWriter(graph: db.graph)
+        let outcomes = Mutex<[Int: Resolution]>([:])
+        let failures = Atomic<Int>(0)
+        let graph: IdentityGraph = db.graph
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for k in 0..<250 {
+                let n = thread * 1000 + k
+                let id = "email:p\(n)@x.com"
+                try? writer.submit([event(id, "cookie:c\(n % 300)", id: "e\(n)")]) { result in
+                    guard case .success(let resolution) = result,
+                          (try? graph.read({ try $0.entity(of: RawIdentifier(text: id)) })) != nil else {
+                        failures.add(1, ordering: .relaxed)
+                        return
+                    }
+                    outcomes.withLock { all in
+                        if all[n] != nil { failures.add(1, ordering: .relaxed) }
+                        all[n] = resolution
+                    }
+                }
+            }
+        }
+        writer.close()
+        let all = outcomes.withLock { $0 }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(all.count == 2000)
+        #expect(Set(all.values.map(\.order)).count == 2000)
+        #expect(all.values.allSatisfy { $0.report.eventsStored == 1 })
+        #expect(try graph.read { try $0.stats() }.events == 2000)
+        #expect(writer.statistics.commits < 2000)
+        let late = Atomic<Int>(0)
+        try writer.submit([event("email:late@x.com")]) { result in
+            if case .failure(let error) = result, error is RealtimeWriterError { late.add(1, ordering: .relaxed) }
+        }
+        #expect(late.load(ordering: .relaxed) == 1)
     }
 }
