@@ -80,13 +80,21 @@ extension IdentityGraph {
 public final class BulkFeed: @unchecked Sendable {
     // Guarded by `condition`.
     private let condition = NSCondition()
-    private var queue: [[PreparedOperation]] = []
+    private var queue: [Chunk] = []
     private var producerDone = false
     private var producerError: Error?
     private var writerError: Error?
     /// Chunks the writer is done with: freed on the producer's thread (measured: freeing each
     /// event's arrays on the writer took about 8% of its time at 10M events).
     private var spent: [[PreparedOperation]] = []
+    /// Emptied event batches, handed back to the producer for reuse (their storage is kept).
+    private var emptied: [EventBatch] = []
+
+    /// What goes through the queue.
+    fileprivate enum Chunk {
+        case operations([PreparedOperation])
+        case events(EventBatch)
+    }
     fileprivate var metadata: [(key: String, value: [UInt8])] = []
     private let memory = Atomic<Int>(0)
 
@@ -105,14 +113,32 @@ public final class BulkFeed: @unchecked Sendable {
         defer { condition.unlock() }
         while queue.count >= Self.depth && writerError == nil { condition.wait() }
         if let writerError { throw writerError }
-        queue.append(operations)
+        queue.append(.operations(operations))
         swap(&done, &spent)
         condition.broadcast()
     }
 
+    /// Hands a batch of events to the writer and gives `events` back empty, for the producer to
+    /// fill again (a batch the writer is done with, when there is one: its storage is reused).
+    /// Blocks while the queue is full; throws the writer's error when it has failed.
+    public func send(_ events: inout EventBatch) throws {
+        var next = emptied.popLast() ?? EventBatch(schema: events.schema)
+        swap(&next, &events)
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= Self.depth && writerError == nil { condition.wait() }
+        if let writerError { throw writerError }
+        queue.append(.events(next))
+        if let reusable = returned.popLast() { emptied.append(reusable) }
+        condition.broadcast()
+    }
+
+    /// Batches the writer emptied, not yet picked up by the producer (guarded by `condition`).
+    private var returned: [EventBatch] = []
+
     /// The next chunk for the writer; nil when the producer is done and the queue is empty.
     /// Throws when the producer failed, so the writer's transaction is abandoned.
-    fileprivate func take() throws -> [PreparedOperation]? {
+    fileprivate func take() throws -> Chunk? {
         condition.lock()
         defer { condition.unlock() }
         while queue.isEmpty && !producerDone { condition.wait() }
@@ -124,11 +150,19 @@ public final class BulkFeed: @unchecked Sendable {
     }
 
     /// The writer hands back a chunk it has applied, with its memory estimate.
-    fileprivate func done(with chunk: consuming [PreparedOperation], memory bytes: Int) {
+    fileprivate func done(with chunk: consuming Chunk, memory bytes: Int) {
         memory.store(bytes, ordering: .relaxed)
-        condition.lock()
-        spent.append(chunk)
-        condition.unlock()
+        switch consume chunk {
+        case .operations(let operations):
+            condition.lock()
+            spent.append(operations)
+            condition.unlock()
+        case .events(var batch):
+            batch.removeAll()
+            condition.lock()
+            if returned.count < Self.depth { returned.append(batch) }
+            condition.unlock()
+        }
     }
 
     fileprivate func finishProducing(metadata: [(key: String, value: [UInt8])], error: Error?) {
@@ -203,8 +237,11 @@ extension IdentityGraph {
                     while let chunk = try feed.take() {
                         let start = clock.now
                         waiting += start - mark
-                        for op in chunk { try bulk.add(op) }
-                        feed.done(with: chunk, memory: bulk.estimatedBytes)
+                        switch chunk {
+                        case .operations(let operations): for op in operations { try bulk.add(op) }
+                        case .events(let batch): try bulk.add(batch)
+                        }
+                        feed.done(with: consume chunk, memory: bulk.estimatedBytes)
                         mark = clock.now
                         resolving += mark - start
                     }

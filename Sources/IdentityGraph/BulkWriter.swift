@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LMDB
 
@@ -156,31 +157,128 @@ public final class BulkWriter {
         let eventKey = event.storageKey
         if let eventKey, eventKey.withUnsafeBytes({ eventKeys.find($0) }) != nil { report.duplicateEvents += 1; return }
         guard !event.identifiers.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
-        var nodes: [UInt32] = []
-        nodes.reserveCapacity(event.identifiers.count)
+        nodes.removeAll(keepingCapacity: true)
         var anchor: UInt32?
         for id in event.identifiers {
             let node = nodeIndex(of: id)
             nodes.append(node)
             if anchor == nil && mergeTypes[Int(nodeType[Int(node)])] { anchor = node }
         }
+        let typeID = catalog.internEventType(input.type)
+        let sourceID = catalog.internSource(input.source)
+        let eventID = eventKey == nil ? [] : input.eventID ?? []
+        try eventID.withUnsafeBytes { eventID in
+            try input.props.withUnsafeBytes { props in
+                try input.attributes.bytes.withUnsafeBytes { attributes in
+                    try store(
+                        anchor: anchor, timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
+                        eventKey: eventKey, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
+                }
+            }
+        }
+    }
 
+    /// The events of a batch, in order, exactly as ``add(_:)`` takes each as a ``PreparedOperation``.
+    public func add(_ batch: EventBatch) throws {
+        for patterns in batch.blocked.values {
+            for pattern in patterns { blockedCounts[pattern, default: 0] += 1 }
+            report.blockedValues += patterns.count
+        }
+        // The batch's type names, mapped to catalog ids on first use (a name the batch learnt
+        // but no stored identifier uses must not enter the catalog).
+        batchTypeIDs.removeAll(keepingCapacity: true)
+        batchTypeIDs.append(contentsOf: repeatElement(-1, count: batch.typeNames.count))
+        try batch.withArena { arena in
+            for e in batch.events {
+                var eventKey: [UInt8]?
+                var inlineKey: UnsafeRawBufferPointer?
+                if let span = e.eventID {
+                    let id = UnsafeRawBufferPointer(rebasing: arena[span.range])
+                    if id.count <= Keys.inlineValueLimit && id.first != Keys.hashedMarker {
+                        inlineKey = id
+                    } else {
+                        eventKey = Keys.eventKey(Array(id))
+                    }
+                }
+                let found: Bool
+                if let inlineKey { found = eventKeys.find(inlineKey) != nil } else if let eventKey { found = eventKey.withUnsafeBytes { eventKeys.find($0) } != nil } else { found = false }
+                if found { report.duplicateEvents += 1; continue }
+                guard e.memberCount > 0 else { report.eventsWithoutIdentifiers += 1; continue }
+                nodes.removeAll(keepingCapacity: true)
+                var anchor: UInt32?
+                for m in Int(e.firstMember)..<(Int(e.firstMember) + Int(e.memberCount)) {
+                    let member = batch.members[m]
+                    var type = batchTypeIDs[Int(member.type)]
+                    if type < 0 {
+                        type = Int32(typeID(batch.typeNames[Int(member.type)]))
+                        batchTypeIDs[Int(member.type)] = type
+                    }
+                    let node = nodeIndex(type: UInt16(type), value: UnsafeRawBufferPointer(rebasing: arena[member.value.range]))
+                    nodes.append(node)
+                    if anchor == nil && mergeTypes[Int(nodeType[Int(node)])] { anchor = node }
+                }
+                let typeID = eventTypeID(UnsafeRawBufferPointer(rebasing: arena[e.type.range]))
+                let sourceID = sourceID(UnsafeRawBufferPointer(rebasing: arena[e.source.range]))
+                try store(
+                    anchor: anchor, timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
+                    amountMicros: e.hasAmount ? e.amountMicros : nil, eventKey: eventKey, inlineEventKey: inlineKey,
+                    eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                    props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
+                    attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount))
+            }
+        }
+    }
+
+    /// Catalog ids of the batch's type names (-1: not looked up yet).
+    private var batchTypeIDs: [Int32] = []
+    /// The resolved nodes of the event being added, reused.
+    private var nodes: [UInt32] = []
+    /// Event types and sources seen, with their ids: a few short names compared directly, so
+    /// looking one up needs no array.
+    private var recentEventTypes: [(name: [UInt8], id: UInt32)] = []
+    private var recentSources: [(name: [UInt8], id: UInt32)] = []
+
+    private func eventTypeID(_ name: UnsafeRawBufferPointer) -> UInt32 {
+        for entry in recentEventTypes where entry.name.count == name.count && entry.name.elementsEqual(name) { return entry.id }
+        let id = catalog.internEventType(Array(name))
+        if recentEventTypes.count < 64 { recentEventTypes.append((Array(name), id)) }
+        return id
+    }
+
+    private func sourceID(_ name: UnsafeRawBufferPointer) -> UInt32 {
+        for entry in recentSources where entry.name.count == name.count && entry.name.elementsEqual(name) { return entry.id }
+        let id = catalog.internSource(Array(name))
+        if recentSources.count < 64 { recentSources.append((Array(name), id)) }
+        return id
+    }
+
+    /// Stores an event whose identifiers are resolved into ``nodes``: its record, key,
+    /// timeline entries, summary inputs and the evidence between every pair of its nodes.
+    /// `eventKey` is its `event_key` key when that is not the id itself (`inlineEventKey`);
+    /// both nil for an event without id.
+    private func store(
+        anchor: UInt32?, timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
+        eventKey: [UInt8]?, inlineEventKey: UnsafeRawBufferPointer? = nil, eventID: UnsafeRawBufferPointer,
+        props: UnsafeRawBufferPointer, attributes: UnsafeRawBufferPointer, attributeCount: Int
+    ) throws {
         let sequence = counters.nextSequence
         guard sequence < UInt64(UInt32.max) else { throw BulkLoadError.tooManyEvents }  // events are numbered in 32 bits here
         counters.nextSequence += 1
-        let timestamp = input.timestamp ?? now
+        let timestamp = timestamp ?? now
         let anchorNode = anchor ?? nodes[0]
-        let typeID = catalog.internEventType(input.type)
-        let sourceID = catalog.internSource(input.source)
+        let hasKey = eventKey != nil || inlineEventKey != nil
         eventBuffer.bytes.removeAll(keepingCapacity: true)
         EventRecord.encode(
             into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
-            anchor: UInt64(anchorNode) + 1, amountMicros: input.amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
-            eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props, attributes: input.attributes)
+            anchor: UInt64(anchorNode) + 1, amountMicros: amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
+            eventID: hasKey ? eventID : UnsafeRawBufferPointer(start: nil, count: 0), props: props, attributes: attributes, attributeCount: attributeCount)
         let events = try eventCursor ?? appender(db.event)
         eventCursor = events
         try events.put(key: sequence, value: eventBuffer.bytes, flags: .append)
-        if let eventKey {
+        if let inlineEventKey {
+            _ = eventKeys.insert(inlineEventKey)
+            eventKeySequence.append(UInt32(sequence))
+        } else if let eventKey {
             _ = eventKey.withUnsafeBytes { eventKeys.insert($0) }
             eventKeySequence.append(UInt32(sequence))
         }
@@ -190,17 +288,17 @@ public final class BulkWriter {
             timelineEvent.append(UInt32(sequence - 1))
         }
         var tallyIndex: Int32 = -1
-        if !input.attributes.isEmpty && catalog.rules.hasTallies(type: typeID, attributes: input.attributes) {
+        if attributeCount > 0 && catalog.rules.hasTallies(type: typeID, attributes: attributes, count: attributeCount) {
             tallyIndex = Int32(tallyCount.count)
-            tallyArena.append(contentsOf: input.attributes.bytes)
+            tallyArena.append(contentsOf: attributes)
             tallyStart.append(tallyArena.count)
-            tallyCount.append(UInt16(input.attributes.count))
+            tallyCount.append(UInt16(attributeCount))
         }
         eventTallyIndex.append(tallyIndex)
         eventTime.append(time)
         eventType.append(typeID)
         eventSource.append(sourceID)
-        eventAmount.append(input.amountMicros ?? 0)
+        eventAmount.append(amountMicros ?? 0)
         counters.events += 1
         report.eventsStored += 1
         for i in nodes.indices {
@@ -209,14 +307,19 @@ public final class BulkWriter {
     }
 
     private func nodeIndex(of id: Identifier) -> UInt32 {
-        let type = typeID(id.type)
-        if id.value.count <= Keys.inlineValueLimit {
-            scratch.removeAll(keepingCapacity: true)
-            scratch.append(UInt8(type >> 8))
-            scratch.append(UInt8(type & 0xFF))
-            scratch.append(contentsOf: id.value)
+        id.value.withUnsafeBytes { nodeIndex(type: typeID(id.type), value: $0) }
+    }
+
+    /// The node of the identifier of type `type` with this (normalized) value, created when new.
+    private func nodeIndex(type: UInt16, value: UnsafeRawBufferPointer) -> UInt32 {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(UInt8(type >> 8))
+        scratch.append(UInt8(type & 0xFF))
+        if value.count <= Keys.inlineValueLimit {
+            scratch.append(contentsOf: value)
         } else {
-            scratch = Keys.ident(type: type, value: id.value)
+            scratch.append(Keys.hashedMarker)
+            scratch.append(contentsOf: SHA256.hash(data: value))
         }
         let (index, inserted) = scratch.withUnsafeBytes { ident.insert($0) }
         if !inserted { return UInt32(index) }
@@ -224,9 +327,9 @@ public final class BulkWriter {
         assert(index == Int(node))
         nodeType.append(type)
         nodeDegree.append(0)
-        if id.value.count > Keys.inlineValueLimit {
-            longValues[node] = id.value
-            longValueBytes += id.value.count + 64
+        if value.count > Keys.inlineValueLimit {
+            longValues[node] = Array(value)
+            longValueBytes += value.count + 64
         }
         if mergeTypes[Int(type)] {
             parent.append(node)

@@ -55,6 +55,12 @@ public struct AttributeList: Sendable, Hashable, Sequence {
     /// Whether there is none.
     public var isEmpty: Bool { count == 0 }
 
+    /// Removes every attribute, keeping the storage (a parser reuses one list per line).
+    public mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        count = 0
+    }
+
     /// Appends an attribute (ignored when the key or value is too long).
     public mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
         guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }

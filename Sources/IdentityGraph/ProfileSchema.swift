@@ -213,9 +213,14 @@ struct ProfileRules: Sendable {
     /// Whether an event of this type with these attributes counts toward any tally (checked
     /// without building the tallies).
     func hasTallies(type: UInt32, attributes: AttributeList) -> Bool {
+        attributes.bytes.withUnsafeBytes { hasTallies(type: type, attributes: $0, count: attributes.count) }
+    }
+
+    /// ``hasTallies(type:attributes:)`` for `count` attributes encoded in `attributes`.
+    func hasTallies(type: UInt32, attributes: UnsafeRawBufferPointer, count: Int) -> Bool {
         let role = role(ofType: type)
         var found = false
-        attributes.forEachRaw { key, _ in
+        AttributeList.forEach(in: attributes, count: count) { key, _ in
             guard !found, let k = self.role(ofKey: key) else { return }
             found = k.attribute != nil || k.campaign || (k.product && role.contains(.view))
                 || (k.list && (role.contains(.subscribe) || role.contains(.unsubscribe)))

@@ -133,15 +133,32 @@ public struct EventRecord: Equatable, Sendable {
     /// Appends the encoding of an event to `w` without building the record (the bulk writer
     /// encodes into one reused buffer).
     static func encode(into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: some Collection<NodeID>, eventID: [UInt8], props: [UInt8], attributes: AttributeList) {
+        eventID.withUnsafeBytes { eventID in
+            props.withUnsafeBytes { props in
+                attributes.bytes.withUnsafeBytes { attributeBytes in
+                    encode(into: &w, timestamp: timestamp, typeID: typeID, sourceID: sourceID, anchor: anchor, amountMicros: amountMicros,
+                           nodes: nodes, eventID: eventID, props: props, attributes: attributeBytes, attributeCount: attributes.count)
+                }
+            }
+        }
+    }
+
+    /// The same encoding from bytes in place (`attributes`: `attributeCount` attributes in
+    /// ``AttributeList``'s form).
+    static func encode(
+        into w: inout ByteWriter, timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?,
+        nodes: some Collection<NodeID>, eventID: UnsafeRawBufferPointer, props: UnsafeRawBufferPointer,
+        attributes: UnsafeRawBufferPointer, attributeCount: Int
+    ) {
         w.append(timestamp); w.append(typeID); w.append(sourceID); w.append(anchor)
         w.append(amountMicros ?? Int64.min)
         w.append(UInt16(nodes.count)); w.append(UInt16(eventID.count)); w.append(UInt32(props.count))
         for n in nodes { w.append(n) }
         w.append(bytes: eventID)
         w.append(bytes: props)
-        guard !attributes.isEmpty else { return }
-        w.append(UInt16(attributes.count))
-        w.append(bytes: attributes.bytes)
+        guard attributeCount > 0 else { return }
+        w.append(UInt16(attributeCount))
+        w.append(bytes: attributes)
     }
 
     init(timestamp: Int64, typeID: UInt32, sourceID: UInt32, anchor: NodeID, amountMicros: Int64?, nodes: [NodeID], eventID: [UInt8], props: [UInt8], attributes: AttributeList) {

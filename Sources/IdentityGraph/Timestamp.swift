@@ -3,6 +3,11 @@ public enum Timestamp {
     /// Parses `YYYY-MM-DD[T ]HH:MM:SS[.fraction](Z|±HH:MM)` (case-insensitive `T` and `Z`) into
     /// milliseconds since 1970 (UTC). Returns `nil` for anything else, or for an impossible date.
     public static func parseRFC3339(_ s: [UInt8]) -> Int64? {
+        s.withUnsafeBytes { parseRFC3339($0) }
+    }
+
+    /// ``parseRFC3339(_:)-([UInt8])`` on bytes in place.
+    public static func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
         var i = 0
         func digits(_ count: Int) -> Int? {
             guard i + count <= s.count else { return nil }

@@ -236,6 +236,11 @@ struct JSONScanner {
 
     /// Reads a number token (validated against the JSON grammar) and returns its text.
     mutating func readNumberText() throws(SyntaxError) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: bytes[try readNumberRange()]))
+    }
+
+    /// Reads a number token (validated against the JSON grammar) and returns where its text is.
+    mutating func readNumberRange() throws(SyntaxError) -> Range<Int> {
         skipWhitespace()
         let start = position
         if position < bytes.count && bytes[position] == 0x2D { position += 1 }
@@ -260,7 +265,7 @@ struct JSONScanner {
             while position < bytes.count && bytes[position] >= 0x30 && bytes[position] <= 0x39 { position += 1 }
             if position == digits { throw error("a digit in the exponent") }
         }
-        return Array(UnsafeRawBufferPointer(rebasing: bytes[start..<position]))
+        return start..<position
     }
 
     /// Reads a number as a `Double`.
@@ -310,6 +315,9 @@ struct JSONScanner {
 
     /// The bytes of a range of the line (for raw `props`).
     func slice(_ range: Range<Int>) -> [UInt8] { Array(UnsafeRawBufferPointer(rebasing: bytes[range])) }
+
+    /// The bytes of a range of the line, in place (valid as long as the line is).
+    func bytes(in range: Range<Int>) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: bytes[range]) }
 }
 
 /// UTF-8 well-formedness (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).

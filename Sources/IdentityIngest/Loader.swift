@@ -314,6 +314,68 @@ public final class Loader {
             return (op, more)
         }
 
+        /// What a line read by ``nextRecord(into:)`` was.
+        enum Record {
+            /// Blank, rejected, or bad (then ``failure`` is set).
+            case none
+            /// An event, now the last of the batch.
+            case event
+            /// A control record (prepared).
+            case control(PreparedOperation)
+        }
+
+        /// Reads the next line: an event goes into `events` (parsed and prepared in place, no
+        /// ``PreparedOperation``), a control record is returned; and whether there was a line.
+        /// Bad lines are handled as by ``nextOperation()`` and leave `events` as it was.
+        func nextRecord(into events: inout EventBatch) throws -> (Record, Bool) {
+            var record = Record.none
+            let options = loader.options
+            let more = try reader.nextLine { line in
+                loader.summary.lines += 1
+                defer { if failure == nil { prefix.add(line) } }
+                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
+                do {
+                    guard let parsed = try RecordParser.parse(line, format: options.format, into: &events) else {
+                        record = .event
+                        return
+                    }
+                    do {
+                        record = .control(try PreparedOperation(parsed, schema: schema))
+                    } catch let error as IdentifierError {
+                        throw LineError.badIdentifier(field: Loader.identifierField(of: parsed), error)
+                    }
+                } catch let error as LineError {
+                    if options.skipBad {
+                        try loader.reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
+                    } else {
+                        failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
+                    }
+                }
+            }
+            return (record, more)
+        }
+
+        /// Parses and prepares the rest of the archive without writing anything (`--dry-run`).
+        private func checkOnly() throws {
+            var events = EventBatch(schema: schema)
+            do {
+                while failure == nil {
+                    if interruptRequested.load(ordering: .relaxed) { throw LoadError.interrupted(file: path, line: doneLine + 1) }
+                    let (record, more) = try nextRecord(into: &events)
+                    if failure != nil { break }
+                    if case .none = record {} else { loader.summary.records += 1 }
+                    if events.count >= loader.options.batchSize { events.removeAll() }
+                    markDone()
+                    if !more { break }
+                    if loader.options.progress { loader.showProgress(path: path, source: source) }
+                }
+            } catch let error as InputError {
+                throw LoadError.input(error)
+            }
+            loader.summary.bytes += source.consumedBytes
+            if let failure { throw failure }
+        }
+
         /// Applies the batch with the checkpoint of what is done, in one transaction.
         private func commit() throws {
             let options = loader.options
@@ -334,6 +396,7 @@ public final class Loader {
         /// Reads the rest of the archive in batches, one transaction each; throws the bad line
         /// after committing everything before it.
         func loadIncrementally() throws {
+            if loader.options.dryRun { return try checkOnly() }
             do {
                 while failure == nil {
                     if interruptRequested.load(ordering: .relaxed) {
@@ -383,8 +446,7 @@ public final class Loader {
             result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
                 // Parsing here, resolving and writing on the bulk writer's thread.
                 var metadata: [(key: String, value: [UInt8])] = []
-                var chunk: [PreparedOperation] = []
-                chunk.reserveCapacity(Self.bulkChunk)
+                var events = EventBatch(schema: graph.schema)
                 archives: while finished < files.count {
                     let file = try FileLoad(loader: self, path: files[finished])
                     current = file
@@ -392,22 +454,26 @@ public final class Loader {
                         while true {
                             if interruptRequested.load(ordering: .relaxed) { stop = .interrupted; break archives }
                             if feed.estimatedBytes > options.memoryLimit { stop = .memoryLimit; break archives }
-                            let (op, more) = try file.nextOperation()
+                            let (record, more) = try file.nextRecord(into: &events)
                             if file.failure != nil { stop = .badLine; break archives }
-                            if let op {
+                            switch record {
+                            case .none:
+                                break
+                            case .event:
+                                summary.records += 1
+                                summary.bulkRecords += 1
+                                if events.count == Self.bulkChunk { try feed.send(&events) }
+                            case .control(let op):
                                 guard BulkWriter.accepts(op) else {
                                     file.batch.append(op)  // the incremental path applies it first
                                     file.markDone()
                                     stop = .controlRecord
                                     break archives
                                 }
-                                chunk.append(op)
+                                if !events.isEmpty { try feed.send(&events) }  // events before it stay before it
+                                try feed.send([op])
                                 summary.records += 1
                                 summary.bulkRecords += 1
-                                if chunk.count == Self.bulkChunk {
-                                    try feed.send(chunk)
-                                    chunk.removeAll(keepingCapacity: true)
-                                }
                             }
                             file.markDone()
                             if !more { break }
@@ -423,7 +489,7 @@ public final class Loader {
                     finished += 1
                 }
                 if let current, let key = current.key { metadata.append((key, current.checkpoint.bytes)) }
-                if !chunk.isEmpty { try feed.send(chunk) }
+                if !events.isEmpty { try feed.send(&events) }
                 if options.progress {
                     // The writer still resolves what is queued and writes every table: say so.
                     FileHandle.standardError.write("\u{1B}[2K\r\(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
@@ -446,7 +512,7 @@ public final class Loader {
     /// Events per chunk handed to the bulk writer's thread.
     static let bulkChunk = 2048
 
-    fileprivate static func identifierField(of op: GraphOperation) -> String {
+    static func identifierField(of op: GraphOperation) -> String {
         switch op {
         case .event: return "ids"
         case .link, .unlink: return "a/b"

@@ -22,25 +22,36 @@ public enum InputFormat: String, Sendable, CaseIterable {
 public enum RecordParser {
     /// Parses a line (without its newline). Throws ``LineError`` naming the field at fault.
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto) throws(LineError) -> GraphOperation {
-        var scanner = JSONScanner(line)
+        var batch = EventBatch(schema: .builtIn)  // as an arena only: nothing is prepared here
+        let fields = try readFields(line, into: &batch)
+        if fields.isNative(format) {
+            if fields.op != nil { return try fields.controlRecord(batch) }
+            try fields.checkNativeEvent(batch)
+            return .event(fields.eventInput(batch, as: .native))
+        }
+        try fields.nameSegmentIdentifiers(&batch)
+        return .event(fields.eventInput(batch, as: .segment(time: try fields.segmentTime(batch))))
+    }
+
+    /// Parses a line into `batch`: an event is prepared into it (identifiers validated and
+    /// normalized under the batch's schema) and nil returned; a control record is returned and
+    /// leaves the batch as it was, as does a bad line, which throws.
+    public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto, into batch: inout EventBatch) throws(LineError) -> GraphOperation? {
+        let mark = batch.mark()
         do {
-            guard try scanner.nextKind() == .object else { throw LineError.notAnObject }
-            var fields = Fields()
-            try scanner.readObject { s, key in try fields.read(key, from: &s) }
-            try scanner.expectEnd()
-            let native: Bool
-            switch format {
-            case .auto: native = fields.identifiers != nil || fields.op != nil
-            case .native: native = true
-            case .segment: native = false
+            let fields = try readFields(line, into: &batch)
+            let native = fields.isNative(format)
+            if native && fields.op != nil {
+                let op = try fields.controlRecord(batch)
+                batch.rollback(to: mark)
+                return op
             }
-            return native ? try fields.nativeOperation() : try fields.segmentOperation()
-        } catch let error as LineError {
-            throw error
-        } catch let error as JSONScanner.SyntaxError {
-            throw LineError.malformedJSON(column: error.offset + 1, expected: error.expected)
+            if native { try fields.checkNativeEvent(batch) } else { try fields.nameSegmentIdentifiers(&batch) }
+            try fields.finishEvent(&batch, native: native)
+            return nil
         } catch {
-            throw LineError.malformedJSON(column: scanner.position + 1, expected: "valid JSON")
+            batch.rollback(to: mark)
+            throw error
         }
     }
 
@@ -59,6 +70,25 @@ public enum RecordParser {
     public static func parse(_ line: String, format: InputFormat = .auto) throws(LineError) -> GraphOperation {
         try parse(Array(line.utf8), format: format)
     }
+
+    /// Reads the members of a line's object: strings go to `batch`'s arena, native identifiers
+    /// to its pending list.
+    private static func readFields(_ line: UnsafeRawBufferPointer, into batch: inout EventBatch) throws(LineError) -> Fields {
+        var scanner = JSONScanner(line)
+        do {
+            guard try scanner.nextKind() == .object else { throw LineError.notAnObject }
+            var fields = Fields()
+            try scanner.readObject { s, key in try fields.read(key, from: &s, into: &batch) }
+            try scanner.expectEnd()
+            return fields
+        } catch let error as LineError {
+            throw error
+        } catch let error as JSONScanner.SyntaxError {
+            throw LineError.malformedJSON(column: error.offset + 1, expected: error.expected)
+        } catch {
+            throw LineError.malformedJSON(column: scanner.position + 1, expected: "valid JSON")
+        }
+    }
 }
 
 private let kEventID = Array("event_id".utf8), kTs = Array("ts".utf8), kType = Array("type".utf8)
@@ -76,40 +106,50 @@ private func ~= (pattern: [UInt8], key: UnsafeRawBufferPointer) -> Bool { key.el
 @inline(__always)
 private func == (key: UnsafeRawBufferPointer, pattern: [UInt8]) -> Bool { key.elementsEqual(pattern) }
 
-/// The fields of one record, as read (native and Segment alike).
+/// The fields of one record, as read (native and Segment alike): where their bytes are in the
+/// batch's arena.
 private struct Fields {
     // Native.
-    var eventID: [UInt8]?
+    var eventID: ByteSpan?
     var timestamp: Int64?
-    var type: [UInt8]?
-    var source: [UInt8]?
-    var identifiers: [RawIdentifier]?
-    var props: [UInt8]?
+    var type: ByteSpan?
+    var source: ByteSpan?
+    /// Whether the line has an `ids` object (its identifiers are the batch's pending ones).
+    var hasIDs = false
+    var props: ByteSpan?
     var amountMicros: Int64?
-    var op: [UInt8]?
-    var a: [UInt8]?
-    var b: [UInt8]?
-    var id: [UInt8]?
+    var op: ByteSpan?
+    var a: ByteSpan?
+    var b: ByteSpan?
+    var id: ByteSpan?
     // Segment.
-    var messageID: [UInt8]?
-    var userID: [UInt8]?
-    var anonymousID: [UInt8]?
-    var previousID: [UInt8]?
-    var segmentTimestamp: [UInt8]?
-    var event: [UInt8]?
-    var properties: [UInt8]?
+    var messageID: ByteSpan?
+    var userID: ByteSpan?
+    var anonymousID: ByteSpan?
+    var previousID: ByteSpan?
+    var segmentTimestamp: ByteSpan?
+    var event: ByteSpan?
+    var properties: ByteSpan?
     var propertiesAmount: Int64?
-    var traitsEmail: [UInt8]?
-    var traitsPhone: [UInt8]?
-    var contextEmail: [UInt8]?
-    var contextPhone: [UInt8]?
-    var contextIP: [UInt8]?
-    var deviceID: [UInt8]?
+    var traitsEmail: ByteSpan?
+    var traitsPhone: ByteSpan?
+    var contextEmail: ByteSpan?
+    var contextPhone: ByteSpan?
+    var contextIP: ByteSpan?
+    var deviceID: ByteSpan?
     // Both: top-level string fields of props/properties and traits, for profiles.
     var attributes = AttributeList()
     /// Attributes from a Segment message's top-level `traits`: the user's, except in a `group`
     /// message, where they describe the group (a company's name is not the person's).
     var topTraitAttributes = AttributeList()
+
+    func isNative(_ format: InputFormat) -> Bool {
+        switch format {
+        case .auto: return hasIDs || op != nil
+        case .native: return true
+        case .segment: return false
+        }
+    }
 
     /// The value of a number written as up to 18 digits (with an optional `-`), the common
     /// form of `ts`, without going through `Double`; nil for any other form.
@@ -127,19 +167,22 @@ private struct Fields {
         return negative ? -v : v
     }
 
-    mutating func read(_ key: UnsafeRawBufferPointer, from s: inout JSONScanner) throws {
+    mutating func read(_ key: UnsafeRawBufferPointer, from s: inout JSONScanner, into batch: inout EventBatch) throws {
         switch key {
-        case kEventID: eventID = try optionalIDText(&s, field: "event_id")
+        case kEventID: eventID = try optionalIDText(&s, &batch, field: "event_id")
         case kTs:
             switch try s.nextKind() {
             case .null:
                 try s.readNull()
             case .string:
-                let text = try s.readString()
-                guard let ms = Timestamp.parseRFC3339(text) else { throw LineError.badTimestamp(String(decoding: text, as: UTF8.self)) }
+                let start = batch.arena.count
+                try s.appendString(to: &batch.arena)
+                let ms = batch.arena.withUnsafeBytes { Timestamp.parseRFC3339(UnsafeRawBufferPointer(rebasing: $0[start...])) }
+                guard let ms else { throw LineError.badTimestamp(String(decoding: batch.arena[start...], as: UTF8.self)) }
+                batch.arena.removeSubrange(start...)
                 timestamp = ms
             case .number:
-                let text = try s.readNumberText()
+                let text = s.bytes(in: try s.readNumberRange())
                 if let ms = Self.plainInteger(text) { timestamp = ms; return }
                 guard let v = Double(String(decoding: text, as: UTF8.self)), v.isFinite, abs(v) < 9.2e18 else {
                     throw LineError.badTimestamp(String(decoding: text, as: UTF8.self))
@@ -148,75 +191,76 @@ private struct Fields {
             default:
                 throw LineError.wrongType(field: "ts", expected: "an RFC 3339 string or epoch milliseconds")
             }
-        case kType: type = try optionalString(&s, field: "type")
-        case kSource: source = try optionalString(&s, field: "source")
+        case kType: type = try optionalString(&s, &batch, field: "type")
+        case kSource: source = try optionalString(&s, &batch, field: "source")
         case kIds:
             guard try s.nextKind() == .object else {
                 throw LineError.wrongType(field: "ids", expected: "an object of identifier type → string or array of strings")
             }
-            var list: [RawIdentifier] = []
+            batch.discardPendingIdentifiers()  // a repeated `ids` member replaces the first
             try s.readObject { s, key in
-                let type = Array(key)
-                func field() -> String { "ids." + String(decoding: type, as: UTF8.self) }
+                let type = batch.append(key)
+                func field() -> String { "ids." + String(decoding: key, as: UTF8.self) }
                 switch try s.nextKind() {
                 case .string:
-                    list.append(RawIdentifier(type: type, value: try s.readString()))
+                    batch.addRawIdentifier(type: type, value: try Self.appendString(&s, &batch))
                 case .array:
                     try s.readArray { s in
                         guard try s.nextKind() == .string else { throw LineError.wrongType(field: field(), expected: "an array of strings") }
-                        list.append(RawIdentifier(type: type, value: try s.readString()))
+                        batch.addRawIdentifier(type: type, value: try Self.appendString(&s, &batch))
                     }
                 default:
                     throw LineError.wrongType(field: field(), expected: "a string or an array of strings")
                 }
             }
-            identifiers = list
+            hasIDs = true
         case kProps:
             if try s.nextKind() == .null { try s.readNull(); return }
             guard try s.nextKind() == .object else { throw LineError.wrongType(field: "props", expected: "an object") }
-            let raw = s.slice(try s.skipValue())  // validated by the skip
-            props = raw
+            let raw = s.bytes(in: try s.skipValue())  // validated by the skip
+            props = batch.append(raw)
             amountMicros = try scanProps(raw, field: "props.amount")
-        case kOp: op = try string(&s, field: "op")
-        case kA: a = try string(&s, field: "a")
-        case kB: b = try string(&s, field: "b")
-        case kId: id = try string(&s, field: "id")
-        case kMessageID: messageID = try optionalIDText(&s, field: "messageId")
-        case kUserID: userID = try optionalIDText(&s, field: "userId")
-        case kAnonymousID: anonymousID = try optionalIDText(&s, field: "anonymousId")
-        case kPreviousID: previousID = try optionalIDText(&s, field: "previousId")
+        case kOp: op = try string(&s, &batch, field: "op")
+        case kA: a = try string(&s, &batch, field: "a")
+        case kB: b = try string(&s, &batch, field: "b")
+        case kId: id = try string(&s, &batch, field: "id")
+        case kMessageID: messageID = try optionalIDText(&s, &batch, field: "messageId")
+        case kUserID: userID = try optionalIDText(&s, &batch, field: "userId")
+        case kAnonymousID: anonymousID = try optionalIDText(&s, &batch, field: "anonymousId")
+        case kPreviousID: previousID = try optionalIDText(&s, &batch, field: "previousId")
         case kTimestamp:
-            if try s.nextKind() == .null { try s.readNull() } else { segmentTimestamp = try string(&s, field: "timestamp") }
+            if try s.nextKind() == .null { try s.readNull() } else { segmentTimestamp = try string(&s, &batch, field: "timestamp") }
         case kEvent:
-            if try s.nextKind() == .null { try s.readNull() } else { event = try string(&s, field: "event") }
+            if try s.nextKind() == .null { try s.readNull() } else { event = try string(&s, &batch, field: "event") }
         case kProperties:
             switch try s.nextKind() {
             case .null: try s.readNull()
             case .object:
-                let raw = s.slice(try s.skipValue())
-                properties = raw
+                let raw = s.bytes(in: try s.skipValue())
+                properties = batch.append(raw)
                 propertiesAmount = try scanProps(raw, field: "properties.amount")
             default: throw LineError.wrongType(field: "properties", expected: "an object")
             }
         case kTraits:
-            (traitsEmail, traitsPhone, topTraitAttributes) = try readTraits(&s, field: "traits")
+            (traitsEmail, traitsPhone) = try readTraits(&s, &batch, field: "traits", emailField: "traits.email", phoneField: "traits.phone", into: &topTraitAttributes)
         case kContext:
             switch try s.nextKind() {
             case .null: try s.readNull()
             case .object:
                 try s.readObject { s, key in
                     switch key {
-                    case kIP: self.contextIP = try self.optionalIDText(&s, field: "context.ip")
+                    case kIP: self.contextIP = try self.optionalIDText(&s, &batch, field: "context.ip")
                     case kTraits:
-                        let (e, p, found) = try self.readTraits(&s, field: "context.traits")
-                        (self.contextEmail, self.contextPhone) = (e, p)
+                        var found = AttributeList()
+                        (self.contextEmail, self.contextPhone) = try self.readTraits(
+                            &s, &batch, field: "context.traits", emailField: "context.traits.email", phoneField: "context.traits.phone", into: &found)
                         found.forEachRaw { k, v in self.attributes.append(key: k, value: v) }
                     case kDevice:
                         switch try s.nextKind() {
                         case .null: try s.readNull()
                         case .object:
                             try s.readObject { s, key in
-                                if key == kId { self.deviceID = try self.optionalIDText(&s, field: "context.device.id") } else { try s.skipValue() }
+                                if key == kId { self.deviceID = try self.optionalIDText(&s, &batch, field: "context.device.id") } else { try s.skipValue() }
                             }
                         default: throw LineError.wrongType(field: "context.device", expected: "an object")
                         }
@@ -230,48 +274,57 @@ private struct Fields {
         }
     }
 
-    /// A string, or `nil` for `null` or an empty string (optional fields).
-    func optionalString(_ s: inout JSONScanner, field: String) throws -> [UInt8]? {
-        if try s.nextKind() == .null { try s.readNull(); return nil }
-        let value = try string(&s, field: field)
-        return value.isEmpty ? nil : value
+    /// Appends a string value (known to be one) to the arena and returns where it is.
+    static func appendString(_ s: inout JSONScanner, _ batch: inout EventBatch) throws -> ByteSpan {
+        let start = batch.arena.count
+        try s.appendString(to: &batch.arena)
+        return ByteSpan(start: start, count: batch.arena.count - start)
     }
 
-    func string(_ s: inout JSONScanner, field: String) throws -> [UInt8] {
+    /// A string, or `nil` for `null` or an empty string (optional fields).
+    func optionalString(_ s: inout JSONScanner, _ batch: inout EventBatch, field: String) throws -> ByteSpan? {
+        if try s.nextKind() == .null { try s.readNull(); return nil }
+        let value = try string(&s, &batch, field: field)
+        return value.count == 0 ? nil : value
+    }
+
+    func string(_ s: inout JSONScanner, _ batch: inout EventBatch, field: String) throws -> ByteSpan {
         guard try s.nextKind() == .string else { throw LineError.wrongType(field: field, expected: "a string") }
-        return try s.readString()
+        return try Self.appendString(&s, &batch)
     }
 
     /// An id given as a string or a number (its text).
-    func idText(_ s: inout JSONScanner, field: String) throws -> [UInt8] {
+    func idText(_ s: inout JSONScanner, _ batch: inout EventBatch, field: String) throws -> ByteSpan {
         switch try s.nextKind() {
-        case .string: return try s.readString()
-        case .number: return try s.readNumberText()
+        case .string: return try Self.appendString(&s, &batch)
+        case .number: return batch.append(s.bytes(in: try s.readNumberRange()))
         default: throw LineError.wrongType(field: field, expected: "a string")
         }
     }
 
-    /// Like ``idText(_:field:)``, but `null` (common in Segment exports) means absent.
-    func optionalIDText(_ s: inout JSONScanner, field: String) throws -> [UInt8]? {
+    /// Like ``idText(_:_:field:)``, but `null` (common in Segment exports) means absent.
+    func optionalIDText(_ s: inout JSONScanner, _ batch: inout EventBatch, field: String) throws -> ByteSpan? {
         if try s.nextKind() == .null { try s.readNull(); return nil }
-        let text = try idText(&s, field: field)
-        return text.isEmpty ? nil : text
+        let text = try idText(&s, &batch, field: field)
+        return text.count == 0 ? nil : text
     }
 
-    /// `email` and `phone` of a traits object (`null` traits: neither), and its string fields
-    /// (those two included) as attributes.
-    func readTraits(_ s: inout JSONScanner, field: String) throws -> (email: [UInt8]?, phone: [UInt8]?, attributes: AttributeList) {
+    /// `email` and `phone` of a traits object (`null` traits: neither); its string fields
+    /// (those two first) are appended to `attributes`.
+    func readTraits(
+        _ s: inout JSONScanner, _ batch: inout EventBatch, field: String, emailField: String, phoneField: String, into attributes: inout AttributeList
+    ) throws -> (email: ByteSpan?, phone: ByteSpan?) {
         switch try s.nextKind() {
         case .null:
             try s.readNull()
-            return (nil, nil, AttributeList())
+            return (nil, nil)
         case .object:
-            var e: [UInt8]?, p: [UInt8]?
+            var e: ByteSpan?, p: ByteSpan?
             var found = AttributeList()
             try s.readObject { s, key in
                 switch key {
-                case kEmail: e = try self.optionalIDText(&s, field: field + ".email")
-                case kPhone: p = try self.optionalIDText(&s, field: field + ".phone")
+                case kEmail: e = try self.optionalIDText(&s, &batch, field: emailField)
+                case kPhone: p = try self.optionalIDText(&s, &batch, field: phoneField)
                 default:
                     if try s.nextKind() == .string {
                         try found.append(key: key) { out in try s.appendString(to: &out) }
@@ -280,108 +333,148 @@ private struct Fields {
                     }
                 }
             }
-            var attributes = AttributeList()
-            if let e { attributes.append(key: kEmail, value: e) }
-            if let p { attributes.append(key: kPhone, value: p) }
+            if let e { attributes.append(key: kEmail, value: batch.arena[e.range]) }
+            if let p { attributes.append(key: kPhone, value: batch.arena[p.range]) }
             found.forEachRaw { k, v in attributes.append(key: k, value: v) }
-            return (e, p, attributes)
+            return (e, p)
         default: throw LineError.wrongType(field: field, expected: "an object")
         }
     }
 
     /// `amount` at the top level of a props object, in millionths; its top-level string fields
     /// (keys up to 255 bytes, non-empty values up to 1,024) become attributes.
-    mutating func scanProps(_ raw: [UInt8], field: String) throws -> Int64? {
+    mutating func scanProps(_ raw: UnsafeRawBufferPointer, field: String) throws -> Int64? {
         var found: Int64?
-        var strings = attributes
-        try raw.withUnsafeBytes { bytes in
-            var s = JSONScanner(bytes)
-            try s.readObject { s, key in
-                switch try s.nextKind() {
-                case .number where key == kAmount:
-                    let text = try s.readNumberText()
-                    guard let v = Double(String(decoding: text, as: UTF8.self)), v.isFinite, abs(v) < 9.2e12 else {
-                        throw LineError.badAmount(String(decoding: text, as: UTF8.self))
-                    }
-                    found = Int64((v * 1_000_000).rounded())
-                case .string:
-                    try strings.append(key: key) { out in try s.appendString(to: &out) }
-                default:
-                    try s.skipValue()
+        var s = JSONScanner(raw)
+        try s.readObject { s, key in
+            switch try s.nextKind() {
+            case .number where key == kAmount:
+                let text = s.bytes(in: try s.readNumberRange())
+                guard let v = Double(String(decoding: text, as: UTF8.self)), v.isFinite, abs(v) < 9.2e12 else {
+                    throw LineError.badAmount(String(decoding: text, as: UTF8.self))
                 }
+                found = Int64((v * 1_000_000).rounded())
+            case .string:
+                try self.attributes.append(key: key) { out in try s.appendString(to: &out) }
+            default:
+                try s.skipValue()
             }
         }
-        attributes = strings
         return found
     }
 
-    func identifier(_ text: [UInt8]?, field: String) throws(LineError) -> RawIdentifier {
-        guard let text else { throw LineError.missingField(field) }
-        do { return try RawIdentifier(text: text) } catch { throw LineError.badIdentifier(field: field, error) }
+    func identifier(_ span: ByteSpan?, _ batch: EventBatch, field: String) throws(LineError) -> RawIdentifier {
+        guard let span else { throw LineError.missingField(field) }
+        do { return try RawIdentifier(text: batch.arena[span.range]) } catch { throw LineError.badIdentifier(field: field, error) }
     }
 
-    func nativeOperation() throws(LineError) -> GraphOperation {
-        if let op {
-            switch op {
-            case Array("link".utf8): return .link(try identifier(a, field: "a"), try identifier(b, field: "b"))
-            case Array("unlink".utf8): return .unlink(try identifier(a, field: "a"), try identifier(b, field: "b"))
-            case Array("forget".utf8): return .forget(try identifier(id, field: "id"))
-            case Array("retract".utf8):
-                guard let eventID, !eventID.isEmpty else { throw LineError.missingField("event_id") }
-                return .retract(eventID: eventID)
-            default: throw LineError.unknownOp(String(decoding: op, as: UTF8.self))
-            }
+    /// A native control record (`op` is set).
+    func controlRecord(_ batch: EventBatch) throws(LineError) -> GraphOperation {
+        guard let op else { throw LineError.notARecord }
+        let name = batch.arena[op.range]
+        if name.elementsEqual("link".utf8) { return .link(try identifier(a, batch, field: "a"), try identifier(b, batch, field: "b")) }
+        if name.elementsEqual("unlink".utf8) { return .unlink(try identifier(a, batch, field: "a"), try identifier(b, batch, field: "b")) }
+        if name.elementsEqual("forget".utf8) { return .forget(try identifier(id, batch, field: "id")) }
+        if name.elementsEqual("retract".utf8) {
+            guard let eventID, eventID.count > 0 else { throw LineError.missingField("event_id") }
+            return .retract(eventID: Array(batch.arena[eventID.range]))
         }
-        guard let identifiers else { throw LineError.notARecord }
-        guard !identifiers.isEmpty else { throw LineError.noIdentifiers }
-        return .event(EventInput(
-            eventID: eventID, timestamp: timestamp, type: type ?? Array("event".utf8), source: source ?? Array("default".utf8),
-            identifiers: identifiers, props: props ?? [], amountMicros: amountMicros).with(attributes))
+        throw LineError.unknownOp(String(decoding: name, as: UTF8.self))
+    }
+
+    /// A native event must have identifiers.
+    func checkNativeEvent(_ batch: EventBatch) throws(LineError) {
+        guard hasIDs else { throw LineError.notARecord }
+        guard batch.pendingIdentifierCount > 0 else { throw LineError.noIdentifiers }
+    }
+
+    /// A Segment message's identifiers, named in the batch in this order: userId, anonymousId,
+    /// previousId (an `anonymous_id` when it equals anonymousId, else a `user_id`), traits and
+    /// context traits email and phone, device, ip.
+    func nameSegmentIdentifiers(_ batch: inout EventBatch) throws(LineError) {
+        guard type != nil else { throw LineError.notARecord }
+        batch.discardPendingIdentifiers()
+        func add(_ type: [UInt8], _ value: ByteSpan?) {
+            if let value { batch.addRawIdentifier(type: batch.append(type), value: value) }
+        }
+        add(kUserIDType, userID)
+        add(kAnonymousIDType, anonymousID)
+        if let previousID {
+            let same = anonymousID.map { batch.arena[$0.range].elementsEqual(batch.arena[previousID.range]) } ?? false
+            add(same ? kAnonymousIDType : kUserIDType, previousID)
+        }
+        add(kEmail, traitsEmail)
+        add(kEmail, contextEmail)
+        add(kPhone, traitsPhone)
+        add(kPhone, contextPhone)
+        add(kDevice, deviceID)
+        add(kIP, contextIP)
+        guard batch.pendingIdentifierCount > 0 else { throw LineError.noIdentifiers }
+    }
+
+    /// A Segment message's time, if it has one.
+    func segmentTime(_ batch: EventBatch) throws(LineError) -> Int64? {
+        guard let segmentTimestamp else { return nil }
+        let parsed = batch.arena.withUnsafeBytes { Timestamp.parseRFC3339(UnsafeRawBufferPointer(rebasing: $0[segmentTimestamp.range])) }
+        guard let parsed else { throw LineError.badTimestamp(String(decoding: batch.arena[segmentTimestamp.range], as: UTF8.self)) }
+        return parsed
     }
 
     /// A Segment message's attributes: properties and context traits, plus its traits unless it
     /// is a `group` message.
-    func segmentAttributes(_ messageType: [UInt8]) -> AttributeList {
-        guard messageType != Array("group".utf8), !topTraitAttributes.isEmpty else { return attributes }
+    func segmentAttributes(_ batch: EventBatch) -> AttributeList {
+        guard let type, !batch.arena[type.range].elementsEqual("group".utf8), !topTraitAttributes.isEmpty else { return attributes }
         var all = topTraitAttributes
         attributes.forEachRaw { k, v in all.append(key: k, value: v) }
         return all
     }
 
-    func segmentOperation() throws(LineError) -> GraphOperation {
-        guard let messageType = type else { throw LineError.notARecord }
-        var ids: [RawIdentifier] = []
-        func add(_ type: String, _ value: [UInt8]?) {
-            if let value { ids.append(RawIdentifier(type: Array(type.utf8), value: value)) }
-        }
-        add("user_id", userID)
-        add("anonymous_id", anonymousID)
-        if let previousID { add(previousID == anonymousID ? "anonymous_id" : "user_id", previousID) }
-        add("email", traitsEmail)
-        add("email", contextEmail)
-        add("phone", traitsPhone)
-        add("phone", contextPhone)
-        add("device", deviceID)
-        add("ip", contextIP)
-        guard !ids.isEmpty else { throw LineError.noIdentifiers }
-        var ms: Int64?
-        if let segmentTimestamp {
-            guard let parsed = Timestamp.parseRFC3339(segmentTimestamp) else {
-                throw LineError.badTimestamp(String(decoding: segmentTimestamp, as: UTF8.self))
+    /// Prepares the event into the batch (its identifiers are the batch's pending ones).
+    func finishEvent(_ batch: inout EventBatch, native: Bool) throws(LineError) {
+        do {
+            if native {
+                try batch.finishEvent(eventID: eventID, timestamp: timestamp, type: type, source: source, props: props ?? .empty,
+                                      amountMicros: amountMicros, attributes: attributes)
+            } else {
+                let time = try segmentTime(batch)
+                try batch.finishEvent(eventID: messageID, timestamp: time, type: event ?? type, source: batch.append(kSegmentSource),
+                                      props: properties ?? .empty, amountMicros: propertiesAmount, attributes: segmentAttributes(batch))
             }
-            ms = parsed
+        } catch let error as IdentifierError {
+            throw LineError.badIdentifier(field: "ids", error)
+        } catch let error as LineError {
+            throw error
+        } catch {
+            preconditionFailure("finishEvent throws IdentifierError or LineError")
         }
-        return .event(EventInput(
-            eventID: messageID, timestamp: ms, type: event ?? messageType, source: Array("segment".utf8),
-            identifiers: ids, props: properties ?? [], amountMicros: propertiesAmount).with(segmentAttributes(messageType)))
+    }
+
+    /// Which encoding an event came in (a Segment message's time is parsed beforehand).
+    enum Encoding { case native, segment(time: Int64?) }
+
+    /// The event as an ``EventInput`` (copies; identifiers as named in the batch).
+    func eventInput(_ batch: EventBatch, as encoding: Encoding) -> EventInput {
+        func bytes(_ span: ByteSpan) -> [UInt8] { Array(batch.arena[span.range]) }
+        let identifiers = (0..<batch.pendingIdentifierCount).map { i -> RawIdentifier in
+            let (t, v) = batch.pendingIdentifier(i)
+            return RawIdentifier(type: bytes(t), value: bytes(v))
+        }
+        var input: EventInput
+        switch encoding {
+        case .native:
+            input = EventInput(
+                eventID: eventID.map(bytes), timestamp: timestamp, type: type.map(bytes) ?? Array("event".utf8),
+                source: source.map(bytes) ?? Array("default".utf8), identifiers: identifiers, props: props.map(bytes) ?? [],
+                amountMicros: amountMicros)
+            input.attributes = attributes
+        case .segment(let time):
+            input = EventInput(
+                eventID: messageID.map(bytes), timestamp: time, type: bytes(event ?? type ?? .empty), source: kSegmentSource,
+                identifiers: identifiers, props: properties.map(bytes) ?? [], amountMicros: propertiesAmount)
+            input.attributes = segmentAttributes(batch)
+        }
+        return input
     }
 }
 
-private extension EventInput {
-    /// The same event with these attributes.
-    func with(_ attributes: AttributeList) -> EventInput {
-        var copy = self
-        copy.attributes = attributes
-        return copy
-    }
-}
+private let kUserIDType = Array("user_id".utf8), kAnonymousIDType = Array("anonymous_id".utf8), kSegmentSource = Array("segment".utf8)
