@@ -1,0 +1,314 @@
+import Foundation
+
+/// Entries of one table encoded ahead of the bulk writer, in key order: key `keys[i]` with the
+/// bytes `bytes[ends[i - 1]..<ends[i]]`, put as one value or, when `elementSize` is set, as
+/// duplicates of that many bytes in one `MDB_MULTIPLE` call.
+struct EncodedEntries: Sendable {
+    var keys: [UInt64] = []
+    var bytes: [UInt8] = []
+    var ends: [Int] = []
+    /// 0: one value per key; otherwise the size of each duplicate.
+    var elementSize = 0
+
+    init(elementSize: Int = 0) { self.elementSize = elementSize }
+
+    /// Ends the entry for `key`: the bytes appended since the last one are its value.
+    mutating func close(key: UInt64) {
+        keys.append(key)
+        ends.append(bytes.count)
+    }
+}
+
+/// What the encoder hands the writer, in the order the writer puts it.
+enum EncodedChunk: Sendable {
+    /// `node`, `node_summary` and `node_event` entries of a range of nodes.
+    case nodes(records: EncodedEntries, summaries: EncodedEntries, timelines: EncodedEntries)
+    /// `member` and `entity` entries of a range of entities.
+    case entities(members: EncodedEntries, records: EncodedEntries)
+    /// `adj` entries of a range of nodes.
+    case adjacency(EncodedEntries)
+}
+
+/// A short queue of encoded chunks from the encoder thread to the writer.
+final class ChunkPipe: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var queue: [EncodedChunk] = []
+    private var done = false
+    private var cancelled = false
+    /// Set when the encoder delivered everything (not cancelled).
+    private(set) var completed = false
+    /// Signalled once when the encoder has stopped.
+    let finished = DispatchSemaphore(value: 0)
+    /// Chunks queued at most; the encoder waits beyond.
+    static let depth = 4
+
+    /// Queues a chunk; false when the writer gave up (the encoder stops).
+    func put(_ chunk: EncodedChunk) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.count >= Self.depth && !cancelled { condition.wait() }
+        if cancelled { return false }
+        queue.append(chunk)
+        condition.broadcast()
+        return true
+    }
+
+    /// The next chunk; nil when the encoder is done (or the pipe was cancelled).
+    func take() -> EncodedChunk? {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !done && !cancelled { condition.wait() }
+        if queue.isEmpty || cancelled { return nil }
+        let chunk = queue.removeFirst()
+        condition.broadcast()
+        return chunk
+    }
+
+    /// The encoder is done (`completed` when it delivered everything).
+    func close(completed: Bool) {
+        condition.lock()
+        done = true
+        self.completed = completed && !cancelled
+        condition.broadcast()
+        condition.unlock()
+        finished.signal()
+    }
+
+    /// The writer stops taking: the encoder stops at its next chunk.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        queue.removeAll()
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
+/// Builds the value of every `node`, `node_summary`, `node_event`, `member`, `entity` and `adj`
+/// entry of a bulk run, in key order, on its own thread (``BulkWriter/finish()``): exactly the
+/// records the incremental writer would hold after the same events.
+final class TableEncoder: Sendable {
+    let count: Int
+    let now: Int64
+    let rules: ProfileRules
+    let entityOf: [UInt32]
+    let parent: [UInt32]
+    let redirect: [UInt32]
+    let entitySize: [UInt32]
+    let nodeType: [UInt16]
+    let nodeDegree: [UInt32]
+    let identKeys: ByteKeyTable
+    let longValues: [UInt32: [UInt8]]
+    let timelineNode: [UInt32]
+    let timelineEvent: [UInt32]
+    let eventTime: [UInt64]
+    let eventType: [UInt32]
+    let eventSource: [UInt32]
+    let eventAmount: [Int64]
+    let eventTallyIndex: [Int32]
+    let tallyArena: [UInt8]
+    let tallyStart: [Int]
+    let tallyCount: [UInt16]
+    let edges: PairCounts
+
+    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts) {
+        self.count = count
+        self.now = now
+        self.rules = rules
+        self.entityOf = entityOf
+        self.parent = parent
+        self.redirect = redirect
+        self.entitySize = entitySize
+        self.nodeType = nodeType
+        self.nodeDegree = nodeDegree
+        self.identKeys = identKeys
+        self.longValues = longValues
+        self.timelineNode = timelineNode
+        self.timelineEvent = timelineEvent
+        self.eventTime = eventTime
+        self.eventType = eventType
+        self.eventSource = eventSource
+        self.eventAmount = eventAmount
+        self.eventTallyIndex = eventTallyIndex
+        self.tallyArena = tallyArena
+        self.tallyStart = tallyStart
+        self.tallyCount = tallyCount
+        self.edges = edges
+    }
+
+    /// Nodes (or entities) per chunk.
+    static let chunkSize = 16_384
+    private static let none = UInt32.max
+    private static let anchorBit: UInt32 = 1 << 31
+
+    /// Encodes everything into `pipe`; waits for `sorted` (membership, adjacency order) after
+    /// the node tables.
+    func run(into pipe: ChunkPipe, sorted: SortedOutputs) {
+        var completed = false
+        defer { pipe.close(completed: completed) }
+
+        // Timeline entries grouped by node (a counting sort; they are in sequence order), then
+        // ordered by time within each node.
+        var first = [Int](repeating: 0, count: count + 1)
+        for n in timelineNode { first[Int(n & ~Self.anchorBit) + 1] += 1 }
+        for i in 0..<count { first[i + 1] += first[i] }
+        var order = [Int32](repeating: 0, count: timelineNode.count)
+        do {
+            var fill = first
+            for (k, n) in timelineNode.enumerated() {
+                let node = Int(n & ~Self.anchorBit)
+                order[fill[node]] = Int32(k)
+                fill[node] += 1
+            }
+        }
+
+        // Only entities of several members get an accumulator (a singleton's summary is its
+        // node's, rebuilt when its record is encoded): one `Summary` per node was 1.1 GB at 10M.
+        var slotOfEntity = [Int32](repeating: -1, count: count)
+        var accumulators: [Summary] = []
+        for i in 0..<count where parent[i] != Self.none && redirect[i] == Self.none && entitySize[i] > 1 {
+            slotOfEntity[i] = Int32(accumulators.count)
+            accumulators.append(Summary())
+        }
+
+        // node, node_summary and node_event, by id; each node's summary is folded into its
+        // entity's on the way, so it is built once.
+        var record = ByteWriter(capacity: 1100)
+        var lower = 0
+        while lower < count {
+            let upper = min(lower + Self.chunkSize, count)
+            var records = EncodedEntries(), summaries = EncodedEntries(), timelines = EncodedEntries(elementSize: 16)
+            records.bytes.reserveCapacity((upper - lower) * 40)
+            for i in lower..<upper {
+                let id = UInt64(i) + 1
+                let entity: UInt64 = entityOf[i] == Self.none ? 0 : UInt64(entityOf[i]) + 1
+                // The node record (NodeRecord's layout); the value is its ident key after the
+                // type (0xFF, never in UTF-8, starts the hash of a long value instead).
+                record.bytes.removeAll(keepingCapacity: true)
+                record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(nodeDegree[i])
+                identKeys.withKey(i) { key in
+                    if key.count > 2 && key[2] == Keys.hashedMarker, let long = longValues[UInt32(i)] {
+                        record.append(bytes: long)
+                    } else {
+                        record.append(bytes: UnsafeRawBufferPointer(rebasing: key[2...]))
+                    }
+                }
+                records.bytes.append(contentsOf: record.bytes)
+                records.close(key: id)
+                let s = summary(ofNode: i, order: order, first: first)
+                if !s.isEmpty {
+                    record.bytes.removeAll(keepingCapacity: true)
+                    s.encode(into: &record)
+                    summaries.bytes.append(contentsOf: record.bytes)
+                    summaries.close(key: id)
+                    if entityOf[i] != Self.none, case let slot = slotOfEntity[Int(entityOf[i])], slot >= 0 { accumulators[Int(slot)].merge(s) }
+                }
+                guard first[i + 1] > first[i] else { continue }
+                if first[i + 1] - first[i] > 1 {
+                    order[first[i]..<first[i + 1]].sort {
+                        let a = timelineEvent[Int($0)], b = timelineEvent[Int($1)]
+                        return (eventTime[Int(a)], a) < (eventTime[Int(b)], b)
+                    }
+                }
+                for k in order[first[i]..<first[i + 1]] {
+                    let e = timelineEvent[Int(k)]
+                    withUnsafeBytes(of: eventTime[Int(e)].bigEndian) { timelines.bytes.append(contentsOf: $0) }
+                    withUnsafeBytes(of: (UInt64(e) + 1).bigEndian) { timelines.bytes.append(contentsOf: $0) }
+                }
+                timelines.close(key: id)
+            }
+            guard pipe.put(.nodes(records: records, summaries: summaries, timelines: timelines)) else { return }
+            lower = upper
+        }
+
+        sorted.done.wait()
+        sorted.done.signal()
+        let membership = sorted.membership
+
+        // member (entity → nodes) and entity records, by id; a live entity's summary is the
+        // fold of its members' (each event counts toward one anchor).
+        var m = 0
+        lower = 0
+        while lower < count {
+            let upper = min(lower + Self.chunkSize, count)
+            var members = EncodedEntries(elementSize: 8), entities = EncodedEntries()
+            for i in lower..<upper where parent[i] != Self.none {
+                let id = UInt64(i) + 1
+                if redirect[i] != Self.none {
+                    entities.bytes.append(contentsOf: EntityRecord.redirect(to: UInt64(redirect[i]) + 1, at: now).bytes)
+                    entities.close(key: id)
+                    continue
+                }
+                var size: UInt64 = 0
+                let firstMember = m
+                while m < membership.count, membership[m] >> 32 == UInt64(i) {
+                    let node = membership[m] & 0xFFFF_FFFF
+                    withUnsafeBytes(of: (node + 1).bigEndian) { members.bytes.append(contentsOf: $0) }
+                    size += 1
+                    m += 1
+                }
+                members.close(key: id)
+                let total: Summary
+                if slotOfEntity[i] >= 0 {
+                    total = accumulators[Int(slotOfEntity[i])]
+                    accumulators[Int(slotOfEntity[i])] = Summary()
+                } else {  // a singleton: its node's summary
+                    var fold = Summary()
+                    for k in firstMember..<m { fold.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF), order: order, first: first)) }
+                    total = fold
+                }
+                entities.bytes.append(contentsOf: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes)
+                entities.close(key: id)
+            }
+            guard pipe.put(.entities(members: members, records: entities)) else { return }
+            lower = upper
+        }
+
+        // adj: both directions, by node then neighbour (EdgeEntry's layout: neighbour u64,
+        // evidence u32, flags u32, big-endian).
+        let directed = sorted.directed
+        var k = 0
+        while k < directed.count {
+            var runs = EncodedEntries(elementSize: 16)
+            var nodes = 0
+            while k < directed.count && (nodes < Self.chunkSize || directed[k] >> 32 == directed[k - 1] >> 32) {
+                let u = directed[k] >> 32, v = directed[k] & 0xFFFF_FFFF
+                let evidence = edges.count(u < v ? u << 32 | v : v << 32 | u)
+                withUnsafeBytes(of: (v + 1).bigEndian) { runs.bytes.append(contentsOf: $0) }
+                withUnsafeBytes(of: evidence.bigEndian) { runs.bytes.append(contentsOf: $0) }
+                withUnsafeBytes(of: UInt32(0).bigEndian) { runs.bytes.append(contentsOf: $0) }
+                k += 1
+                if k == directed.count || directed[k] >> 32 != u {
+                    runs.close(key: u + 1)
+                    nodes += 1
+                }
+            }
+            guard pipe.put(.adjacency(runs)) else { return }
+        }
+        completed = true
+    }
+
+    /// The summary of the events anchored at node `i`.
+    private func summary(ofNode i: Int, order: [Int32], first: [Int]) -> Summary {
+        var s = Summary()
+        for k in order[first[i]..<first[i + 1]] where timelineNode[Int(k)] & Self.anchorBit != 0 {
+            let e = Int(timelineEvent[Int(k)])
+            let type = eventType[e]
+            s.add(SummaryContribution(
+                timestamp: timestampFromSortable(eventTime[e]), type: type, source: eventSource[e],
+                amountMicros: eventAmount[e], isOrder: rules.role(ofType: type).contains(.order),
+                tallies: tallies(ofEvent: e, type: type)))
+        }
+        return s
+    }
+
+    /// The tallies event `e` counts toward, rebuilt from its stored attributes.
+    private func tallies(ofEvent e: Int, type: UInt32) -> [TallyKey] {
+        let k = Int(eventTallyIndex[e])
+        guard k >= 0 else { return [] }
+        return tallyArena.withUnsafeBytes { bytes in
+            rules.contribution(timestamp: 0, type: type, source: eventSource[e], amountMicros: nil,
+                               attributes: UnsafeRawBufferPointer(rebasing: bytes[tallyStart[k]..<tallyStart[k + 1]]), count: Int(tallyCount[k])).tallies
+        }
+    }
+}
