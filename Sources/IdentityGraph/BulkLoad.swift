@@ -47,7 +47,8 @@ extension IdentityGraph {
     /// (a bulk run cannot be replayed the way a batch is when the map fills: it would throw
     /// ``LMDB/LMDBError/mapFull`` after growing it, having written nothing).
     /// `timings` gets the seconds spent writing the tables and committing.
-    public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
+    /// `expectedEvents` sizes the writer's tables beforehand (``BulkWriter/reserve(events:)``).
+    public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, expectedEvents: Int = 0, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.withLock { $0 }
         try environment.reserveMapSize(environment.usedBytes + reserveBytes)
@@ -57,6 +58,7 @@ extension IdentityGraph {
         do {
             written = try environment.writeOnce { txn -> (T, Catalog) in
                 let writer = try BulkWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time)
+                writer.reserve(events: expectedEvents)
                 let result = try body(writer)
                 let start = clock.now
                 try writer.finish()
@@ -223,7 +225,8 @@ extension IdentityGraph {
     /// events through the ``BulkFeed``; a writer thread resolves them and writes, in one
     /// transaction that also stores the metadata `produce` returns (resume checkpoints).
     /// All or nothing: if `produce` or the writer throws, nothing is kept and the error is thrown.
-    public func bulkLoad(now: Int64? = nil, reserveBytes: Int, produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]) throws -> BulkLoadResult {
+    /// `expectedEvents` is a hint that sizes the writer's tables (0: none).
+    public func bulkLoad(now: Int64? = nil, reserveBytes: Int, expectedEvents: Int = 0, produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]) throws -> BulkLoadResult {
         let feed = BulkFeed()
         let outcome = WriterOutcome()
         let writer = Thread { [self] in
@@ -231,7 +234,7 @@ extension IdentityGraph {
                 var timings = BulkTimings()
                 var resolveSeconds = 0.0, waitSeconds = 0.0
                 let clock = ContinuousClock()
-                let report = try bulkLoad(now: now, reserveBytes: reserveBytes, timings: &timings) { bulk -> ApplyReport in
+                let report = try bulkLoad(now: now, reserveBytes: reserveBytes, expectedEvents: expectedEvents, timings: &timings) { bulk -> ApplyReport in
                     var resolving = Duration.zero, waiting = Duration.zero
                     var mark = clock.now
                     while let chunk = try feed.take() {

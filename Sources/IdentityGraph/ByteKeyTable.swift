@@ -19,6 +19,20 @@ struct ByteKeyTable {
     /// Bytes held (arena, offsets, hashes and slots).
     var memoryBytes: Int { arena.capacity + ends.capacity * 8 + slots.count * 8 }
 
+    /// Makes room for `keys` keys of `bytes` bytes in all, so that inserting them neither
+    /// rehashes nor moves the arena (only when the table is empty).
+    mutating func reserve(keys: Int, bytes: Int) {
+        guard ends.isEmpty, keys > 0 else { return }
+        var size = slots.count
+        while keys * 4 > size * 3 { size *= 2 }
+        if size > slots.count {
+            slots = Array(repeating: 0, count: size)
+            mask = size - 1
+        }
+        arena.reserveCapacity(bytes)
+        ends.reserveCapacity(keys)
+    }
+
     /// The number of `key`, inserting it when new; `inserted` tells which.
     mutating func insert(_ key: UnsafeRawBufferPointer) -> (index: Int, inserted: Bool) {
         let hash = Self.hash(key)
@@ -146,6 +160,17 @@ struct PairCounts {
 
     /// Bytes held.
     var memoryBytes: Int { keys.count * 12 }
+
+    /// Makes room for `pairs` keys without rehashing (only when empty).
+    mutating func reserve(_ pairs: Int) {
+        guard count == 0, pairs > 0 else { return }
+        var size = keys.count
+        while pairs * 4 > size * 3 { size *= 2 }
+        guard size > keys.count else { return }
+        keys = Array(repeating: 0, count: size)
+        values = Array(repeating: 0, count: size)
+        mask = size - 1
+    }
 
     @inline(__always)
     private static func slot(_ key: UInt64, _ mask: Int) -> Int {

@@ -443,7 +443,10 @@ public final class Loader {
         let reserve = sizes.contains { $0 == nil } ? (64 << 30) : max(sizes.reduce(0) { $0 + ($1 ?? 0) } * 16, 1 << 30)
         let result: BulkLoadResult
         do {
-            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+            // About 160 bytes per event in generated and typical archives; the hint only sizes
+            // tables (about 60 bytes per event), so it is kept within a quarter of the budget.
+            let expected = sizes.contains { $0 == nil } ? 0 : min(sizes.reduce(0) { $0 + ($1 ?? 0) } / 160, options.memoryLimit / 4 / 60)
+            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve, expectedEvents: expected) { feed -> [(key: String, value: [UInt8])] in
                 // Parsing here, resolving and writing on the bulk writer's thread.
                 var metadata: [(key: String, value: [UInt8])] = []
                 var events = EventBatch(schema: graph.schema)
