@@ -37,13 +37,15 @@ let package = Package(
             pkgConfig: "libedit",
             providers: [.apt(["libedit-dev"])]
         ),
+        // A cache prefetch hint (one inline C function) for the bulk writer's hash tables.
+        .systemLibrary(name: "CPrefetch"),
         // The only place that touches LMDB's C API: a small safe wrapper.
         .target(name: "LMDB", dependencies: ["CLMDB"]),
         // The identity graph: schema, store, merge/split, event log, summaries, checker.
         .target(
             name: "IdentityGraph",
             dependencies: [
-                "LMDB",
+                "LMDB", "CPrefetch",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ]

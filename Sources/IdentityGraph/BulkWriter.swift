@@ -206,9 +206,18 @@ public final class BulkWriter {
         batchTypeIDs.removeAll(keepingCapacity: true)
         batchTypeIDs.append(contentsOf: repeatElement(-1, count: batch.typeNames.count))
         try batch.withArena { arena in
-            for e in batch.events {
-                // The event's key, inserted at once (one probe for the duplicate check and the
-                // insert); an event without identifiers keeps none, so it is only looked up.
+            // First every event's key (claimed in order: duplicates are skipped) and every
+            // identifier key of the events kept, with its hash; then the identifiers are
+            // resolved with their hash slots and entries asked for a few keys ahead, and the
+            // events stored with their pairs' slots asked for a few events ahead. At 10M
+            // events the writer spent half its resolving time waiting for those cache misses.
+            let events = batch.events
+            kept.removeAll(keepingCapacity: true)
+            keyBytes.removeAll(keepingCapacity: true)
+            keyEnds.removeAll(keepingCapacity: true)
+            keyHashes.removeAll(keepingCapacity: true)
+            keyMembers.removeAll(keepingCapacity: true)
+            for (i, e) in events.enumerated() {
                 var keyed = false
                 if let span = e.eventID {
                     let id = UnsafeRawBufferPointer(rebasing: arena[span.range])
@@ -223,8 +232,7 @@ public final class BulkWriter {
                     keyed = true
                 }
                 guard e.memberCount > 0 else { report.eventsWithoutIdentifiers += 1; continue }
-                nodes.removeAll(keepingCapacity: true)
-                var anchor: UInt32?
+                kept.append((Int32(i), keyed, Int32(keyEnds.count)))
                 for m in Int(e.firstMember)..<(Int(e.firstMember) + Int(e.memberCount)) {
                     let member = batch.members[m]
                     var type = batchTypeIDs[Int(member.type)]
@@ -232,7 +240,39 @@ public final class BulkWriter {
                         type = Int32(typeID(batch.typeNames[Int(member.type)]))
                         batchTypeIDs[Int(member.type)] = type
                     }
-                    let node = nodeIndex(type: UInt16(type), value: UnsafeRawBufferPointer(rebasing: arena[member.value.range]))
+                    let start = keyBytes.count
+                    appendIdentKey(type: UInt16(type), value: UnsafeRawBufferPointer(rebasing: arena[member.value.range]), to: &keyBytes)
+                    keyEnds.append(keyBytes.count)
+                    keyMembers.append(Int32(m))
+                    keyHashes.append(keyBytes.withUnsafeBytes { ByteKeyTable.hash(UnsafeRawBufferPointer(rebasing: $0[start...])) })
+                }
+            }
+            // The nodes, in member order (new identifiers are numbered in first-seen order).
+            resolved.removeAll(keepingCapacity: true)
+            let total = keyEnds.count
+            let ahead = 12, entryAhead = 6
+            for j in 0..<min(ahead, total) { ident.prefetch(hash: keyHashes[j]) }
+            for j in 0..<total {
+                if j + ahead < total { ident.prefetch(hash: keyHashes[j + ahead]) }
+                if j + entryAhead < total { ident.prefetchEntry(hash: keyHashes[j + entryAhead]) }
+                let start = j == 0 ? 0 : keyEnds[j - 1]
+                let (node, inserted) = keyBytes.withUnsafeBytes { bytes in
+                    resolveNode(key: UnsafeRawBufferPointer(rebasing: bytes[start..<keyEnds[j]]), hash: keyHashes[j])
+                }
+                if inserted, case let value = batch.members[Int(keyMembers[j])].value, value.count > Keys.inlineValueLimit {
+                    keepLongValue(UnsafeRawBufferPointer(rebasing: arena[value.range]), of: node)
+                }
+                resolved.append(node)
+            }
+            // The events, in order.
+            for (k, entry) in kept.enumerated() {
+                if k + 2 < kept.count { prefetchPairs(of: kept[k + 2], next: k + 3 < kept.count ? kept[k + 3].firstKey : Int32(total)) }
+                let e = events[Int(entry.event)]
+                let firstKey = Int(entry.firstKey)
+                nodes.removeAll(keepingCapacity: true)
+                var anchor: UInt32?
+                for j in firstKey..<(firstKey + Int(e.memberCount)) {
+                    let node = resolved[j]
                     nodes.append(node)
                     if anchor == nil && mergeTypes[Int(nodeType[Int(node)])] { anchor = node }
                 }
@@ -240,10 +280,35 @@ public final class BulkWriter {
                 let sourceID = sourceID(UnsafeRawBufferPointer(rebasing: arena[e.source.range]))
                 try store(
                     anchor: anchor, timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
-                    amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: keyed,
+                    amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: entry.keyed,
                     eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
                     props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
                     attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount))
+            }
+        }
+    }
+
+    /// Events of the batch being added that are stored: index, whether its key was claimed,
+    /// and the index of its first identifier key.
+    private var kept: [(event: Int32, keyed: Bool, firstKey: Int32)] = []
+    /// The identifier keys of the batch being added, back to back, with their ends and hashes.
+    private var keyBytes: [UInt8] = []
+    private var keyEnds: [Int] = []
+    private var keyHashes: [UInt64] = []
+    /// The batch member each key is of.
+    private var keyMembers: [Int32] = []
+    /// Their nodes.
+    private var resolved: [UInt32] = []
+
+    /// Asks the CPU for the pair-count slots of an event's identifier pairs (keys
+    /// `entry.firstKey..<next`, resolved already).
+    private func prefetchPairs(of entry: (event: Int32, keyed: Bool, firstKey: Int32), next: Int32) {
+        let lower = Int(entry.firstKey), upper = Int(next)
+        guard upper - lower > 1 else { return }
+        for a in lower..<upper {
+            for b in (a + 1)..<upper {
+                let u = resolved[a], v = resolved[b]
+                if u != v { edges.prefetch(u < v ? UInt64(u) << 32 | UInt64(v) : UInt64(v) << 32 | UInt64(u)) }
             }
         }
     }
@@ -330,24 +395,40 @@ public final class BulkWriter {
     /// The node of the identifier of type `type` with this (normalized) value, created when new.
     private func nodeIndex(type: UInt16, value: UnsafeRawBufferPointer) -> UInt32 {
         scratch.removeAll(keepingCapacity: true)
-        scratch.append(UInt8(type >> 8))
-        scratch.append(UInt8(type & 0xFF))
+        appendIdentKey(type: type, value: value, to: &scratch)
+        let (node, inserted) = scratch.withUnsafeBytes { resolveNode(key: $0, hash: ByteKeyTable.hash($0)) }
+        if inserted && value.count > Keys.inlineValueLimit { keepLongValue(value, of: node) }
+        return node
+    }
+
+    /// Keeps the value of a new node whose `ident` key holds a hash (see ``finish()``).
+    private func keepLongValue(_ value: UnsafeRawBufferPointer, of node: UInt32) {
+        longValues[node] = Array(value)
+        longValueBytes += value.count + 64
+    }
+
+    /// Appends the `ident` key of an identifier (``Keys/ident(type:value:)``'s form).
+    private func appendIdentKey(type: UInt16, value: UnsafeRawBufferPointer, to key: inout [UInt8]) {
+        key.append(UInt8(type >> 8))
+        key.append(UInt8(type & 0xFF))
         if value.count <= Keys.inlineValueLimit {
-            scratch.append(contentsOf: value)
+            key.append(contentsOf: value)
         } else {
-            scratch.append(Keys.hashedMarker)
-            scratch.append(contentsOf: SHA256.hash(data: value))
+            key.append(Keys.hashedMarker)
+            key.append(contentsOf: SHA256.hash(data: value))
         }
-        let (index, inserted) = scratch.withUnsafeBytes { ident.insert($0) }
-        if !inserted { return UInt32(index) }
+    }
+
+    /// The node of the identifier whose `ident` key is `key` (its ``ByteKeyTable/hash(_:)`` given),
+    /// and whether it is new.
+    private func resolveNode(key: UnsafeRawBufferPointer, hash: UInt64) -> (node: UInt32, inserted: Bool) {
+        let (index, inserted) = ident.insert(key, hash: hash)
+        if !inserted { return (UInt32(index), false) }
         let node = UInt32(nodeType.count)
         assert(index == Int(node))
+        let type = UInt16(key[0]) << 8 | UInt16(key[1])
         nodeType.append(type)
         nodeDegree.append(0)
-        if value.count > Keys.inlineValueLimit {
-            longValues[node] = Array(value)
-            longValueBytes += value.count + 64
-        }
         if mergeTypes[Int(type)] {
             parent.append(node)
             counters.entities += 1
@@ -359,7 +440,7 @@ public final class BulkWriter {
         counters.nextID += 1
         counters.identifiers += 1
         report.identifiersCreated += 1
-        return node
+        return (node, true)
     }
 
     /// Type names seen, with their ids: a few short strings compared directly, cheaper than
@@ -444,13 +525,6 @@ public final class BulkWriter {
         var entityOf = [UInt32](repeating: Self.none, count: count)
         for i in 0..<count where parent[i] != Self.none { entityOf[i] = find(UInt32(i)) }
 
-        // Local copies (shared buffers, no copying) of what the loops below read: reads of a
-        // class's stored arrays pay a dynamic exclusivity check each.
-        let timelineNode = timelineNode, timelineEvent = timelineEvent, eventTime = eventTime
-        let eventType = eventType, eventAmount = eventAmount
-        let nodeType = nodeType, nodeDegree = nodeDegree, identKeys = ident, longValues = longValues
-        let parent = parent, redirect = redirect
-
         // Three threads from here. The sorter orders the keyed tables; the encoder builds every
         // node, summary, timeline, member, entity and adjacency value in key order, in chunks;
         // this thread only puts them (only it touches the transaction). Writing the tables took
@@ -482,10 +556,13 @@ public final class BulkWriter {
         let pipe = ChunkPipe()
         let encoder = TableEncoder(
             count: count, now: now, rules: catalog.rules, entityOf: entityOf, parent: parent, redirect: redirect, entitySize: entitySize,
-            nodeType: nodeType, nodeDegree: nodeDegree, identKeys: identKeys, longValues: longValues,
+            nodeType: nodeType, nodeDegree: nodeDegree, identKeys: ident, longValues: longValues,
             timelineNode: timelineNode, timelineEvent: timelineEvent, eventTime: eventTime, eventType: eventType,
             eventSource: eventSource, eventAmount: eventAmount, eventTallyIndex: eventTallyIndex, tallyArena: tallyArena,
             tallyStart: tallyStart, tallyCount: tallyCount, edges: edges)
+        // The encoder holds the only references to the per-event arrays now: it frees them as
+        // soon as it has regrouped them by node.
+        timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
         let encoderThread = Thread { encoder.run(into: pipe, sorted: sorted) }
         encoderThread.stackSize = 8 << 20
         encoderThread.start()

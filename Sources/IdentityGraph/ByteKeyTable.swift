@@ -1,57 +1,72 @@
+import CPrefetch
+
 /// A set of byte strings, each numbered in insertion order, kept in one arena: what the bulk
 /// writer uses instead of `[[UInt8]: Int]` (measured on 1M events: hashing byte arrays through
 /// `Hasher` one byte at a time and one heap array per key made that dictionary the top cost).
 ///
 /// Open addressing with linear probing over a power-of-two table of 64-bit slots, each holding
-/// the key's number and 32 bits of its hash, so a probe touches the key's bytes only when the
-/// hashes agree (at 10M keys every other touch is a cache miss). A 64-bit hash read 8 bytes at
-/// a time. Per key: its bytes, an 8-byte end offset and about 11 bytes of table.
+/// where the key's entry starts in the arena and 24 bits of its hash, so a probe touches the
+/// key only when the hashes agree, and then in one place: the entry holds the key's length,
+/// number and bytes. At 10M keys every touch is a cache miss; callers that know their keys
+/// ahead ``prefetch(hash:)`` them. A 64-bit hash read 8 bytes at a time. Per key: its bytes,
+/// a 6-byte header, an 8-byte offset and about 11 bytes of table.
 struct ByteKeyTable {
+    /// Entries back to back: `[length u16][number u32][key]`.
     private var arena: [UInt8] = []
-    private var ends: [Int] = []
-    /// Slot → (key number + 1) << 32 | hash tag; 0 = empty.
+    /// Key number → offset of its entry.
+    private var offsets: [Int] = []
+    /// Slot → (entry offset + 1) << 24 | hash tag; 0 = empty.
     private var slots: [UInt64] = Array(repeating: 0, count: 1024)
     private var mask = 1023
+    private static let header = 6
 
     /// Number of keys.
-    var count: Int { ends.count }
+    var count: Int { offsets.count }
 
-    /// Bytes held (arena, offsets, hashes and slots).
-    var memoryBytes: Int { arena.capacity + ends.capacity * 8 + slots.count * 8 }
+    /// Bytes held (arena, offsets and slots).
+    var memoryBytes: Int { arena.capacity + offsets.capacity * 8 + slots.count * 8 }
 
     /// Makes room for `keys` keys of `bytes` bytes in all, so that inserting them neither
     /// rehashes nor moves the arena (only when the table is empty).
     mutating func reserve(keys: Int, bytes: Int) {
-        guard ends.isEmpty, keys > 0 else { return }
+        guard offsets.isEmpty, keys > 0 else { return }
         var size = slots.count
         while keys * 4 > size * 3 { size *= 2 }
         if size > slots.count {
             slots = Array(repeating: 0, count: size)
             mask = size - 1
         }
-        arena.reserveCapacity(bytes)
-        ends.reserveCapacity(keys)
+        arena.reserveCapacity(bytes + keys * Self.header)
+        offsets.reserveCapacity(keys)
     }
+
+    @inline(__always)
+    private static func tag(_ hash: UInt64) -> UInt64 { hash >> 40 }
 
     /// The number of `key`, inserting it when new; `inserted` tells which.
     mutating func insert(_ key: UnsafeRawBufferPointer) -> (index: Int, inserted: Bool) {
-        let hash = Self.hash(key)
+        insert(key, hash: Self.hash(key))
+    }
+
+    /// ``insert(_:)`` with the key's ``hash(_:)`` computed beforehand.
+    mutating func insert(_ key: UnsafeRawBufferPointer, hash: UInt64) -> (index: Int, inserted: Bool) {
         var slot = Int(truncatingIfNeeded: hash) & mask
-        let tag = UInt32(truncatingIfNeeded: hash >> 32)
+        let tag = Self.tag(hash)
         while true {
             let entry = slots[slot]
             if entry == 0 { break }
-            if UInt32(truncatingIfNeeded: entry) == tag {
-                let index = Int(entry >> 32) - 1
-                if equals(index, key) { return (index, false) }
-            }
+            if entry & 0xFF_FFFF == tag, let index = match(at: Int(entry >> 24) - 1, key) { return (index, false) }
             slot = (slot + 1) & mask
         }
-        let index = ends.count
+        precondition(key.count <= Int(UInt16.max), "ByteKeyTable keys are at most 65,535 bytes")
+        let index = offsets.count
+        let offset = arena.count
+        offsets.append(offset)
+        arena.append(UInt8(truncatingIfNeeded: key.count >> 8)); arena.append(UInt8(truncatingIfNeeded: key.count))
+        withUnsafeBytes(of: UInt32(index).littleEndian) { arena.append(contentsOf: $0) }
         arena.append(contentsOf: key)
-        ends.append(arena.count)
-        slots[slot] = UInt64(index + 1) << 32 | UInt64(tag)
-        if ends.count * 4 > slots.count * 3 { grow() }
+        slots[slot] = UInt64(offset + 1) << 24 | tag
+        if offsets.count * 4 > slots.count * 3 { grow() }
         return (index, true)
     }
 
@@ -59,33 +74,47 @@ struct ByteKeyTable {
     func find(_ key: UnsafeRawBufferPointer) -> Int? {
         let hash = Self.hash(key)
         var slot = Int(truncatingIfNeeded: hash) & mask
-        let tag = UInt32(truncatingIfNeeded: hash >> 32)
+        let tag = Self.tag(hash)
         while true {
             let entry = slots[slot]
             if entry == 0 { return nil }
-            if UInt32(truncatingIfNeeded: entry) == tag {
-                let index = Int(entry >> 32) - 1
-                if equals(index, key) { return index }
-            }
+            if entry & 0xFF_FFFF == tag, let index = match(at: Int(entry >> 24) - 1, key) { return index }
             slot = (slot + 1) & mask
         }
     }
 
+    /// Asks the CPU for the slot a key with this hash starts probing at.
+    func prefetch(hash: UInt64) {
+        slots.withUnsafeBufferPointer { idgraph_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+    }
+
+    /// Asks the CPU for the entry the first slot of this hash points to, when its tag matches
+    /// (call after ``prefetch(hash:)`` had time to bring the slot in).
+    func prefetchEntry(hash: UInt64) {
+        let entry = slots[Int(truncatingIfNeeded: hash) & mask]
+        guard entry != 0, entry & 0xFF_FFFF == Self.tag(hash) else { return }
+        arena.withUnsafeBytes { idgraph_prefetch($0.baseAddress! + Int(entry >> 24) - 1) }
+    }
+
     /// Calls `body` with the bytes of key `index`.
     func withKey<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let start = index == 0 ? 0 : ends[index - 1]
-        return try arena.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[start..<ends[index]])) }
+        try arena.withUnsafeBytes { bytes in
+            let offset = offsets[index]
+            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            return try body(UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
+        }
     }
 
     /// Key numbers in the byte order of their keys (LMDB's default key order).
     func sortedIndexes() -> [UInt32] {
-        var order = (0..<UInt32(ends.count)).map { $0 }
+        var order = (0..<UInt32(offsets.count)).map { $0 }
         arena.withUnsafeBytes { bytes in
-            ends.withUnsafeBufferPointer { ends in
+            offsets.withUnsafeBufferPointer { offsets in
+                let base = bytes.baseAddress!
                 order.sort { a, b in
-                    let sa = a == 0 ? 0 : ends[Int(a) - 1], sb = b == 0 ? 0 : ends[Int(b) - 1]
-                    let la = ends[Int(a)] - sa, lb = ends[Int(b)] - sb
-                    let c = memcmp(bytes.baseAddress! + sa, bytes.baseAddress! + sb, min(la, lb))
+                    let oa = offsets[Int(a)], ob = offsets[Int(b)]
+                    let la = Int(bytes[oa]) << 8 | Int(bytes[oa + 1]), lb = Int(bytes[ob]) << 8 | Int(bytes[ob + 1])
+                    let c = memcmp(base + oa + Self.header, base + ob + Self.header, min(la, lb))
                     return c != 0 ? c < 0 : la < lb
                 }
             }
@@ -93,25 +122,29 @@ struct ByteKeyTable {
         return order
     }
 
-    private func equals(_ index: Int, _ key: UnsafeRawBufferPointer) -> Bool {
-        let start = index == 0 ? 0 : ends[index - 1]
-        guard ends[index] - start == key.count else { return false }
-        if key.isEmpty { return true }
-        return arena.withUnsafeBytes { memcmp($0.baseAddress! + start, key.baseAddress!, key.count) == 0 }
+    /// The number of the key whose entry starts at `offset`, if that key is `key`.
+    @inline(__always)
+    private func match(at offset: Int, _ key: UnsafeRawBufferPointer) -> Int? {
+        arena.withUnsafeBytes { bytes in
+            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            guard length == key.count else { return nil }
+            if length > 0 && memcmp(bytes.baseAddress! + offset + Self.header, key.baseAddress!, length) != 0 { return nil }
+            return Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 2, as: UInt32.self)))
+        }
     }
 
     private mutating func grow() {
-        let old = slots
-        slots = Array(repeating: 0, count: old.count * 2)
+        slots = Array(repeating: 0, count: slots.count * 2)
         mask = slots.count - 1
-        for entry in old where entry != 0 {
-            // The slot position needs the hash's low bits, which the tag (high bits) lacks.
-            let index = Int(entry >> 32) - 1
-            let start = index == 0 ? 0 : ends[index - 1]
-            let hash = arena.withUnsafeBytes { Self.hash(UnsafeRawBufferPointer(rebasing: $0[start..<ends[index]])) }
-            var slot = Int(truncatingIfNeeded: hash) & mask
-            while slots[slot] != 0 { slot = (slot + 1) & mask }
-            slots[slot] = entry
+        arena.withUnsafeBytes { bytes in
+            for offset in offsets {
+                // The slot position needs the hash's low bits, which the tag (high bits) lacks.
+                let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+                let hash = Self.hash(UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
+                var slot = Int(truncatingIfNeeded: hash) & mask
+                while slots[slot] != 0 { slot = (slot + 1) & mask }
+                slots[slot] = UInt64(offset + 1) << 24 | Self.tag(hash)
+            }
         }
     }
 
@@ -195,6 +228,11 @@ struct PairCounts {
         count += 1
         if count * 4 > keys.count * 3 { grow() }
         return 0
+    }
+
+    /// Asks the CPU for the slot `key` starts probing at.
+    func prefetch(_ key: UInt64) {
+        keys.withUnsafeBufferPointer { idgraph_prefetch($0.baseAddress! + Self.slot(key, mask)) }
     }
 
     /// The count of `key` (0 when absent).
