@@ -47,8 +47,7 @@ extension IdentityGraph {
     /// (a bulk run cannot be replayed the way a batch is when the map fills: it would throw
     /// ``LMDB/LMDBError/mapFull`` after growing it, having written nothing).
     /// `timings` gets the seconds spent writing the tables and committing.
-    /// `expectedEvents` sizes the writer's tables beforehand (``BulkWriter/reserve(events:)``).
-    public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, expectedEvents: Int = 0, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
+    public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.withLock { $0 }
         try environment.reserveMapSize(environment.usedBytes + reserveBytes)
@@ -58,7 +57,6 @@ extension IdentityGraph {
         do {
             written = try environment.writeOnce { txn -> (T, Catalog) in
                 let writer = try BulkWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time)
-                writer.reserve(events: expectedEvents)
                 let result = try body(writer)
                 let start = clock.now
                 try writer.finish()
@@ -105,6 +103,14 @@ public final class BulkFeed: @unchecked Sendable {
 
     /// Memory the writer holds (``BulkWriter/estimatedBytes``), as of the last chunk it took.
     public var estimatedBytes: Int { memory.load(ordering: .relaxed) }
+
+    private let expected = Atomic<Int>(0)
+
+    /// Tells the writer about how many events the run will hold in all, so that it sizes its
+    /// tables once (``BulkWriter/reserve(events:)``); the first hint counts.
+    public func expect(events: Int) { expected.store(events, ordering: .relaxed) }
+
+    fileprivate var expectedEvents: Int { expected.load(ordering: .relaxed) }
 
     /// Hands a chunk of events and links to the writer; blocks while the queue is full. Throws the
     /// writer's error when it has failed (nothing of the bulk run will be kept).
@@ -225,8 +231,7 @@ extension IdentityGraph {
     /// events through the ``BulkFeed``; a writer thread resolves them and writes, in one
     /// transaction that also stores the metadata `produce` returns (resume checkpoints).
     /// All or nothing: if `produce` or the writer throws, nothing is kept and the error is thrown.
-    /// `expectedEvents` is a hint that sizes the writer's tables (0: none).
-    public func bulkLoad(now: Int64? = nil, reserveBytes: Int, expectedEvents: Int = 0, produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]) throws -> BulkLoadResult {
+    public func bulkLoad(now: Int64? = nil, reserveBytes: Int, produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]) throws -> BulkLoadResult {
         let feed = BulkFeed()
         let outcome = WriterOutcome()
         let writer = Thread { [self] in
@@ -234,12 +239,17 @@ extension IdentityGraph {
                 var timings = BulkTimings()
                 var resolveSeconds = 0.0, waitSeconds = 0.0
                 let clock = ContinuousClock()
-                let report = try bulkLoad(now: now, reserveBytes: reserveBytes, expectedEvents: expectedEvents, timings: &timings) { bulk -> ApplyReport in
+                let report = try bulkLoad(now: now, reserveBytes: reserveBytes, timings: &timings) { bulk -> ApplyReport in
                     var resolving = Duration.zero, waiting = Duration.zero
                     var mark = clock.now
+                    var reserved = false
                     while let chunk = try feed.take() {
                         let start = clock.now
                         waiting += start - mark
+                        if !reserved, case let expected = feed.expectedEvents, expected > 0 {
+                            bulk.reserve(events: expected)
+                            reserved = true
+                        }
                         switch chunk {
                         case .operations(let operations): for op in operations { try bulk.add(op) }
                         case .events(let batch): try bulk.add(batch)

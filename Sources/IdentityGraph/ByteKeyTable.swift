@@ -27,15 +27,12 @@ struct ByteKeyTable {
     var memoryBytes: Int { arena.capacity + offsets.capacity * 8 + slots.count * 8 }
 
     /// Makes room for `keys` keys of `bytes` bytes in all, so that inserting them neither
-    /// rehashes nor moves the arena (only when the table is empty).
+    /// rehashes nor moves the arena again (the keys already in are rehashed once).
     mutating func reserve(keys: Int, bytes: Int) {
-        guard offsets.isEmpty, keys > 0 else { return }
+        guard keys > offsets.count else { return }
         var size = slots.count
         while keys * 4 > size * 3 { size *= 2 }
-        if size > slots.count {
-            slots = Array(repeating: 0, count: size)
-            mask = size - 1
-        }
+        if size > slots.count { rehash(into: size) }
         arena.reserveCapacity(bytes + keys * Self.header)
         offsets.reserveCapacity(keys)
     }
@@ -133,9 +130,11 @@ struct ByteKeyTable {
         }
     }
 
-    private mutating func grow() {
-        slots = Array(repeating: 0, count: slots.count * 2)
-        mask = slots.count - 1
+    private mutating func grow() { rehash(into: slots.count * 2) }
+
+    private mutating func rehash(into size: Int) {
+        slots = Array(repeating: 0, count: size)
+        mask = size - 1
         arena.withUnsafeBytes { bytes in
             for offset in offsets {
                 // The slot position needs the hash's low bits, which the tag (high bits) lacks.
@@ -194,15 +193,11 @@ struct PairCounts {
     /// Bytes held.
     var memoryBytes: Int { keys.count * 12 }
 
-    /// Makes room for `pairs` keys without rehashing (only when empty).
+    /// Makes room for `pairs` keys without rehashing again (the keys already in are rehashed once).
     mutating func reserve(_ pairs: Int) {
-        guard count == 0, pairs > 0 else { return }
         var size = keys.count
         while pairs * 4 > size * 3 { size *= 2 }
-        guard size > keys.count else { return }
-        keys = Array(repeating: 0, count: size)
-        values = Array(repeating: 0, count: size)
-        mask = size - 1
+        if size > keys.count { rehash(into: size) }
     }
 
     @inline(__always)
@@ -251,10 +246,12 @@ struct PairCounts {
         for i in keys.indices where keys[i] != 0 { try body(keys[i], values[i]) }
     }
 
-    private mutating func grow() {
+    private mutating func grow() { rehash(into: keys.count * 2) }
+
+    private mutating func rehash(into size: Int) {
         let oldKeys = keys, oldValues = values
-        keys = Array(repeating: 0, count: oldKeys.count * 2)
-        values = Array(repeating: 0, count: oldKeys.count * 2)
+        keys = Array(repeating: 0, count: size)
+        values = Array(repeating: 0, count: size)
         mask = keys.count - 1
         for i in oldKeys.indices where oldKeys[i] != 0 {
             var slot = Self.slot(oldKeys[i], mask)

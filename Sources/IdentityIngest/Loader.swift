@@ -443,10 +443,14 @@ public final class Loader {
         let reserve = sizes.contains { $0 == nil } ? (64 << 30) : max(sizes.reduce(0) { $0 + ($1 ?? 0) } * 16, 1 << 30)
         let result: BulkLoadResult
         do {
-            // About 160 bytes per event in generated and typical archives; the hint only sizes
-            // tables (about 60 bytes per event), so it is kept within a quarter of the budget.
-            let expected = sizes.contains { $0 == nil } ? 0 : min(sizes.reduce(0) { $0 + ($1 ?? 0) } / 160, options.memoryLimit / 4 / 60)
-            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve, expectedEvents: expected) { feed -> [(key: String, value: [UInt8])] in
+            // The archives' sizes on disk (compressed for .gz), to extrapolate how many events
+            // the run will hold from what the first MiBs held (nil: standard input, unknown).
+            let diskBytes: Int? = sizes.contains { $0 == nil } ? nil : files.reduce(0) { total, path in
+                total + ((try? FileManager.default.attributesOfItem(atPath: (path as NSString).resolvingSymlinksInPath)[.size] as? Int) ?? 0)
+            }
+            var hinted = false
+            var finishedBytes = 0
+            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
                 // Parsing here, resolving and writing on the bulk writer's thread.
                 var metadata: [(key: String, value: [UInt8])] = []
                 var events = EventBatch(schema: graph.schema)
@@ -465,7 +469,17 @@ public final class Loader {
                             case .event:
                                 summary.records += 1
                                 summary.bulkRecords += 1
-                                if events.count == Self.bulkChunk { try feed.send(&events) }
+                                if events.count == Self.bulkChunk {
+                                    // Once 4 MiB are read: the writer sizes its tables for the
+                                    // whole run (about 60 bytes per event, within a quarter of
+                                    // the memory budget).
+                                    if !hinted, let diskBytes, file.source.consumedBytes >= 4 << 20 {
+                                        let estimate = summary.records * diskBytes / max(1, file.source.consumedBytes + finishedBytes)
+                                        feed.expect(events: min(estimate, options.memoryLimit / 4 / 60))
+                                        hinted = true
+                                    }
+                                    try feed.send(&events)
+                                }
                             case .control(let op):
                                 guard BulkWriter.accepts(op) else {
                                     file.batch.append(op)  // the incremental path applies it first
@@ -488,6 +502,7 @@ public final class Loader {
                     }
                     if let key = file.key { metadata.append((key, file.checkpoint.bytes)) }
                     summary.bytes += file.source.consumedBytes
+                    finishedBytes += file.source.consumedBytes
                     current = nil
                     finished += 1
                 }
