@@ -106,6 +106,13 @@ public struct EventBatch: Sendable {
         arena.capacity + events.capacity * MemoryLayout<Event>.stride + members.capacity * 12 + raws.capacity * 16
     }
 
+    /// Reserves room for `bytes` arena bytes and `identifiers` raw identifiers of the event
+    /// being built (one allocation each instead of growing step by step).
+    public mutating func reserveCapacity(bytes: Int, identifiers: Int) {
+        arena.reserveCapacity(bytes)
+        pending.reserveCapacity(identifiers)
+    }
+
     /// Empties it, keeping its storage (and what it learnt about type names) for reuse.
     public mutating func removeAll() {
         arena.removeAll(keepingCapacity: true)

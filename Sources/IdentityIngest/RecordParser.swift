@@ -23,6 +23,7 @@ public enum RecordParser {
     /// Parses a line (without its newline). Throws ``LineError`` naming the field at fault.
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto) throws(LineError) -> GraphOperation {
         var batch = EventBatch(schema: .builtIn)  // as an arena only: nothing is prepared here
+        batch.reserveCapacity(bytes: line.count + 64, identifiers: 8)
         let fields = try readFields(line, into: &batch)
         if fields.isNative(format) {
             if fields.op != nil { return try fields.controlRecord(batch) }
