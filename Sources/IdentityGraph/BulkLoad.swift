@@ -112,6 +112,9 @@ public final class BulkFeed: @unchecked Sendable {
 
     fileprivate var expectedEvents: Int { expected.load(ordering: .relaxed) }
 
+    /// How far the writer is with the tables, once it writes them.
+    let progress = BulkProgress()
+
     /// Hands a chunk of events and links to the writer; blocks while the queue is full. Throws the
     /// writer's error when it has failed (nothing of the bulk run will be kept).
     public func send(_ operations: [PreparedOperation]) throws {
@@ -231,7 +234,12 @@ extension IdentityGraph {
     /// events through the ``BulkFeed``; a writer thread resolves them and writes, in one
     /// transaction that also stores the metadata `produce` returns (resume checkpoints).
     /// All or nothing: if `produce` or the writer throws, nothing is kept and the error is thrown.
-    public func bulkLoad(now: Int64? = nil, reserveBytes: Int, produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]) throws -> BulkLoadResult {
+    /// While the writer writes the tables after `produce` returned, `writing` is called about
+    /// twice a second with how far it is (0…1), for a progress line.
+    public func bulkLoad(
+        now: Int64? = nil, reserveBytes: Int, writing: ((Double) -> Void)? = nil,
+        produce: (BulkFeed) throws -> [(key: String, value: [UInt8])]
+    ) throws -> BulkLoadResult {
         let feed = BulkFeed()
         let outcome = WriterOutcome()
         let writer = Thread { [self] in
@@ -240,6 +248,7 @@ extension IdentityGraph {
                 var resolveSeconds = 0.0, waitSeconds = 0.0
                 let clock = ContinuousClock()
                 let report = try bulkLoad(now: now, reserveBytes: reserveBytes, timings: &timings) { bulk -> ApplyReport in
+                    bulk.progress = feed.progress
                     var resolving = Duration.zero, waiting = Duration.zero
                     var mark = clock.now
                     var reserved = false
@@ -284,7 +293,20 @@ extension IdentityGraph {
             if case .failure(let writerError) = outcome.result, !(writerError is ProducerStopped) { throw writerError }
             throw error
         }
-        outcome.done.wait()
+        if let writing {
+            while outcome.done.wait(timeout: .now() + .milliseconds(500)) == .timedOut { writing(feed.progress.fraction) }
+        } else {
+            outcome.done.wait()
+        }
         return try outcome.result.get()
     }
+}
+
+/// How far the writing of the tables at the end of a bulk run is, shared between threads.
+final class BulkProgress: Sendable {
+    private let permille = Atomic<Int>(0)
+    /// 0…1.
+    var fraction: Double { Double(permille.load(ordering: .relaxed)) / 1000 }
+    /// Records `fraction` (0…1) of the way.
+    func set(_ fraction: Double) { permille.store(Int(fraction * 1000), ordering: .relaxed) }
 }

@@ -110,8 +110,9 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     let tallyStart: [Int]
     let tallyCount: [UInt16]
     let edges: PairCounts
+    let progress: BulkProgress?
 
-    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts) {
+    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts, progress: BulkProgress?) {
         self.count = count
         self.now = now
         self.rules = rules
@@ -134,6 +135,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         self.tallyStart = tallyStart
         self.tallyCount = tallyCount
         self.edges = edges
+        self.progress = progress
     }
 
     /// Nodes (or entities) per chunk.
@@ -233,6 +235,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
             }
             guard pipe.put(.nodes(records: records, summaries: summaries, timelines: timelines)) else { return }
             lower = upper
+            progress?.set(0.7 * Double(upper) / Double(count))
         }
 
         sorted.done.wait()
@@ -276,6 +279,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
             }
             guard pipe.put(.entities(members: members, records: entities)) else { return }
             lower = upper
+            progress?.set(0.7 + 0.2 * Double(upper) / Double(count))
         }
 
         // adj: both directions, by node then neighbour (EdgeEntry's layout: neighbour u64,
@@ -298,6 +302,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 }
             }
             guard pipe.put(.adjacency(runs)) else { return }
+            progress?.set(0.9 + 0.1 * Double(k) / Double(directed.count))
         }
         completed = true
     }

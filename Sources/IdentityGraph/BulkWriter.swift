@@ -24,6 +24,8 @@ public final class BulkWriter {
     private let storedCatalogVersion: UInt64
     private var counters: Counters
     private let now: Int64
+    /// Where ``finish()`` reports how far it is (nil: nowhere).
+    var progress: BulkProgress?
     /// What the events did so far (the same counts the incremental path reports).
     public private(set) var report = ApplyReport()
     private var metadata: [(key: String, value: [UInt8])] = []
@@ -560,7 +562,7 @@ public final class BulkWriter {
             nodeType: nodeType, nodeDegree: nodeDegree, identKeys: ident, longValues: longValues,
             timelineNode: timelineNode, timelineEvent: timelineEvent, eventTime: eventTime, eventType: eventType,
             eventSource: eventSource, eventAmount: eventAmount, eventTallyIndex: eventTallyIndex, tallyArena: tallyArena,
-            tallyStart: tallyStart, tallyCount: tallyCount, edges: edges)
+            tallyStart: tallyStart, tallyCount: tallyCount, edges: edges, progress: progress)
         // The encoder holds the only references to the per-event arrays now: it frees them as
         // soon as it has regrouped them by node.
         timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []

@@ -450,7 +450,11 @@ public final class Loader {
             }
             var hinted = false
             var finishedBytes = 0
-            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve) { feed -> [(key: String, value: [UInt8])] in
+            let lines = { [unowned self] in summary.lines }
+            let writing: ((Double) -> Void)? = options.progress ? { fraction in
+                FileHandle.standardError.write("\u{1B}[2K\r\(lines()) lines read; writing the tables in key order: \(Int(fraction * 100))%".data(using: .utf8)!)
+            } : nil
+            result = try graph.bulkLoad(now: options.now, reserveBytes: reserve, writing: writing) { feed -> [(key: String, value: [UInt8])] in
                 // Parsing here, resolving and writing on the bulk writer's thread.
                 var metadata: [(key: String, value: [UInt8])] = []
                 var events = EventBatch(schema: graph.schema)
