@@ -182,17 +182,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         // Everything per event is in `entries` and `contributions` now.
         timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
 
-        // Only entities of several members get an accumulator (a singleton's summary is its
-        // node's, rebuilt when its record is encoded): one `Summary` per node was 1.1 GB at 10M.
-        var slotOfEntity = [Int32](repeating: -1, count: count)
-        var accumulators: [Summary] = []
-        for i in 0..<count where parent[i] != Self.none && redirect[i] == Self.none && entitySize[i] > 1 {
-            slotOfEntity[i] = Int32(accumulators.count)
-            accumulators.append(Summary())
-        }
-
-        // node, node_summary and node_event, by id; each node's summary is folded into its
-        // entity's on the way, so it is built once.
+        // node, node_summary and node_event, by id.
         var record = ByteWriter(capacity: 1100)
         var lower = 0
         while lower < count {
@@ -221,7 +211,6 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                     s.encode(into: &record)
                     summaries.bytes.append(contentsOf: record.bytes)
                     summaries.close(key: id)
-                    if entityOf[i] != Self.none, case let slot = slotOfEntity[Int(entityOf[i])], slot >= 0 { accumulators[Int(slot)].merge(s) }
                 }
                 guard first[i + 1] > first[i] else { continue }
                 if first[i + 1] - first[i] > 1 {
@@ -265,15 +254,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                     m += 1
                 }
                 members.close(key: id)
-                let total: Summary
-                if slotOfEntity[i] >= 0 {
-                    total = accumulators[Int(slotOfEntity[i])]
-                    accumulators[Int(slotOfEntity[i])] = Summary()
-                } else {  // a singleton: its node's summary
-                    var fold = Summary()
-                    for k in firstMember..<m { fold.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF), contributions: contributions, first: firstAnchored)) }
-                    total = fold
-                }
+                // The fold of its members' summaries, rebuilt from their events in entity
+                // order: an accumulator per entity filled in node order held about 1.5 GB at
+                // 10M events for the whole node pass.
+                var total = Summary()
+                for k in firstMember..<m { total.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF), contributions: contributions, first: firstAnchored)) }
                 entities.bytes.append(contentsOf: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes)
                 entities.close(key: id)
             }
