@@ -91,14 +91,14 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     let count: Int
     let now: Int64
     let rules: ProfileRules
-    let entityOf: [UInt32]
+    private var entityOf: [UInt32]
     let parent: [UInt32]
     let redirect: [UInt32]
     let entitySize: [UInt32]
-    let nodeType: [UInt16]
-    let nodeDegree: [UInt32]
-    let identKeys: ByteKeyTable
-    let longValues: [UInt32: [UInt8]]
+    private var nodeType: [UInt16]
+    private var nodeDegree: [UInt32]
+    private var identKeys: ByteKeyTable
+    private var longValues: [UInt32: [UInt8]]
     private var timelineNode: [UInt32]
     private var timelineEvent: [UInt32]
     private var eventTime: [UInt64]
@@ -111,8 +111,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     let tallyCount: [UInt16]
     let edges: PairCounts
     let progress: BulkProgress?
+    /// Signalled once the per-event data are regrouped (and freed): the sorter waits for it
+    /// before its larger sorts, so that the two peaks of memory do not add up.
+    let regrouped: DispatchSemaphore?
 
-    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts, progress: BulkProgress?) {
+    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts, progress: BulkProgress?, regrouped: DispatchSemaphore? = nil) {
         self.count = count
         self.now = now
         self.rules = rules
@@ -136,6 +139,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         self.tallyCount = tallyCount
         self.edges = edges
         self.progress = progress
+        self.regrouped = regrouped
     }
 
     /// Nodes (or entities) per chunk.
@@ -163,24 +167,32 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
             first[i + 1] += first[i]
             firstAnchored[i + 1] += firstAnchored[i]
         }
-        var entries = [TimelineEntry](repeating: TimelineEntry(time: 0, event: 0), count: timelineNode.count)
+        // Two passes, so that what each needs goes as soon as it is copied (at 10M events the
+        // regrouped copies are 660 MB, and this is the run's peak of memory).
         var contributions = [AnchoredEvent](repeating: AnchoredEvent(time: 0, amount: 0, type: 0, source: 0, tally: -1), count: firstAnchored[count])
         do {
-            var fill = first, fillAnchored = firstAnchored
+            var fillAnchored = firstAnchored
+            for k in timelineNode.indices where timelineNode[k] & Self.anchorBit != 0 {
+                let node = Int(timelineNode[k] & ~Self.anchorBit)
+                let e = Int(timelineEvent[k])
+                contributions[fillAnchored[node]] = AnchoredEvent(time: eventTime[e], amount: eventAmount[e], type: eventType[e], source: eventSource[e], tally: eventTallyIndex[e])
+                fillAnchored[node] += 1
+            }
+        }
+        eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
+        var entries = [TimelineEntry](repeating: TimelineEntry(time: 0, event: 0), count: timelineNode.count)
+        do {
+            var fill = first
             for k in timelineNode.indices {
-                let n = timelineNode[k]
-                let node = Int(n & ~Self.anchorBit)
+                let node = Int(timelineNode[k] & ~Self.anchorBit)
                 let e = Int(timelineEvent[k])
                 entries[fill[node]] = TimelineEntry(time: eventTime[e], event: UInt32(e))
                 fill[node] += 1
-                if n & Self.anchorBit != 0 {
-                    contributions[fillAnchored[node]] = AnchoredEvent(time: eventTime[e], amount: eventAmount[e], type: eventType[e], source: eventSource[e], tally: eventTallyIndex[e])
-                    fillAnchored[node] += 1
-                }
             }
         }
         // Everything per event is in `entries` and `contributions` now.
-        timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
+        timelineNode = []; timelineEvent = []; eventTime = []
+        regrouped?.signal()
 
         // node, node_summary and node_event, by id.
         var record = ByteWriter(capacity: 1100)
@@ -226,6 +238,10 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
             lower = upper
             progress?.set(0.7 * Double(upper) / Double(count))
         }
+
+        // The node pass is over: what only it read goes (the identifier table is the largest).
+        identKeys = ByteKeyTable(); longValues = [:]; nodeType = []; nodeDegree = []; entityOf = []
+        first = []; entries = []
 
         sorted.done.wait()
         sorted.done.signal()

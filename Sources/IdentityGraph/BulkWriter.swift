@@ -124,7 +124,9 @@ public final class BulkWriter {
         entitySize.reserveCapacity(events); redirect.reserveCapacity(events)
         eventType.reserveCapacity(events); eventSource.reserveCapacity(events); eventAmount.reserveCapacity(events)
         eventTime.reserveCapacity(events); eventTallyIndex.reserveCapacity(events)
-        timelineNode.reserveCapacity(events * 2); timelineEvent.reserveCapacity(events * 2)
+        // 2.15 identifiers per event in generated archives: room for 2.5 (a doubling past it
+        // would hold 4).
+        timelineNode.reserveCapacity(events * 5 / 2); timelineEvent.reserveCapacity(events * 5 / 2)
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -533,22 +535,32 @@ public final class BulkWriter {
         // this thread only puts them (only it touches the transaction). Writing the tables took
         // 3.0 s on 1M events with the encoding on this thread (1.6 s of it the node loop).
         let sorted = SortedOutputs()
-        let sorter = Thread { [ident, eventKeys, edges, entityOf] in
-            sorted.ident = ident.sortedIndexes()
+        // What the sorter reads, in a box it empties as it goes: a thread's closure keeps what
+        // it captures until the thread object goes, and these tables are the largest part of
+        // the run's memory (the writer and the encoder drop their own references when done).
+        let inputs = SortInputs(ident: ident, eventKeys: eventKeys, edges: edges, entityOf: entityOf)
+        let regrouped = DispatchSemaphore(value: 0)
+        let sorter = Thread {
+            sorted.ident = inputs.ident.sortedIndexes()
+            inputs.ident = ByteKeyTable()
             sorted.identReady.signal()
-            sorted.eventKeys = eventKeys.sortedIndexes()
+            sorted.eventKeys = inputs.eventKeys.sortedIndexes()
+            inputs.eventKeys = ByteKeyTable()
             sorted.keysReady.signal()
+            regrouped.wait()
             var membership: [UInt64] = []
-            membership.reserveCapacity(entityOf.count)
-            for (i, e) in entityOf.enumerated() where e != BulkWriter.none { membership.append(UInt64(e) << 32 | UInt64(i)) }
+            membership.reserveCapacity(inputs.entityOf.count)
+            for (i, e) in inputs.entityOf.enumerated() where e != BulkWriter.none { membership.append(UInt64(e) << 32 | UInt64(i)) }
+            inputs.entityOf = []
             membership.sort()
             sorted.membership = membership
             var directed: [UInt64] = []
-            directed.reserveCapacity(edges.count * 2)
-            edges.forEach { key, _ in
+            directed.reserveCapacity(inputs.edges.count * 2)
+            inputs.edges.forEach { key, _ in
                 directed.append(key)
                 directed.append((key & 0xFFFF_FFFF) << 32 | key >> 32)
             }
+            inputs.edges = PairCounts()
             directed.sort()
             sorted.directed = directed
             sorted.done.signal()
@@ -562,10 +574,13 @@ public final class BulkWriter {
             nodeType: nodeType, nodeDegree: nodeDegree, identKeys: ident, longValues: longValues,
             timelineNode: timelineNode, timelineEvent: timelineEvent, eventTime: eventTime, eventType: eventType,
             eventSource: eventSource, eventAmount: eventAmount, eventTallyIndex: eventTallyIndex, tallyArena: tallyArena,
-            tallyStart: tallyStart, tallyCount: tallyCount, edges: edges, progress: progress)
+            tallyStart: tallyStart, tallyCount: tallyCount, edges: edges, progress: progress, regrouped: regrouped)
         // The encoder holds the only references to the per-event arrays now: it frees them as
-        // soon as it has regrouped them by node.
+        // soon as it has regrouped them by node, and the node arrays after the node pass.
         timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
+        tallyArena = []; tallyStart = []; tallyCount = []; longValues = [:]
+        nodeType = []; nodeDegree = []; parent = []; redirect = []; entitySize = []; entityOf = []
+        edges = PairCounts()
         let encoderThread = Thread { encoder.run(into: pipe, sorted: sorted) }
         encoderThread.stackSize = 8 << 20
         encoderThread.start()
@@ -634,6 +649,20 @@ public final class BulkWriter {
         try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes)
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
         for (key, value) in metadata { try txn.put(db.meta, key: IdentityGraph.userMetaPrefix + key, value: value) }
+    }
+}
+
+/// What the sorting thread of ``BulkWriter/finish()`` reads; it empties each field when done with it.
+final class SortInputs: @unchecked Sendable {
+    var ident: ByteKeyTable
+    var eventKeys: ByteKeyTable
+    var edges: PairCounts
+    var entityOf: [UInt32]
+    init(ident: ByteKeyTable, eventKeys: ByteKeyTable, edges: PairCounts, entityOf: [UInt32]) {
+        self.ident = ident
+        self.eventKeys = eventKeys
+        self.edges = edges
+        self.entityOf = entityOf
     }
 }
 
