@@ -246,7 +246,7 @@ public final class BulkWriter {
                         batchTypeIDs[Int(member.type)] = type
                     }
                     let start = keyBytes.count
-                    appendIdentKey(type: UInt16(type), value: UnsafeRawBufferPointer(rebasing: arena[member.value.range]), to: &keyBytes)
+                    Keys.appendIdent(type: UInt16(type), value: UnsafeRawBufferPointer(rebasing: arena[member.value.range]), to: &keyBytes)
                     keyEnds.append(keyBytes.count)
                     keyMembers.append(Int32(m))
                     keyHashes.append(keyBytes.withUnsafeBytes { ByteKeyTable.hash(UnsafeRawBufferPointer(rebasing: $0[start...])) })
@@ -400,7 +400,7 @@ public final class BulkWriter {
     /// The node of the identifier of type `type` with this (normalized) value, created when new.
     private func nodeIndex(type: UInt16, value: UnsafeRawBufferPointer) -> UInt32 {
         scratch.removeAll(keepingCapacity: true)
-        appendIdentKey(type: type, value: value, to: &scratch)
+        Keys.appendIdent(type: type, value: value, to: &scratch)
         let (node, inserted) = scratch.withUnsafeBytes { resolveNode(key: $0, hash: ByteKeyTable.hash($0)) }
         if inserted && value.count > Keys.inlineValueLimit { keepLongValue(value, of: node) }
         return node
@@ -410,18 +410,6 @@ public final class BulkWriter {
     private func keepLongValue(_ value: UnsafeRawBufferPointer, of node: UInt32) {
         longValues[node] = Array(value)
         longValueBytes += value.count + 64
-    }
-
-    /// Appends the `ident` key of an identifier (``Keys/ident(type:value:)``'s form).
-    private func appendIdentKey(type: UInt16, value: UnsafeRawBufferPointer, to key: inout [UInt8]) {
-        key.append(UInt8(type >> 8))
-        key.append(UInt8(type & 0xFF))
-        if value.count <= Keys.inlineValueLimit {
-            key.append(contentsOf: value)
-        } else {
-            key.append(Keys.hashedMarker)
-            key.append(contentsOf: SHA256.hash(data: value))
-        }
     }
 
     /// The node of the identifier whose `ident` key is `key` (its ``ByteKeyTable/hash(_:)`` given),

@@ -207,7 +207,7 @@ public struct EventBatch: Sendable {
         let policy = policies[Int(typeIndex)]
         let type = typeNames[Int(typeIndex)]
         let r = raw.value.range
-        guard isValidUTF8(r) else { throw IdentifierError.invalidUTF8(type: type) }
+        guard Normalizer.isValidUTF8(arena[r]) else { throw IdentifierError.invalidUTF8(type: type) }
         let value: ByteSpan
         switch policy.normalize {
         case .none:
@@ -265,46 +265,32 @@ public struct EventBatch: Sendable {
         return index
     }
 
-    private func isValidUTF8(_ r: Range<Int>) -> Bool {
-        if !arena[r].contains(where: { $0 >= 0x80 }) { return true }
-        return String(validating: arena[r], as: UTF8.self) != nil
-    }
-
     private func trimmed(_ r: Range<Int>) -> ByteSpan {
-        var start = r.lowerBound, end = r.upperBound
-        while start < end && Normalizer.isASCIIWhitespace(arena[start]) { start += 1 }
-        while end > start && Normalizer.isASCIIWhitespace(arena[end - 1]) { end -= 1 }
-        return ByteSpan(start: start, count: end - start)
+        let bounds = Normalizer.trimmedBounds(arena[r])
+        return ByteSpan(start: bounds.lowerBound, count: bounds.count)
     }
 
-    /// Appends the lowercase form of the bytes in `r` (ASCII byte by byte, Unicode through
-    /// `String.lowercased()`), as ``Normalizer/lowercased(_:)``.
+    /// Appends the lowercase form of the bytes in `r` (``Normalizer/appendLowercased(_:to:)``,
+    /// through a reused copy: the arena cannot be read and appended to at once).
     private mutating func lowercasedCopy(_ r: Range<Int>) -> ByteSpan {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: arena[r])
         let start = arena.count
-        if !arena[r].contains(where: { $0 >= 0x80 }) {
-            arena.reserveCapacity(arena.count + r.count)
-            for i in r {
-                let b = arena[i]
-                arena.append((b >= 0x41 && b <= 0x5A) ? b | 0x20 : b)
-            }
-        } else {
-            let lower = String(decoding: arena[r], as: UTF8.self).lowercased()
-            arena.append(contentsOf: lower.utf8)
-        }
+        Normalizer.appendLowercased(scratch, to: &arena)
         return ByteSpan(start: start, count: arena.count - start)
     }
 
-    /// Appends the digits of the bytes in `r`, with a leading `+` when the first non-whitespace
-    /// byte is one, as ``Normalizer/phone(_:)``.
+    /// Appends the phone form of the bytes in `r` (``Normalizer/appendPhone(_:to:)``).
     private mutating func phoneCopy(_ r: Range<Int>) -> ByteSpan {
+        scratch.removeAll(keepingCapacity: true)
+        scratch.append(contentsOf: arena[r])
         let start = arena.count
-        if let first = r.first(where: { !Normalizer.isASCIIWhitespace(arena[$0]) }), arena[first] == 0x2B { arena.append(0x2B) }
-        for i in r {
-            let b = arena[i]
-            if b >= 0x30 && b <= 0x39 { arena.append(b) }
-        }
+        Normalizer.appendPhone(scratch, to: &arena)
         return ByteSpan(start: start, count: arena.count - start)
     }
+
+    /// A value being normalized, copied out of the arena (reused).
+    private var scratch: [UInt8] = []
 
     private func equal(_ a: ByteSpan, _ b: ByteSpan) -> Bool {
         a.count == b.count && arena[a.range].elementsEqual(arena[b.range])

@@ -13,6 +13,12 @@ enum Keys {
     static func ident(type: UInt16, value: [UInt8]) -> [UInt8] {
         var key: [UInt8] = []
         key.reserveCapacity(2 + min(value.count, 33))
+        appendIdent(type: type, value: value, to: &key)
+        return key
+    }
+
+    /// Appends the `ident` key of `value` to `key`.
+    static func appendIdent(type: UInt16, value: some DataProtocol, to key: inout [UInt8]) {
         key.append(UInt8(type >> 8))
         key.append(UInt8(type & 0xFF))
         if value.count <= inlineValueLimit {
@@ -21,7 +27,6 @@ enum Keys {
             key.append(hashedMarker)
             key.append(contentsOf: SHA256.hash(data: value))
         }
-        return key
     }
 
     /// `event_key` key: the caller's event id, or `0xFF` + SHA-256 of it when long.

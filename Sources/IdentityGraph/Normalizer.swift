@@ -26,33 +26,51 @@ public enum Normalizer {
 
     /// The value without ASCII whitespace at either end.
     @inlinable
-    public static func trimmed(_ value: [UInt8]) -> ArraySlice<UInt8> {
+    public static func trimmed(_ value: [UInt8]) -> ArraySlice<UInt8> { value[trimmedBounds(value)] }
+
+    /// Where a value is once ASCII whitespace at either end is left out.
+    @inlinable
+    public static func trimmedBounds<C: BidirectionalCollection>(_ value: C) -> Range<C.Index> where C.Element == UInt8 {
         var start = value.startIndex
         var end = value.endIndex
-        while start < end && isASCIIWhitespace(value[start]) { start += 1 }
-        while end > start && isASCIIWhitespace(value[end - 1]) { end -= 1 }
-        return value[start..<end]
+        while start < end && isASCIIWhitespace(value[start]) { start = value.index(after: start) }
+        while end > start && isASCIIWhitespace(value[value.index(before: end)]) { end = value.index(before: end) }
+        return start..<end
     }
 
     /// Unicode lowercase: bytes for ASCII (the common case), `String.lowercased()` otherwise.
     public static func lowercased(_ value: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        appendLowercased(value, to: &out)
+        return out
+    }
+
+    /// Appends the Unicode lowercase form of `value` to `out` (ASCII byte by byte).
+    public static func appendLowercased(_ value: some Collection<UInt8>, to out: inout [UInt8]) {
         if value.allSatisfy({ $0 < 0x80 }) {
-            return value.map { ($0 >= 0x41 && $0 <= 0x5A) ? $0 | 0x20 : $0 }
+            out.reserveCapacity(out.count + value.count)
+            for b in value { out.append((b >= 0x41 && b <= 0x5A) ? b | 0x20 : b) }
+        } else {
+            out.append(contentsOf: String(decoding: value, as: UTF8.self).lowercased().utf8)
         }
-        return Array(String(decoding: value, as: UTF8.self).lowercased().utf8)
     }
 
     /// Digits only, with a leading `+` when the first non-whitespace byte is `+`.
     public static func phone(_ value: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(value.count)
-        if let first = value.first(where: { !isASCIIWhitespace($0) }), first == 0x2B { out.append(0x2B) }
-        for b in value where b >= 0x30 && b <= 0x39 { out.append(b) }
+        appendPhone(value, to: &out)
         return out
     }
 
+    /// Appends the digits of `value` to `out`, after a `+` when its first non-whitespace byte is one.
+    public static func appendPhone(_ value: some Collection<UInt8>, to out: inout [UInt8]) {
+        if let first = value.first(where: { !isASCIIWhitespace($0) }), first == 0x2B { out.append(0x2B) }
+        for b in value where b >= 0x30 && b <= 0x39 { out.append(b) }
+    }
+
     /// Whether the bytes are well-formed UTF-8.
-    public static func isValidUTF8(_ value: [UInt8]) -> Bool {
+    public static func isValidUTF8(_ value: some Collection<UInt8>) -> Bool {
         if value.allSatisfy({ $0 < 0x80 }) { return true }
         return String(validating: value, as: UTF8.self) != nil
     }
