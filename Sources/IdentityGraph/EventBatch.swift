@@ -217,12 +217,12 @@ public struct EventBatch: Sendable {
         case .email, .lower:
             let t = trimmed(r).range
             if arena[t].contains(where: { ($0 >= 0x41 && $0 <= 0x5A) || $0 >= 0x80 }) {
-                value = lowercasedCopy(t)
+                value = normalizedCopy(t) { Normalizer.appendLowercased($0, to: &$1) }
             } else {
                 value = ByteSpan(start: t.lowerBound, count: t.count)
             }
         case .phone:
-            value = phoneCopy(r)
+            value = normalizedCopy(r) { Normalizer.appendPhone($0, to: &$1) }
             if value.count == 0 || !arena[value.range].contains(where: { $0 >= 0x30 && $0 <= 0x39 }) {
                 throw IdentifierError.phoneWithoutDigits(String(decoding: arena[r], as: UTF8.self))
             }
@@ -270,22 +270,14 @@ public struct EventBatch: Sendable {
         return ByteSpan(start: bounds.lowerBound, count: bounds.count)
     }
 
-    /// Appends the lowercase form of the bytes in `r` (``Normalizer/appendLowercased(_:to:)``,
-    /// through a reused copy: the arena cannot be read and appended to at once).
-    private mutating func lowercasedCopy(_ r: Range<Int>) -> ByteSpan {
+    /// Appends what `normalize` makes of the bytes in `r` (``Normalizer/appendLowercased(_:to:)``,
+    /// ``Normalizer/appendPhone(_:to:)``), through a reused copy: the arena cannot be read and
+    /// appended to at once.
+    private mutating func normalizedCopy(_ r: Range<Int>, _ normalize: ([UInt8], inout [UInt8]) -> Void) -> ByteSpan {
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: arena[r])
         let start = arena.count
-        Normalizer.appendLowercased(scratch, to: &arena)
-        return ByteSpan(start: start, count: arena.count - start)
-    }
-
-    /// Appends the phone form of the bytes in `r` (``Normalizer/appendPhone(_:to:)``).
-    private mutating func phoneCopy(_ r: Range<Int>) -> ByteSpan {
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: arena[r])
-        let start = arena.count
-        Normalizer.appendPhone(scratch, to: &arena)
+        normalize(scratch, &arena)
         return ByteSpan(start: start, count: arena.count - start)
     }
 

@@ -287,22 +287,17 @@ public final class Loader {
         /// The checkpoint of what is applied or queued.
         var checkpoint: Checkpoint { donePrefix.checkpoint(offset: doneOffset, line: doneLine) }
 
-        /// Reads the next line: its operation (nil for a blank or rejected line, or a bad one,
-        /// which sets ``failure``) and whether there was a line at all.
-        func nextOperation() throws -> (PreparedOperation?, Bool) {
-            var op: PreparedOperation?
+        /// Reads the next line and, unless it is blank, hands it to `take`, which throws
+        /// ``LineError`` for a bad line: that line is written to the rejects (`--skip-bad`) or
+        /// becomes ``failure``. Returns whether there was a line at all.
+        private func nextLine(_ take: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
             let options = loader.options
-            let more = try reader.nextLine { line in
+            return try reader.nextLine { line in
                 loader.summary.lines += 1
                 defer { if failure == nil { prefix.add(line) } }
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
                 do {
-                    let parsed = try RecordParser.parse(line, format: options.format)
-                    do {
-                        op = try PreparedOperation(parsed, schema: schema)
-                    } catch let error as IdentifierError {
-                        throw LineError.badIdentifier(field: Loader.identifierField(of: parsed), error)
-                    }
+                    try take(line)
                 } catch let error as LineError {
                     if options.skipBad {
                         try loader.reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
@@ -311,6 +306,23 @@ public final class Loader {
                     }
                 }
             }
+        }
+
+        /// An operation validated and normalized; an invalid identifier is the line's error.
+        private func prepare(_ parsed: GraphOperation) throws(LineError) -> PreparedOperation {
+            do {
+                return try PreparedOperation(parsed, schema: schema)
+            } catch {
+                throw LineError.badIdentifier(field: Loader.identifierField(of: parsed), error)
+            }
+        }
+
+        /// Reads the next line: its operation (nil for a blank or rejected line, or a bad one,
+        /// which sets ``failure``) and whether there was a line at all.
+        func nextOperation() throws -> (PreparedOperation?, Bool) {
+            var op: PreparedOperation?
+            let format = loader.options.format
+            let more = try nextLine { line in op = try prepare(try RecordParser.parse(line, format: format)) }
             return (op, more)
         }
 
@@ -329,27 +341,12 @@ public final class Loader {
         /// Bad lines are handled as by ``nextOperation()`` and leave `events` as it was.
         func nextRecord(into events: inout EventBatch) throws -> (Record, Bool) {
             var record = Record.none
-            let options = loader.options
-            let more = try reader.nextLine { line in
-                loader.summary.lines += 1
-                defer { if failure == nil { prefix.add(line) } }
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
-                do {
-                    guard let parsed = try RecordParser.parse(line, format: options.format, into: &events) else {
-                        record = .event
-                        return
-                    }
-                    do {
-                        record = .control(try PreparedOperation(parsed, schema: schema))
-                    } catch let error as IdentifierError {
-                        throw LineError.badIdentifier(field: Loader.identifierField(of: parsed), error)
-                    }
-                } catch let error as LineError {
-                    if options.skipBad {
-                        try loader.reject(path: path, line: reader.lineNumber, reason: error.description, text: line)
-                    } else {
-                        failure = .badLine(file: path, line: reader.lineNumber, reason: error.description, dryRun: options.dryRun)
-                    }
+            let format = loader.options.format
+            let more = try nextLine { line in
+                if let parsed = try RecordParser.parse(line, format: format, into: &events) {
+                    record = .control(try prepare(parsed))
+                } else {
+                    record = .event
                 }
             }
             return (record, more)

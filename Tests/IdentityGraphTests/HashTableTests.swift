@@ -7,7 +7,7 @@ import Testing
 @Suite struct HashTableTests {
     /// Keys of many lengths (empty, short, long, with a shared prefix), some repeated.
     static func keys(count: Int, seed: UInt64) -> [[UInt8]] {
-        var rng = SeededRandom(seed: seed)
+        var rng = SplitMix(seed: seed)
         return (0..<count).map { _ in
             let length = Int(rng.next() % 48) + (rng.next() % 50 == 0 ? 400 : 0)
             return [0, 7] + (0..<length).map { _ in UInt8(truncatingIfNeeded: rng.next() % 5 + 97) }
@@ -45,7 +45,7 @@ import Testing
     @Test func pairCountsCountLikeADictionaryAcrossGrowthAndReserve() {
         var counts = PairCounts()
         var reference: [UInt64: UInt32] = [:]
-        var rng = SeededRandom(seed: 11)
+        var rng = SplitMix(seed: 11)
         for i in 0..<60_000 {
             if i == 5_000 { counts.reserve(200_000) }
             let key = (rng.next() % 20_000) << 32 | (rng.next() % 3) + 1
@@ -61,18 +61,5 @@ import Testing
             seen += 1
         }
         #expect(seen == reference.count)
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-struct SeededRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
