@@ -142,8 +142,12 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         self.regrouped = regrouped
     }
 
-    /// Nodes (or entities) per chunk.
+    /// Nodes (or entities) per chunk at most.
     static let chunkSize = 16_384
+
+    /// Nodes per chunk for this run: an eighth of them, between 64 and ``chunkSize`` (so that
+    /// small loads, the tests' among them, also go through several chunks).
+    private var chunk: Int { min(Self.chunkSize, max(64, count / 8)) }
     private static let none = UInt32.max
     private static let anchorBit: UInt32 = 1 << 31
 
@@ -198,7 +202,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         var record = ByteWriter(capacity: 1100)
         var lower = 0
         while lower < count {
-            let upper = min(lower + Self.chunkSize, count)
+            let upper = min(lower + chunk, count)
             var records = EncodedEntries(), summaries = EncodedEntries(), timelines = EncodedEntries(elementSize: 16)
             records.bytes.reserveCapacity((upper - lower) * 40)
             for i in lower..<upper {
@@ -252,7 +256,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         var m = 0
         lower = 0
         while lower < count {
-            let upper = min(lower + Self.chunkSize, count)
+            let upper = min(lower + chunk, count)
             var members = EncodedEntries(elementSize: 8), entities = EncodedEntries()
             for i in lower..<upper where parent[i] != Self.none {
                 let id = UInt64(i) + 1
@@ -290,7 +294,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         while k < directed.count {
             var runs = EncodedEntries(elementSize: 16)
             var nodes = 0
-            while k < directed.count && (nodes < Self.chunkSize || directed[k] >> 32 == directed[k - 1] >> 32) {
+            while k < directed.count && (nodes < chunk || directed[k] >> 32 == directed[k - 1] >> 32) {
                 let u = directed[k] >> 32, v = directed[k] & 0xFFFF_FFFF
                 let evidence = edges.count(u < v ? u << 32 | v : v << 32 | u)
                 withUnsafeBytes(of: (v + 1).bigEndian) { runs.bytes.append(contentsOf: $0) }
