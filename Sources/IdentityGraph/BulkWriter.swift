@@ -175,26 +175,23 @@ public final class BulkWriter {
     private func add(_ event: PreparedEvent) throws {
         let input = event.input
         event.countBlocked(in: &blockedCounts, report: &report)
-        let eventKey = event.storageKey
-        if let eventKey, eventKey.withUnsafeBytes({ eventKeys.find($0) }) != nil { report.duplicateEvents += 1; return }
+        let id = event.storageKey == nil ? [] : input.eventID ?? []
+        let keyed = !id.isEmpty
+        if keyed, id.withUnsafeBytes({ Keys.withEventKey($0) { claim(eventKey: $0, keep: !event.identifiers.isEmpty) } }) {
+            report.duplicateEvents += 1
+            return
+        }
         guard !event.identifiers.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
         nodes.removeAll(keepingCapacity: true)
-        var anchor: UInt32?
-        for id in event.identifiers {
-            let node = nodeIndex(of: id)
-            nodes.append(node)
-            if anchor == nil && mergeTypes[Int(nodeType[Int(node)])] { anchor = node }
-        }
-        let typeID = catalog.internEventType(input.type)
-        let sourceID = catalog.internSource(input.source)
-        let eventID = eventKey == nil ? [] : input.eventID ?? []
-        if let eventKey { _ = eventKey.withUnsafeBytes { eventKeys.insert($0) } }
-        try eventID.withUnsafeBytes { eventID in
+        for identifier in event.identifiers { nodes.append(nodeIndex(of: identifier)) }
+        let typeID = input.type.withUnsafeBytes { eventTypeID($0) }
+        let sourceID = input.source.withUnsafeBytes { self.sourceID($0) }
+        try id.withUnsafeBytes { eventID in
             try input.props.withUnsafeBytes { props in
                 try input.attributes.bytes.withUnsafeBytes { attributes in
                     try store(
-                        anchor: anchor, timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
-                        keyed: eventKey != nil, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
+                        timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
+                        keyed: keyed, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
                 }
             }
         }
@@ -210,7 +207,7 @@ public final class BulkWriter {
         // but no stored identifier uses must not enter the catalog).
         batchTypeIDs.removeAll(keepingCapacity: true)
         batchTypeIDs.append(contentsOf: repeatElement(-1, count: batch.typeNames.count))
-        try batch.withArena { arena in
+        try batch.arena.withUnsafeBytes { arena in
             // First every event's key (claimed in order: duplicates are skipped) and every
             // identifier key of the events kept, with its hash; then the identifiers are
             // resolved with their hash slots and entries asked for a few keys ahead, and the
@@ -226,14 +223,7 @@ public final class BulkWriter {
                 var keyed = false
                 if let span = e.eventID {
                     let id = UnsafeRawBufferPointer(rebasing: arena[span.range])
-                    let keep = e.memberCount > 0
-                    let duplicate: Bool
-                    if id.count <= Keys.inlineValueLimit && id.first != Keys.hashedMarker {
-                        duplicate = claim(eventKey: id, keep: keep)  // the key is the id itself
-                    } else {
-                        duplicate = Keys.eventKey(Array(id)).withUnsafeBytes { claim(eventKey: $0, keep: keep) }
-                    }
-                    if duplicate { report.duplicateEvents += 1; continue }
+                    if Keys.withEventKey(id, { claim(eventKey: $0, keep: e.memberCount > 0) }) { report.duplicateEvents += 1; continue }
                     keyed = true
                 }
                 guard e.memberCount > 0 else { report.eventsWithoutIdentifiers += 1; continue }
@@ -275,16 +265,11 @@ public final class BulkWriter {
                 let e = events[Int(entry.event)]
                 let firstKey = Int(entry.firstKey)
                 nodes.removeAll(keepingCapacity: true)
-                var anchor: UInt32?
-                for j in firstKey..<(firstKey + Int(e.memberCount)) {
-                    let node = resolved[j]
-                    nodes.append(node)
-                    if anchor == nil && mergeTypes[Int(nodeType[Int(node)])] { anchor = node }
-                }
+                nodes.append(contentsOf: resolved[firstKey..<(firstKey + Int(e.memberCount))])
                 let typeID = eventTypeID(UnsafeRawBufferPointer(rebasing: arena[e.type.range]))
                 let sourceID = sourceID(UnsafeRawBufferPointer(rebasing: arena[e.source.range]))
                 try store(
-                    anchor: anchor, timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
+                    timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
                     amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: entry.keyed,
                     eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
                     props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
@@ -348,10 +333,11 @@ public final class BulkWriter {
     }
 
     /// Stores an event whose identifiers are resolved into ``nodes``: its record, timeline
-    /// entries, summary inputs and the evidence between every pair of its nodes. `keyed`: its
-    /// key was just inserted into `eventKeys` (its sequence goes with it).
+    /// entries, summary inputs and the evidence between every pair of its nodes. Its anchor is
+    /// its first node of a merge type (else its first node). `keyed`: its key was just inserted
+    /// into `eventKeys` (its sequence goes with it).
     private func store(
-        anchor: UInt32?, timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
+        timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
         keyed: Bool, eventID: UnsafeRawBufferPointer,
         props: UnsafeRawBufferPointer, attributes: UnsafeRawBufferPointer, attributeCount: Int
     ) throws {
@@ -359,7 +345,7 @@ public final class BulkWriter {
         guard sequence < UInt64(UInt32.max) else { throw BulkLoadError.tooManyEvents }  // events are numbered in 32 bits here
         counters.nextSequence += 1
         let timestamp = timestamp ?? now
-        let anchorNode = anchor ?? nodes[0]
+        let anchorNode = nodes.first { mergeTypes[Int(nodeType[Int($0)])] } ?? nodes[0]
         eventBuffer.bytes.removeAll(keepingCapacity: true)
         EventRecord.encode(
             into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
@@ -394,15 +380,10 @@ public final class BulkWriter {
     }
 
     private func nodeIndex(of id: Identifier) -> UInt32 {
-        id.value.withUnsafeBytes { nodeIndex(type: typeID(id.type), value: $0) }
-    }
-
-    /// The node of the identifier of type `type` with this (normalized) value, created when new.
-    private func nodeIndex(type: UInt16, value: UnsafeRawBufferPointer) -> UInt32 {
         scratch.removeAll(keepingCapacity: true)
-        Keys.appendIdent(type: type, value: value, to: &scratch)
+        Keys.appendIdent(type: typeID(id.type), value: id.value, to: &scratch)
         let (node, inserted) = scratch.withUnsafeBytes { resolveNode(key: $0, hash: ByteKeyTable.hash($0)) }
-        if inserted && value.count > Keys.inlineValueLimit { keepLongValue(value, of: node) }
+        if inserted && id.value.count > Keys.inlineValueLimit { id.value.withUnsafeBytes { keepLongValue($0, of: node) } }
         return node
     }
 

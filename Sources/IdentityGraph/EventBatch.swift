@@ -101,11 +101,6 @@ public struct EventBatch: Sendable {
     /// Whether it holds no event.
     public var isEmpty: Bool { events.isEmpty }
 
-    /// Bytes held (for memory accounting).
-    public var memoryBytes: Int {
-        arena.capacity + events.capacity * MemoryLayout<Event>.stride + members.capacity * 12 + raws.capacity * 16
-    }
-
     /// Reserves room for `bytes` arena bytes and `identifiers` raw identifiers of the event
     /// being built (one allocation each instead of growing step by step).
     public mutating func reserveCapacity(bytes: Int, identifiers: Int) {
@@ -289,11 +284,6 @@ public struct EventBatch: Sendable {
     }
 
     // MARK: - Reading
-
-    /// Calls `body` with the arena's bytes (valid during the call only).
-    func withArena<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try arena.withUnsafeBytes(body)
-    }
 
     /// Event `i` as a ``PreparedOperation`` (copies of its bytes): what the incremental path
     /// and the tests use.

@@ -35,6 +35,13 @@ enum Keys {
         return [hashedMarker] + Array(SHA256.hash(data: id))
     }
 
+    /// Calls `body` with the `event_key` key of `id`: the id's own bytes when it is short (no
+    /// copy), else the hashed form.
+    static func withEventKey<R>(_ id: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if id.count <= inlineValueLimit && id.first != hashedMarker { return try body(id) }
+        return try eventKey(Array(id)).withUnsafeBytes(body)
+    }
+
     /// `tombstone` key: a keyed hash (HMAC-SHA-256) of `type:value`; the value is never stored.
     static func tombstone(_ identifier: Identifier, key: [UInt8]) -> [UInt8] {
         var message = Array(identifier.type.utf8)

@@ -195,6 +195,27 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
         #expect(try graph.check().isEmpty)
     }
 
+    /// Events handed to the feed as prepared operations (the public API, not the loader's
+    /// batches) take the bulk writer's other entrance: same tables as applying them one by one.
+    @Test func preparedOperationsThroughTheFeedEqualTheIncrementalPath() throws {
+        let w = Workspace()
+        let path = try archive(w, "a.ndjson", seed: 13, events: 2000, duplicates: 0.1)
+        let bulk = try w.graph("bulk"), incremental = try w.graph("incremental")
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let operations = try lines.map { try RecordParser.parse($0) }
+        let prepared = try operations.map { try PreparedOperation($0, schema: bulk.schema) }
+        _ = try bulk.bulkLoad(now: Self.clock, reserveBytes: 1 << 26) { feed in
+            for chunk in stride(from: 0, to: prepared.count, by: 300) { try feed.send(Array(prepared[chunk..<min(chunk + 300, prepared.count)])) }
+            return []
+        }
+        for chunk in stride(from: 0, to: operations.count, by: 97) {
+            _ = try incremental.apply(Array(operations[chunk..<min(chunk + 97, operations.count)]), now: Self.clock)
+        }
+        #expect(try bulk.read { try $0.stats() }.events > 1500)
+        try expectSameTables(bulk, incremental)
+        #expect(try bulk.check().isEmpty)
+    }
+
     @Test func theBulkPathStandsAsideForGenericPolicies() throws {
         let w = Workspace()
         let schema = try Schema.parse(json: Data(#"{"types":{"device":{"generic_after":3}}}"#.utf8))
