@@ -1,6 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Release builds skip Swift's run-time exclusivity checks in the library targets: the bulk
+/// path spent 4.5% of its time in them (`swift_beginAccess`, `AccessSet::insert`) on the
+/// writer's and encoder's class-held tables. 1M-event load 3.80 → 3.38 s, dry run 1.17 → 1.06 s.
+/// Debug builds (the tests) keep the checks, so a real overlapping access still traps there.
+let uncheckedExclusivity: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "idgraph",
     platforms: [.macOS(.v15)],
@@ -40,7 +46,7 @@ let package = Package(
         // A cache prefetch hint (one inline C function) for the bulk writer's hash tables.
         .systemLibrary(name: "CPrefetch"),
         // The only place that touches LMDB's C API: a small safe wrapper.
-        .target(name: "LMDB", dependencies: ["CLMDB"]),
+        .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: uncheckedExclusivity),
         // The identity graph: schema, store, merge/split, event log, summaries, checker.
         .target(
             name: "IdentityGraph",
@@ -48,7 +54,8 @@ let package = Package(
                 "LMDB", "CPrefetch",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
-            ]
+            ],
+            swiftSettings: uncheckedExclusivity
         ),
         // Archive formats: NDJSON scanning and parsing into graph operations.
         .target(
@@ -56,10 +63,11 @@ let package = Package(
             dependencies: [
                 "IdentityGraph", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            swiftSettings: uncheckedExclusivity
         ),
         // The query language: lexer → parser → AST → executor over a read transaction.
-        .target(name: "IdentityQuery", dependencies: ["IdentityGraph"]),
+        .target(name: "IdentityQuery", dependencies: ["IdentityGraph"], swiftSettings: uncheckedExclusivity),
         .executableTarget(
             name: "idgraph",
             dependencies: [
