@@ -53,15 +53,30 @@ final class ChunkPipe: @unchecked Sendable {
         return true
     }
 
-    /// The next chunk; nil when the encoder is done (or the pipe was cancelled).
-    func take() -> EncodedChunk? {
+    /// The next chunk, waiting until `deadline` at most (`nil`: as long as it takes):
+    /// `.timedOut` when none came by then, `nil` when the encoder is done (or the pipe was
+    /// cancelled).
+    func take(waitingUntil deadline: Date?) -> TakeResult? {
         condition.lock()
         defer { condition.unlock() }
-        while queue.isEmpty && !done && !cancelled { condition.wait() }
-        if queue.isEmpty || cancelled { return nil }
+        while queue.isEmpty && !done && !cancelled {
+            if let deadline {
+                if !condition.wait(until: deadline) { break }
+            } else {
+                condition.wait()
+            }
+        }
+        if cancelled || (queue.isEmpty && done) { return nil }
+        if queue.isEmpty { return .timedOut }
         let chunk = queue.removeFirst()
         condition.broadcast()
-        return chunk
+        return .chunk(chunk)
+    }
+
+    /// What ``take(waitingUntil:)`` got.
+    enum TakeResult {
+        case chunk(EncodedChunk)
+        case timedOut
     }
 
     /// The encoder is done (`completed` when it delivered everything).

@@ -1,3 +1,4 @@
+import CPrefetch
 import Crypto
 import Foundation
 import LMDB
@@ -579,24 +580,39 @@ public final class BulkWriter {
                 }
             }
         }
-        // ident and event_key first, by key bytes, as soon as they are sorted: the encoder
-        // works on the node tables meanwhile.
-        sorted.identReady.wait()
-        let identCursor = try appender(db.ident)
-        for index in sorted.ident {
-            try ident.withKey(Int(index)) { try identCursor.put(key: $0, value: UInt64(index) + 1, flags: .append) }
+        // ident and event_key, by key bytes, as soon as the sorter has them, between the
+        // encoder's chunks: at 10M events sorting the identifiers takes ~5 s, and a writer that
+        // waited for them first left the encoder stalled on a full pipe all that time.
+        var identWritten = false, eventKeysWritten = false
+        func writeKeyedTables(waiting: Bool) throws {
+            if !identWritten, waiting || sorted.identReady.wait(timeout: .now()) == .success {
+                if waiting { sorted.identReady.wait() }
+                let identCursor = try appender(db.ident)
+                try ident.forEachKey(in: sorted.ident) { index, key in try identCursor.put(key: key, value: UInt64(index) + 1, flags: .append) }
+                ident = ByteKeyTable()
+                sorted.ident = []
+                identWritten = true
+            }
+            if identWritten, !eventKeysWritten, waiting || sorted.keysReady.wait(timeout: .now()) == .success {
+                if waiting { sorted.keysReady.wait() }
+                let eventKeyCursor = try appender(db.eventKey)
+                try eventKeySequence.withUnsafeBufferPointer { sequence in
+                    try eventKeys.forEachKey(in: sorted.eventKeys, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
+                        try eventKeyCursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
+                    }
+                }
+                eventKeys = ByteKeyTable()
+                sorted.eventKeys = []
+                eventKeysWritten = true
+            }
         }
-        ident = ByteKeyTable()
-        sorted.ident = []
-        sorted.keysReady.wait()
-        let eventKeyCursor = try appender(db.eventKey)
-        for index in sorted.eventKeys {
-            try eventKeys.withKey(Int(index)) { try eventKeyCursor.put(key: $0, value: UInt64(eventKeySequence[Int(index)]), flags: .append) }
-        }
-        eventKeys = ByteKeyTable()
-        sorted.eventKeys = []
 
-        while let chunk = pipe.take() {
+        while true {
+            try writeKeyedTables(waiting: false)
+            // While the keyed tables are pending, look again every few milliseconds.
+            let deadline = identWritten && eventKeysWritten ? nil : Date(timeIntervalSinceNow: 0.005)
+            guard let taken = pipe.take(waitingUntil: deadline) else { break }
+            guard case .chunk(let chunk) = taken else { continue }
             switch chunk {
             case .nodes(let records, let summaries, let timelines):
                 try put(records, node)
@@ -609,6 +625,7 @@ public final class BulkWriter {
                 try put(runs, adjacency)
             }
         }
+        try writeKeyedTables(waiting: true)
         assert(pipe.completed, "the encoder stops early only when cancelled")
         edges = PairCounts()
 

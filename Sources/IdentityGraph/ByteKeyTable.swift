@@ -102,6 +102,36 @@ struct ByteKeyTable {
         }
     }
 
+    /// Calls `body` with each key number of `order` and its bytes, in that order, asking the CPU
+    /// for the offset and then the entry of keys a few places ahead: in key order the entries
+    /// are scattered over the arena, and the writer of the `ident` table spent most of its time
+    /// waiting for them. `ahead` is called with each key number as it comes into view (for the
+    /// caller's own arrays indexed by key number).
+    func forEachKey(in order: [UInt32], ahead: (Int) -> Void = { _ in }, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let offsetDistance = 16, entryDistance = 8
+        try arena.withUnsafeBytes { bytes in
+            try offsets.withUnsafeBufferPointer { offsets in
+                try order.withUnsafeBufferPointer { order in
+                    let base = bytes.baseAddress!
+                    for j in 0..<min(offsetDistance, order.count) { idgraph_prefetch(offsets.baseAddress! + Int(order[j])) }
+                    for j in 0..<min(entryDistance, order.count) { idgraph_prefetch(base + offsets[Int(order[j])]) }
+                    for j in order.indices {
+                        if j + offsetDistance < order.count { idgraph_prefetch(offsets.baseAddress! + Int(order[j + offsetDistance])) }
+                        if j + entryDistance < order.count {
+                            let next = Int(order[j + entryDistance])
+                            idgraph_prefetch(base + offsets[next])
+                            ahead(next)
+                        }
+                        let index = Int(order[j])
+                        let offset = offsets[index]
+                        let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+                        try body(index, UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
+                    }
+                }
+            }
+        }
+    }
+
     /// Key numbers in the byte order of their keys (LMDB's default key order).
     func sortedIndexes() -> [UInt32] {
         var order = (0..<UInt32(offsets.count)).map { $0 }
