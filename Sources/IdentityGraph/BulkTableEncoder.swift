@@ -111,7 +111,6 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     let redirect: [UInt32]
     let entitySize: [UInt32]
     private var nodeType: [UInt16]
-    private var nodeDegree: [UInt32]
     private var identKeys: ByteKeyTable
     private var longValues: [UInt32: [UInt8]]
     private var timelineNode: [UInt32]
@@ -124,13 +123,12 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     let tallyArena: [UInt8]
     let tallyStart: [Int]
     let tallyCount: [UInt16]
-    let edges: PairCounts
     let progress: BulkProgress?
     /// Signalled once the per-event data are regrouped (and freed): the sorter waits for it
     /// before its larger sorts, so that the two peaks of memory do not add up.
     let regrouped: DispatchSemaphore?
 
-    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], nodeDegree: [UInt32], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], edges: PairCounts, progress: BulkProgress?, regrouped: DispatchSemaphore? = nil) {
+    init(count: Int, now: Int64, rules: ProfileRules, entityOf: [UInt32], parent: [UInt32], redirect: [UInt32], entitySize: [UInt32], nodeType: [UInt16], identKeys: ByteKeyTable, longValues: [UInt32: [UInt8]], timelineNode: [UInt32], timelineEvent: [UInt32], eventTime: [UInt64], eventType: [UInt32], eventSource: [UInt32], eventAmount: [Int64], eventTallyIndex: [Int32], tallyArena: [UInt8], tallyStart: [Int], tallyCount: [UInt16], progress: BulkProgress?, regrouped: DispatchSemaphore? = nil) {
         self.count = count
         self.now = now
         self.rules = rules
@@ -139,7 +137,6 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         self.redirect = redirect
         self.entitySize = entitySize
         self.nodeType = nodeType
-        self.nodeDegree = nodeDegree
         self.identKeys = identKeys
         self.longValues = longValues
         self.timelineNode = timelineNode
@@ -152,7 +149,6 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         self.tallyArena = tallyArena
         self.tallyStart = tallyStart
         self.tallyCount = tallyCount
-        self.edges = edges
         self.progress = progress
         self.regrouped = regrouped
     }
@@ -213,7 +209,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         timelineNode = []; timelineEvent = []; eventTime = []
         regrouped?.signal()
 
-        // node, node_summary and node_event, by id.
+        // node, node_summary and node_event, by id; the degrees come from the links, which the
+        // sorter counts first.
+        sorted.linksReady.wait()
+        var degree = sorted.degree
+        sorted.degree = []
         var record = ByteWriter(capacity: 1100)
         var lower = 0
         while lower < count {
@@ -226,7 +226,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 // The node record (NodeRecord's layout); the value is its ident key after the
                 // type (0xFF, never in UTF-8, starts the hash of a long value instead).
                 record.bytes.removeAll(keepingCapacity: true)
-                record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(nodeDegree[i])
+                record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(degree[i])
                 identKeys.withKey(i) { key in
                     if key.count > 2 && key[2] == Keys.hashedMarker, let long = longValues[UInt32(i)] {
                         record.append(bytes: long)
@@ -259,7 +259,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         }
 
         // The node pass is over: what only it read goes (the identifier table is the largest).
-        identKeys = ByteKeyTable(); longValues = [:]; nodeType = []; nodeDegree = []; entityOf = []
+        identKeys = ByteKeyTable(); longValues = [:]; nodeType = []; degree = []; entityOf = []
         first = []; entries = []
 
         sorted.done.wait()
@@ -304,25 +304,26 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
 
         // adj: both directions, by node then neighbour (EdgeEntry's layout: neighbour u64,
         // evidence u32, flags u32, big-endian).
-        let directed = sorted.directed
-        var k = 0
-        while k < directed.count {
+        var directed = DirectedLinks(sorted.links)
+        sorted.links = LinkTally(forward: [], evidence: [])
+        var next = directed.next()
+        while next != nil {
             var runs = EncodedEntries(elementSize: 16)
             var nodes = 0
-            while k < directed.count && (nodes < chunk || directed[k] >> 32 == directed[k - 1] >> 32) {
-                let u = directed[k] >> 32, v = directed[k] & 0xFFFF_FFFF
-                let evidence = edges.count(u < v ? u << 32 | v : v << 32 | u)
-                withUnsafeBytes(of: (v + 1).bigEndian) { runs.bytes.append(contentsOf: $0) }
-                withUnsafeBytes(of: evidence.bigEndian) { runs.bytes.append(contentsOf: $0) }
-                withUnsafeBytes(of: UInt32(0).bigEndian) { runs.bytes.append(contentsOf: $0) }
-                k += 1
-                if k == directed.count || directed[k] >> 32 != u {
-                    runs.close(key: u + 1)
-                    nodes += 1
+            // Whole runs of one node, until the chunk has its share of nodes.
+            while let first = next, nodes < chunk {
+                let u = first.key >> 32
+                while let link = next, link.key >> 32 == u {
+                    withUnsafeBytes(of: ((link.key & 0xFFFF_FFFF) + 1).bigEndian) { runs.bytes.append(contentsOf: $0) }
+                    withUnsafeBytes(of: link.evidence.bigEndian) { runs.bytes.append(contentsOf: $0) }
+                    withUnsafeBytes(of: UInt32(0).bigEndian) { runs.bytes.append(contentsOf: $0) }
+                    next = directed.next()
                 }
+                runs.close(key: u + 1)
+                nodes += 1
             }
             guard pipe.put(.adjacency(runs)) else { return }
-            progress?.set(0.9 + 0.1 * Double(k) / Double(directed.count))
+            progress?.set(0.9 + 0.1 * Double(directed.taken) / Double(max(1, directed.count)))
         }
         completed = true
     }

@@ -38,7 +38,6 @@ public final class BulkWriter {
     private var ident = ByteKeyTable()
     private var scratch: [UInt8] = []
     private var nodeType: [UInt16] = []
-    private var nodeDegree: [UInt32] = []
     /// Values of identifiers over `Keys.inlineValueLimit` bytes (their `ident` key holds a hash);
     /// every other value is read back from its key (type + value), so values are not held twice.
     private var longValues: [UInt32: [UInt8]] = [:]
@@ -63,8 +62,8 @@ public final class BulkWriter {
 
     /// The event encoding, reused.
     private var eventBuffer = ByteWriter(capacity: 512)
-    /// Links: `(low << 32) | high` of the two node indexes → evidence.
-    private var edges = PairCounts()
+    /// Every piece of link evidence, counted into links (and degrees) at the end.
+    private var links = LinkLog()
     private var eventKeys = ByteKeyTable()
     /// Per event key (by number): its event's sequence (below 2^32 in one bulk run).
     private var eventKeySequence: [UInt32] = []
@@ -107,7 +106,7 @@ public final class BulkWriter {
     /// bytes plus its value twice, per link about 40, per event id about 70 plus its length, per
     /// timeline entry 24, per counted node about 150.
     public var estimatedBytes: Int {
-        ident.memoryBytes + longValueBytes + nodeType.capacity * 22 + edges.memoryBytes + eventKeys.memoryBytes
+        ident.memoryBytes + longValueBytes + nodeType.capacity * 18 + links.memoryBytes + eventKeys.memoryBytes
             + eventKeySequence.capacity * 4 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
@@ -119,9 +118,9 @@ public final class BulkWriter {
         guard events > 0 else { return }
         ident.reserve(keys: events, bytes: events * 24)
         eventKeys.reserve(keys: events, bytes: events * 10)
-        edges.reserve(events + events / 2)
+        links.reserve(events + events / 2)
         eventKeySequence.reserveCapacity(events)
-        nodeType.reserveCapacity(events); nodeDegree.reserveCapacity(events); parent.reserveCapacity(events)
+        nodeType.reserveCapacity(events); parent.reserveCapacity(events)
         entitySize.reserveCapacity(events); redirect.reserveCapacity(events)
         eventType.reserveCapacity(events); eventSource.reserveCapacity(events); eventAmount.reserveCapacity(events)
         eventTime.reserveCapacity(events); eventTallyIndex.reserveCapacity(events)
@@ -211,9 +210,9 @@ public final class BulkWriter {
         try batch.arena.withUnsafeBytes { arena in
             // First every event's key (claimed in order: duplicates are skipped) and every
             // identifier key of the events kept, with its hash; then the identifiers are
-            // resolved with their hash slots and entries asked for a few keys ahead, and the
-            // events stored with their pairs' slots asked for a few events ahead. At 10M
-            // events the writer spent half its resolving time waiting for those cache misses.
+            // resolved with their hash slots and entries asked for a few keys ahead (at 10M
+            // events the writer spent half its resolving time waiting for those cache misses),
+            // and the events stored.
             let events = batch.events
             kept.removeAll(keepingCapacity: true)
             keyBytes.removeAll(keepingCapacity: true)
@@ -261,8 +260,7 @@ public final class BulkWriter {
                 resolved.append(node)
             }
             // The events, in order.
-            for (k, entry) in kept.enumerated() {
-                if k + 2 < kept.count { prefetchPairs(of: kept[k + 2], next: k + 3 < kept.count ? kept[k + 3].firstKey : Int32(total)) }
+            for entry in kept {
                 let e = events[Int(entry.event)]
                 let firstKey = Int(entry.firstKey)
                 nodes.removeAll(keepingCapacity: true)
@@ -290,19 +288,6 @@ public final class BulkWriter {
     private var keyMembers: [Int32] = []
     /// Their nodes.
     private var resolved: [UInt32] = []
-
-    /// Asks the CPU for the pair-count slots of an event's identifier pairs (keys
-    /// `entry.firstKey..<next`, resolved already).
-    private func prefetchPairs(of entry: (event: Int32, keyed: Bool, firstKey: Int32), next: Int32) {
-        let lower = Int(entry.firstKey), upper = Int(next)
-        guard upper - lower > 1 else { return }
-        for a in lower..<upper {
-            for b in (a + 1)..<upper {
-                let u = resolved[a], v = resolved[b]
-                if u != v { edges.prefetch(u < v ? UInt64(u) << 32 | UInt64(v) : UInt64(v) << 32 | UInt64(u)) }
-            }
-        }
-    }
 
     /// Whether `eventKey` is taken already (a duplicate); when not and `keep`, takes it.
     private func claim(eventKey: UnsafeRawBufferPointer, keep: Bool) -> Bool {
@@ -403,7 +388,6 @@ public final class BulkWriter {
         assert(index == Int(node))
         let type = UInt16(key[0]) << 8 | UInt16(key[1])
         nodeType.append(type)
-        nodeDegree.append(0)
         if mergeTypes[Int(type)] {
             parent.append(node)
             counters.entities += 1
@@ -444,13 +428,10 @@ public final class BulkWriter {
     }
 
     private func addEvidence(_ u: UInt32, _ v: UInt32, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        let key = u < v ? UInt64(u) << 32 | UInt64(v) : UInt64(v) << 32 | UInt64(u)
-        if edges.increment(key) > 0 { return }
-        counters.links += 1
-        let uMerges = mergeTypes[Int(nodeType[Int(u)])], vMerges = mergeTypes[Int(nodeType[Int(v)])]
-        if vMerges { nodeDegree[Int(u)] += 1 }
-        if uMerges { nodeDegree[Int(v)] += 1 }
-        guard uMerges && vMerges else { return }
+        // A link seen again finds both ends in one entity already (nothing splits in a bulk
+        // run), so only a new link can merge, as in GraphWriter.addEvidence.
+        links.append(u, v)
+        guard mergeTypes[Int(nodeType[Int(u)])] && mergeTypes[Int(nodeType[Int(v)])] else { return }
         let a = find(u), b = find(v)
         guard a != b else { return }
         // Union by size; on a tie the lower id stays (as GraphWriter.merge).
@@ -508,9 +489,17 @@ public final class BulkWriter {
         // What the sorter reads, in a box it empties as it goes: a thread's closure keeps what
         // it captures until the thread object goes, and these tables are the largest part of
         // the run's memory (the writer and the encoder drop their own references when done).
-        let inputs = SortInputs(ident: ident, eventKeys: eventKeys, edges: edges, entityOf: entityOf)
+        let inputs = SortInputs(ident: ident, eventKeys: eventKeys, links: links, entityOf: entityOf, nodeType: nodeType, mergeTypes: mergeTypes)
+        links = LinkLog()
         let regrouped = DispatchSemaphore(value: 0)
         let sorter = Thread {
+            // The links first: the encoder's node records need the degrees.
+            var tally = inputs.links.tally()
+            let (nodeType, mergeTypes) = (inputs.nodeType, inputs.mergeTypes)
+            inputs.nodeType = []
+            sorted.degree = tally.degrees(nodes: nodeType.count) { mergeTypes[Int(nodeType[$0])] }
+            sorted.linkCount = tally.forward.count
+            sorted.linksReady.signal()
             sorted.ident = inputs.ident.sortedIndexes()
             inputs.ident = ByteKeyTable()
             sorted.identReady.signal()
@@ -524,15 +513,8 @@ public final class BulkWriter {
             inputs.entityOf = []
             membership.sort()
             sorted.membership = membership
-            var directed: [UInt64] = []
-            directed.reserveCapacity(inputs.edges.count * 2)
-            inputs.edges.forEach { key, _ in
-                directed.append(key)
-                directed.append((key & 0xFFFF_FFFF) << 32 | key >> 32)
-            }
-            inputs.edges = PairCounts()
-            directed.sort()
-            sorted.directed = directed
+            tally.addBackward()
+            sorted.links = tally
             sorted.done.signal()
         }
         sorter.stackSize = 8 << 20
@@ -541,16 +523,15 @@ public final class BulkWriter {
         let pipe = ChunkPipe()
         let encoder = TableEncoder(
             count: count, now: now, rules: catalog.rules, entityOf: entityOf, parent: parent, redirect: redirect, entitySize: entitySize,
-            nodeType: nodeType, nodeDegree: nodeDegree, identKeys: ident, longValues: longValues,
+            nodeType: nodeType, identKeys: ident, longValues: longValues,
             timelineNode: timelineNode, timelineEvent: timelineEvent, eventTime: eventTime, eventType: eventType,
             eventSource: eventSource, eventAmount: eventAmount, eventTallyIndex: eventTallyIndex, tallyArena: tallyArena,
-            tallyStart: tallyStart, tallyCount: tallyCount, edges: edges, progress: progress, regrouped: regrouped)
+            tallyStart: tallyStart, tallyCount: tallyCount, progress: progress, regrouped: regrouped)
         // The encoder holds the only references to the per-event arrays now: it frees them as
         // soon as it has regrouped them by node, and the node arrays after the node pass.
         timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
         tallyArena = []; tallyStart = []; tallyCount = []; longValues = [:]
-        nodeType = []; nodeDegree = []; parent = []; redirect = []; entitySize = []; entityOf = []
-        edges = PairCounts()
+        nodeType = []; parent = []; redirect = []; entitySize = []; entityOf = []
         let encoderThread = Thread { encoder.run(into: pipe, sorted: sorted) }
         encoderThread.stackSize = 8 << 20
         encoderThread.start()
@@ -627,7 +608,9 @@ public final class BulkWriter {
         }
         try writeKeyedTables(waiting: true)
         assert(pipe.completed, "the encoder stops early only when cancelled")
-        edges = PairCounts()
+        sorted.done.wait()
+        sorted.done.signal()
+        counters.links += UInt64(sorted.linkCount)
 
         for cursor in appenders.values { cursor.close() }
         appenders = [:]
@@ -642,13 +625,17 @@ public final class BulkWriter {
 final class SortInputs: @unchecked Sendable {
     var ident: ByteKeyTable
     var eventKeys: ByteKeyTable
-    var edges: PairCounts
+    var links: LinkLog
     var entityOf: [UInt32]
-    init(ident: ByteKeyTable, eventKeys: ByteKeyTable, edges: PairCounts, entityOf: [UInt32]) {
+    var nodeType: [UInt16]
+    let mergeTypes: [Bool]
+    init(ident: ByteKeyTable, eventKeys: ByteKeyTable, links: LinkLog, entityOf: [UInt32], nodeType: [UInt16], mergeTypes: [Bool]) {
         self.ident = ident
         self.eventKeys = eventKeys
-        self.edges = edges
+        self.links = links
         self.entityOf = entityOf
+        self.nodeType = nodeType
+        self.mergeTypes = mergeTypes
     }
 }
 
@@ -657,7 +644,14 @@ final class SortedOutputs: @unchecked Sendable {
     var ident: [UInt32] = []
     var eventKeys: [UInt32] = []
     var membership: [UInt64] = []
-    var directed: [UInt64] = []
+    /// Per node index, its degree (read after `linksReady`).
+    var degree: [UInt32] = []
+    /// Distinct links (read after `linksReady`).
+    var linkCount = 0
+    /// Every link both ways (read after `done`).
+    var links = LinkTally(forward: [], evidence: [])
+    /// Signalled once the links are counted (`degree`, `linkCount`).
+    let linksReady = DispatchSemaphore(value: 0)
     /// Signalled once `ident` is sorted, then once `eventKeys` is.
     let identReady = DispatchSemaphore(value: 0), keysReady = DispatchSemaphore(value: 0)
     /// Signalled when everything is sorted (waiters signal it again for the next).

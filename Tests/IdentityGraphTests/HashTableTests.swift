@@ -42,24 +42,57 @@ import Testing
         #expect(order == reference.keys.sorted { $0.lexicographicallyPrecedes($1) })
     }
 
-    @Test func pairCountsCountLikeADictionaryAcrossGrowthAndReserve() {
-        var counts = PairCounts()
-        var reference: [UInt64: UInt32] = [:]
+    @Test func aLinkLogCountsEvidenceDegreesAndBothDirectionsLikeADictionary() {
+        var log = LinkLog()
+        log.reserve(1_000)
+        var evidence: [UInt64: UInt32] = [:]
         var rng = SplitMix(seed: 11)
-        for i in 0..<60_000 {
-            if i == 5_000 { counts.reserve(200_000) }
-            let key = (rng.next() % 20_000) << 32 | (rng.next() % 3) + 1
-            counts.prefetch(key)
-            #expect(counts.increment(key) == reference[key, default: 0])
-            reference[key, default: 0] += 1
+        let nodes = 3_000
+        for _ in 0..<60_000 {
+            let u = UInt32(rng.next() % UInt64(nodes)), v = UInt32(rng.next() % UInt64(nodes))
+            guard u != v else { continue }
+            log.append(u, v)
+            evidence[UInt64(min(u, v)) << 32 | UInt64(max(u, v)), default: 0] += 1
         }
-        #expect(counts.count == reference.count)
-        for (key, n) in reference { #expect(counts.count(key) == n) }
-        var seen = 0
-        counts.forEach { key, n in
-            #expect(reference[key] == n)
-            seen += 1
+        var tally = log.tally()
+        #expect(log.count == 0)
+        #expect(tally.forward == evidence.keys.sorted())
+        #expect(tally.evidence == tally.forward.map { evidence[$0]! })
+
+        // Degrees: distinct neighbours whose type merges (here: even node indexes).
+        let merges = { (i: Int) in i % 2 == 0 }
+        var expectedDegree = [UInt32](repeating: 0, count: nodes)
+        for key in evidence.keys {
+            let (a, b) = (Int(key >> 32), Int(key & 0xFFFF_FFFF))
+            if merges(b) { expectedDegree[a] += 1 }
+            if merges(a) { expectedDegree[b] += 1 }
         }
-        #expect(seen == reference.count)
+        #expect(tally.degrees(nodes: nodes, merges: merges) == expectedDegree)
+
+        // The walk: every link from both ends, in (from, to) order, each with its evidence.
+        tally.addBackward()
+        var walk = DirectedLinks(tally)
+        var seen: [DirectedLink] = []
+        while let link = walk.next() { seen.append(link) }
+        let expected = evidence.flatMap { key, n in
+            [(key, n), ((key & 0xFFFF_FFFF) << 32 | key >> 32, n)]
+        }.sorted { $0.0 < $1.0 }
+        #expect(seen.map(\.key) == expected.map(\.0))
+        #expect(seen.map(\.evidence) == expected.map(\.1))
+        #expect(walk.taken == walk.count && walk.count == 2 * evidence.count)
+    }
+
+    @Test func forEachKeyHandsOutTheKeysOfAnOrderWithTheirNumbers() {
+        var table = ByteKeyTable()
+        for key in Self.keys(count: 5_000, seed: 3) { _ = key.withUnsafeBytes { table.insert($0) } }
+        let order = table.sortedIndexes()
+        var seen: [(Int, [UInt8])] = []
+        var ahead: [Int] = []
+        table.forEachKey(in: order, ahead: { ahead.append($0) }) { index, key in seen.append((index, Array(key))) }
+        #expect(seen.map(\.0) == order.map(Int.init))
+        #expect(seen.map(\.1) == order.map { table.withKey(Int($0)) { Array($0) } })
+        // `ahead` sees every key but the first few, in the same order.
+        #expect(ahead == Array(order.map(Int.init).dropFirst(order.count - ahead.count)))
+        #expect(ahead.count == order.count - 8)
     }
 }
