@@ -215,6 +215,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         var degree = sorted.degree
         sorted.degree = []
         var record = ByteWriter(capacity: 1100)
+        var nodeSummary = Summary()
         var lower = 0
         while lower < count {
             let upper = min(lower + chunk, count)
@@ -236,10 +237,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 }
                 records.bytes.append(contentsOf: record.bytes)
                 records.close(key: id)
-                let s = summary(ofNode: i, contributions: contributions, first: firstAnchored)
-                if !s.isEmpty {
+                nodeSummary.removeAll()
+                addContributions(ofNode: i, to: &nodeSummary, contributions: contributions, first: firstAnchored)
+                if !nodeSummary.isEmpty {
                     record.bytes.removeAll(keepingCapacity: true)
-                    s.encode(into: &record)
+                    nodeSummary.encode(into: &record)
                     summaries.bytes.append(contentsOf: record.bytes)
                     summaries.close(key: id)
                 }
@@ -269,6 +271,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         // member (entity → nodes) and entity records, by id; a live entity's summary is the
         // fold of its members' (each event counts toward one anchor).
         var m = 0
+        var total = Summary()
         lower = 0
         while lower < count {
             let upper = min(lower + chunk, count)
@@ -289,12 +292,17 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                     m += 1
                 }
                 members.close(key: id)
-                // The fold of its members' summaries, rebuilt from their events in entity
-                // order: an accumulator per entity filled in node order held about 1.5 GB at
-                // 10M events for the whole node pass.
-                var total = Summary()
-                for k in firstMember..<m { total.merge(summary(ofNode: Int(membership[k] & 0xFFFF_FFFF), contributions: contributions, first: firstAnchored)) }
-                entities.bytes.append(contentsOf: EntityRecord.live(size: size, created: now, updated: now, summary: total).bytes)
+                // The fold of its members' summaries, counted again from their events in entity
+                // order (adding is the fold: every count is a sum, every bound a min or max): an
+                // accumulator per entity filled in node order held about 1.5 GB at 10M events
+                // for the whole node pass.
+                total.removeAll()
+                for k in firstMember..<m {
+                    addContributions(ofNode: Int(membership[k] & 0xFFFF_FFFF), to: &total, contributions: contributions, first: firstAnchored)
+                }
+                record.bytes.removeAll(keepingCapacity: true)
+                EntityRecord.encodeLive(size: size, created: now, updated: now, summary: total, into: &record)
+                entities.bytes.append(contentsOf: record.bytes)
                 entities.close(key: id)
             }
             guard pipe.put(.entities(members: members, records: entities)) else { return }
@@ -328,16 +336,14 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         completed = true
     }
 
-    /// The summary of the events anchored at node `i` (`contributions[first[i]..<first[i + 1]]`).
-    private func summary(ofNode i: Int, contributions: [AnchoredEvent], first: [Int]) -> Summary {
-        var s = Summary()
+    /// Counts the events anchored at node `i` (`contributions[first[i]..<first[i + 1]]`) into `s`.
+    private func addContributions(ofNode i: Int, to s: inout Summary, contributions: [AnchoredEvent], first: [Int]) {
         for c in contributions[first[i]..<first[i + 1]] {
             s.add(SummaryContribution(
                 timestamp: timestampFromSortable(c.time), type: c.type, source: c.source,
                 amountMicros: c.amount, isOrder: rules.role(ofType: c.type).contains(.order),
                 tallies: tallies(of: c)))
         }
-        return s
     }
 
     /// The tallies an event counts toward, rebuilt from its stored attributes.

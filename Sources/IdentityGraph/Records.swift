@@ -64,14 +64,19 @@ enum EntityRecord: Equatable {
         var w = ByteWriter(capacity: 64)
         switch self {
         case .live(let size, let created, let updated, let summary):
-            w.append(UInt8(0)); w.append(size); w.append(created); w.append(updated)
-            summary.encode(into: &w)
+            Self.encodeLive(size: size, created: created, updated: updated, summary: summary, into: &w)
         case .redirect(let to, let at):
             w.append(UInt8(1)); w.append(to); w.append(at)
         case .erased(let at):
             w.append(UInt8(2)); w.append(at)
         }
         return w.bytes
+    }
+
+    /// Appends the record of a live entity (what `.live(…).bytes` is) without building the case.
+    static func encodeLive(size: UInt64, created: Int64, updated: Int64, summary: Summary, into w: inout ByteWriter) {
+        w.append(UInt8(0)); w.append(size); w.append(created); w.append(updated)
+        summary.encode(into: &w)
     }
 
     /// Size and summary header of a live entity's record, `nil` for a redirect or an erased one.

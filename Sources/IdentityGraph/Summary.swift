@@ -82,6 +82,9 @@ struct SortedMap<Key: Comparable & Sendable, Value: Equatable & Sendable>: Equat
     var isEmpty: Bool { entries.isEmpty }
     var count: Int { entries.count }
 
+    /// Removes every entry, keeping the storage for reuse.
+    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
+
     /// Where `key` is, or where it would go.
     private func position(of key: Key) -> (index: Int, found: Bool) {
         var low = 0, high = entries.count
@@ -211,6 +214,21 @@ public struct Summary: Sendable {
 
     /// Whether nothing has been counted.
     public var isEmpty: Bool { events == 0 }
+
+    /// Empties the summary, keeping its storage: a summary reused for many nodes in turn
+    /// allocates once (the bulk encoder builds one per node and per entity).
+    mutating func removeAll() {
+        events = 0
+        revenueMicros = 0
+        firstSeen = nil
+        lastSeen = nil
+        orders = 0
+        lastOrder = nil
+        typeCounts.removeAll()
+        sourceCounts.removeAll()
+        tallyMap.removeAll()
+        rawTallies = nil
+    }
 
 
     /// Counts one event.
