@@ -416,15 +416,19 @@ public final class BulkWriter {
     }
 
     private func find(_ node: UInt32) -> UInt32 {
-        var root = node
-        while parent[Int(root)] != root { root = parent[Int(root)] }
-        var x = node
-        while parent[Int(x)] != root {
-            let next = parent[Int(x)]
-            parent[Int(x)] = root
-            x = next
+        // Through a buffer pointer: indexing the class's array directly retains and releases
+        // it around every step.
+        parent.withUnsafeMutableBufferPointer { parent in
+            var root = node
+            while parent[Int(root)] != root { root = parent[Int(root)] }
+            var x = node
+            while parent[Int(x)] != root {
+                let next = parent[Int(x)]
+                parent[Int(x)] = root
+                x = next
+            }
+            return root
         }
-        return root
     }
 
     private func addEvidence(_ u: UInt32, _ v: UInt32, cause: HistoryRecord.Cause, sequence: UInt64) throws {

@@ -81,13 +81,17 @@ struct ByteKeyTable {
     }
 
     /// Asks the CPU for the slot a key with this hash starts probing at.
-    func prefetch(hash: UInt64) {
+    ///
+    /// `mutating` though it changes nothing: called on a table held by a class, a non-mutating
+    /// call copies the struct out first (three retains and three releases per call, 6% of the
+    /// bulk writer's resolving time at 10M events); a mutating one works in place.
+    mutating func prefetch(hash: UInt64) {
         slots.withUnsafeBufferPointer { idgraph_prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
     }
 
     /// Asks the CPU for the entry the first slot of this hash points to, when its tag matches
     /// (call after ``prefetch(hash:)`` had time to bring the slot in).
-    func prefetchEntry(hash: UInt64) {
+    mutating func prefetchEntry(hash: UInt64) {
         let entry = slots[Int(truncatingIfNeeded: hash) & mask]
         guard entry != 0, entry & 0xFF_FFFF == Self.tag(hash) else { return }
         arena.withUnsafeBytes { idgraph_prefetch($0.baseAddress! + Int(entry >> 24) - 1) }

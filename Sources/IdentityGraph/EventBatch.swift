@@ -144,6 +144,17 @@ public struct EventBatch: Sendable {
     }
 
     /// Appends `bytes` to the arena and returns where they are.
+    ///
+    /// The parser's own overload: the generic one below runs unspecialized when called from
+    /// another module (metadata lookups per call, 2.5% of the parser's time).
+    @discardableResult
+    public mutating func append(_ bytes: UnsafeRawBufferPointer) -> ByteSpan {
+        let start = arena.count
+        arena.append(contentsOf: bytes)
+        return ByteSpan(start: start, count: arena.count - start)
+    }
+
+    /// Appends `bytes` to the arena and returns where they are.
     @discardableResult
     public mutating func append(_ bytes: some Collection<UInt8>) -> ByteSpan {
         let start = arena.count
