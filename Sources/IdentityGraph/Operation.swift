@@ -62,6 +62,20 @@ public struct AttributeList: Sendable, Hashable, Sequence {
     }
 
     /// Appends an attribute (ignored when the key or value is too long).
+    ///
+    /// The parsers' overload: the generic one below runs unspecialized when called from another
+    /// module (metadata lookups per call).
+    public mutating func append(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
+        bytes.append(UInt8(key.count))
+        bytes.append(UInt8(value.count >> 8))
+        bytes.append(UInt8(value.count & 0xFF))
+        bytes.append(contentsOf: key)
+        bytes.append(contentsOf: value)
+        count += 1
+    }
+
+    /// Appends an attribute (ignored when the key or value is too long).
     public mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
         guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
         bytes.append(UInt8(key.count))

@@ -363,8 +363,10 @@ private struct Fields {
                     }
                 }
             }
-            if let e { attributes.append(key: kEmail.rawBytes, value: batch.arena[e.range]) }
-            if let p { attributes.append(key: kPhone.rawBytes, value: batch.arena[p.range]) }
+            batch.arena.withUnsafeBytes { arena in
+                if let e { attributes.append(key: kEmail.rawBytes, value: UnsafeRawBufferPointer(rebasing: arena[e.range])) }
+                if let p { attributes.append(key: kPhone.rawBytes, value: UnsafeRawBufferPointer(rebasing: arena[p.range])) }
+            }
             found.forEachRaw { k, v in attributes.append(key: k, value: v) }
             return (e, p)
         default: throw LineError.wrongType(field: field, expected: "an object")
