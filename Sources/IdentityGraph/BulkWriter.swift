@@ -507,9 +507,6 @@ public final class BulkWriter {
             sorted.ident = inputs.ident.sortedIndexes()
             inputs.ident = ByteKeyTable()
             sorted.identReady.signal()
-            sorted.eventKeys = inputs.eventKeys.sortedIndexes()
-            inputs.eventKeys = ByteKeyTable()
-            sorted.keysReady.signal()
             regrouped.wait()
             var membership: [UInt64] = []
             membership.reserveCapacity(inputs.entityOf.count)
@@ -520,6 +517,13 @@ public final class BulkWriter {
             tally.addBackward()
             sorted.links = tally
             sorted.done.signal()
+            // Event keys last: only the writer needs them, and it can put them at the very end,
+            // while the encoder needs the membership as soon as its node pass is over (it sat
+            // idle for ~3 s at 10M events waiting for this sort).
+            sorted.eventKeys = inputs.eventKeys.sortedIndexes()
+            inputs.eventKeys = ByteKeyTable()
+            sorted.keysReady.signal()
+            sorted.finished.signal()
         }
         sorter.stackSize = 8 << 20
         sorter.start()
@@ -544,8 +548,8 @@ public final class BulkWriter {
             // before this returns (they read this writer's arrays).
             pipe.cancel()
             pipe.finished.wait()
-            sorted.done.wait()
-            sorted.done.signal()
+            sorted.finished.wait()
+            sorted.finished.signal()
         }
 
         let node = try appender(db.node), summary = try appender(db.nodeSummary), timeline = try appender(db.nodeEvent)
@@ -565,52 +569,83 @@ public final class BulkWriter {
                 }
             }
         }
-        // ident and event_key, by key bytes, as soon as the sorter has them, between the
-        // encoder's chunks: at 10M events sorting the identifiers takes ~5 s, and a writer that
-        // waited for them first left the encoder stalled on a full pipe all that time.
-        var identWritten = false, eventKeysWritten = false
-        func writeKeyedTables(waiting: Bool) throws {
-            if !identWritten, waiting || sorted.identReady.wait(timeout: .now()) == .success {
-                if waiting { sorted.identReady.wait() }
-                let identCursor = try appender(db.ident)
-                try ident.forEachKey(in: sorted.ident) { index, key in try identCursor.put(key: key, value: UInt64(index) + 1, flags: .append) }
+        // ident and event_key, by key bytes, as soon as the sorter has them, a slice of keys
+        // at a time between the encoder's chunks: at 10M events sorting the identifiers takes
+        // ~5 s and putting them ~4 s, and a writer that did either in one go left the encoder
+        // stalled on a full pipe all that time. A chunk that is ready always goes first.
+        let slice = 32_768
+        var identState = KeyedTableState(), eventKeyState = KeyedTableState()
+        func writeIdentSlice() throws {
+            let identCursor = try appender(db.ident)
+            let upper = min(identState.next + slice, sorted.ident.count)
+            try ident.forEachKey(in: sorted.ident, range: identState.next..<upper) { index, key in
+                try identCursor.put(key: key, value: UInt64(index) + 1, flags: .append)
+            }
+            identState.next = upper
+            if upper == sorted.ident.count {
                 ident = ByteKeyTable()
                 sorted.ident = []
-                identWritten = true
+                identState.done = true
             }
-            if identWritten, !eventKeysWritten, waiting || sorted.keysReady.wait(timeout: .now()) == .success {
-                if waiting { sorted.keysReady.wait() }
-                let eventKeyCursor = try appender(db.eventKey)
-                try eventKeySequence.withUnsafeBufferPointer { sequence in
-                    try eventKeys.forEachKey(in: sorted.eventKeys, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
-                        try eventKeyCursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
-                    }
+        }
+        func writeEventKeySlice() throws {
+            let eventKeyCursor = try appender(db.eventKey)
+            let upper = min(eventKeyState.next + slice, sorted.eventKeys.count)
+            try eventKeySequence.withUnsafeBufferPointer { sequence in
+                try eventKeys.forEachKey(in: sorted.eventKeys, range: eventKeyState.next..<upper, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
+                    try eventKeyCursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
                 }
+            }
+            eventKeyState.next = upper
+            if upper == sorted.eventKeys.count {
                 eventKeys = ByteKeyTable()
                 sorted.eventKeys = []
-                eventKeysWritten = true
+                eventKeyState.done = true
             }
         }
 
-        while true {
-            try writeKeyedTables(waiting: false)
-            // While the keyed tables are pending, look again every few milliseconds.
-            let deadline = identWritten && eventKeysWritten ? nil : Date(timeIntervalSinceNow: 0.005)
-            guard let taken = pipe.take(waitingUntil: deadline) else { break }
-            guard case .chunk(let chunk) = taken else { continue }
-            switch chunk {
-            case .nodes(let records, let summaries, let timelines):
-                try put(records, node)
-                try put(summaries, summary)
-                try put(timelines, timeline)
-            case .entities(let members, let records):
-                try put(members, member)
-                try put(records, entity)
-            case .adjacency(let runs):
-                try put(runs, adjacency)
+        var pipeDone = false
+        while !(pipeDone && identState.done && eventKeyState.done) {
+            if !identState.ready { identState.ready = sorted.identReady.wait(timeout: .now()) == .success }
+            if !eventKeyState.ready { eventKeyState.ready = sorted.keysReady.wait(timeout: .now()) == .success }
+            let keyedWork = (!identState.done && identState.ready) || (identState.done && !eventKeyState.done && eventKeyState.ready)
+            if !pipeDone {
+                // Wait for a chunk only when there is nothing else to do (and then briefly while
+                // the sorter still owes keys).
+                let deadline: Date? = keyedWork ? Date() : (identState.done && eventKeyState.done ? nil : Date(timeIntervalSinceNow: 0.005))
+                switch pipe.take(waitingUntil: deadline) {
+                case nil:
+                    pipeDone = true
+                case .chunk(let chunk)?:
+                    switch chunk {
+                    case .nodes(let records, let summaries, let timelines):
+                        try put(records, node)
+                        try put(summaries, summary)
+                        try put(timelines, timeline)
+                    case .entities(let members, let records):
+                        try put(members, member)
+                        try put(records, entity)
+                    case .adjacency(let runs):
+                        try put(runs, adjacency)
+                    }
+                    continue
+                case .timedOut?:
+                    break
+                }
+            }
+            if keyedWork {
+                if !identState.done { try writeIdentSlice() } else { try writeEventKeySlice() }
+            } else if pipeDone {
+                // Only the sorter is left to wait for.
+                if !identState.done {
+                    sorted.identReady.wait()
+                    identState.ready = true
+                } else if !eventKeyState.done {
+                    sorted.keysReady.wait()
+                    eventKeyState.ready = true
+                }
             }
         }
-        try writeKeyedTables(waiting: true)
         assert(pipe.completed, "the encoder stops early only when cancelled")
         sorted.done.wait()
         sorted.done.signal()
@@ -623,6 +658,16 @@ public final class BulkWriter {
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
         for (key, value) in metadata { try txn.put(db.meta, key: IdentityGraph.userMetaPrefix + key, value: value) }
     }
+}
+
+/// How far the writer is with a table it writes from the sorter's order (`ident`, `event_key`).
+private struct KeyedTableState {
+    /// The sorter has the order.
+    var ready = false
+    /// The next position in the order.
+    var next = 0
+    /// Every key is written.
+    var done = false
 }
 
 /// What the sorting thread of ``BulkWriter/finish()`` reads; it empties each field when done with it.
@@ -658,6 +703,9 @@ final class SortedOutputs: @unchecked Sendable {
     let linksReady = DispatchSemaphore(value: 0)
     /// Signalled once `ident` is sorted, then once `eventKeys` is.
     let identReady = DispatchSemaphore(value: 0), keysReady = DispatchSemaphore(value: 0)
-    /// Signalled when everything is sorted (waiters signal it again for the next).
+    /// Signalled when what the encoder needs is sorted: `membership` and `links` (waiters
+    /// signal it again for the next).
     let done = DispatchSemaphore(value: 0)
+    /// Signalled when the sorter is done with everything (waiters signal it again).
+    let finished = DispatchSemaphore(value: 0)
 }

@@ -110,18 +110,22 @@ struct ByteKeyTable {
     /// for the offset and then the entry of keys a few places ahead: in key order the entries
     /// are scattered over the arena, and the writer of the `ident` table spent most of its time
     /// waiting for them. `ahead` is called with each key number as it comes into view (for the
-    /// caller's own arrays indexed by key number).
-    func forEachKey(in order: [UInt32], ahead: (Int) -> Void = { _ in }, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) rethrows {
+    /// caller's own arrays indexed by key number). `range` (default: all) is the part of `order`
+    /// to walk.
+    func forEachKey(in order: [UInt32], range: Range<Int>? = nil, ahead: (Int) -> Void = { _ in }, _ body: (Int, UnsafeRawBufferPointer) throws -> Void) rethrows {
         let offsetDistance = 16, entryDistance = 8
+        let range = range ?? order.indices
         try arena.withUnsafeBytes { bytes in
             try offsets.withUnsafeBufferPointer { offsets in
                 try order.withUnsafeBufferPointer { order in
+                    guard !range.isEmpty else { return }
                     let base = bytes.baseAddress!
-                    for j in 0..<min(offsetDistance, order.count) { idgraph_prefetch(offsets.baseAddress! + Int(order[j])) }
-                    for j in 0..<min(entryDistance, order.count) { idgraph_prefetch(base + offsets[Int(order[j])]) }
-                    for j in order.indices {
-                        if j + offsetDistance < order.count { idgraph_prefetch(offsets.baseAddress! + Int(order[j + offsetDistance])) }
-                        if j + entryDistance < order.count {
+                    let end = range.upperBound
+                    for j in range.lowerBound..<min(range.lowerBound + offsetDistance, end) { idgraph_prefetch(offsets.baseAddress! + Int(order[j])) }
+                    for j in range.lowerBound..<min(range.lowerBound + entryDistance, end) { idgraph_prefetch(base + offsets[Int(order[j])]) }
+                    for j in range {
+                        if j + offsetDistance < end { idgraph_prefetch(offsets.baseAddress! + Int(order[j + offsetDistance])) }
+                        if j + entryDistance < end {
                             let next = Int(order[j + entryDistance])
                             idgraph_prefetch(base + offsets[next])
                             ahead(next)
