@@ -504,7 +504,7 @@ public final class BulkWriter {
             sorted.degree = tally.degrees(nodes: nodeType.count) { mergeTypes[Int(nodeType[$0])] }
             sorted.linkCount = tally.forward.count
             sorted.linksReady.signal()
-            sorted.ident = inputs.ident.sortedIndexes()
+            sorted.ident = inputs.ident.sortedEntries()
             inputs.ident = ByteKeyTable()
             sorted.identReady.signal()
             regrouped.wait()
@@ -520,7 +520,7 @@ public final class BulkWriter {
             // Event keys last: only the writer needs them, and it can put them at the very end,
             // while the encoder needs the membership as soon as its node pass is over (it sat
             // idle for ~3 s at 10M events waiting for this sort).
-            sorted.eventKeys = inputs.eventKeys.sortedIndexes()
+            sorted.eventKeys = inputs.eventKeys.sortedEntries()
             inputs.eventKeys = ByteKeyTable()
             sorted.keysReady.signal()
             sorted.finished.signal()
@@ -578,7 +578,7 @@ public final class BulkWriter {
         func writeIdentSlice() throws {
             let identCursor = try appender(db.ident)
             let upper = min(identState.next + slice, sorted.ident.count)
-            try ident.forEachKey(in: sorted.ident, range: identState.next..<upper) { index, key in
+            try ident.forEachKey(inEntries: sorted.ident, range: identState.next..<upper) { index, key in
                 try identCursor.put(key: key, value: UInt64(index) + 1, flags: .append)
             }
             identState.next = upper
@@ -592,7 +592,7 @@ public final class BulkWriter {
             let eventKeyCursor = try appender(db.eventKey)
             let upper = min(eventKeyState.next + slice, sorted.eventKeys.count)
             try eventKeySequence.withUnsafeBufferPointer { sequence in
-                try eventKeys.forEachKey(in: sorted.eventKeys, range: eventKeyState.next..<upper, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
+                try eventKeys.forEachKey(inEntries: sorted.eventKeys, range: eventKeyState.next..<upper, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
                     try eventKeyCursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
                 }
             }
@@ -690,8 +690,9 @@ final class SortInputs: @unchecked Sendable {
 
 /// What the sorting thread of ``BulkWriter/finish()`` hands back (read after `done`).
 final class SortedOutputs: @unchecked Sendable {
-    var ident: [UInt32] = []
-    var eventKeys: [UInt32] = []
+    /// Entry offsets of the identifier keys and of the event keys, in key order.
+    var ident: [Int] = []
+    var eventKeys: [Int] = []
     var membership: [UInt64] = []
     /// Per node index, its degree (read after `linksReady`).
     var degree: [UInt32] = []

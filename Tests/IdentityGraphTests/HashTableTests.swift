@@ -38,7 +38,11 @@ import Testing
             #expect(table.withKey(index) { Array($0) } == key)
         }
         #expect([UInt8]([0, 7, 1]).withUnsafeBytes { table.find($0) } == nil)
-        let order = table.sortedIndexes().map { table.withKey(Int($0)) { Array($0) } }
+        var order: [[UInt8]] = []
+        table.forEachKey(inEntries: table.sortedEntries()) { index, key in
+            #expect(table.withKey(index) { Array($0) } == Array(key))
+            order.append(Array(key))
+        }
         #expect(order == reference.keys.sorted { $0.lexicographicallyPrecedes($1) })
     }
 
@@ -84,15 +88,22 @@ import Testing
 
     @Test func forEachKeyHandsOutTheKeysOfAnOrderWithTheirNumbers() {
         var table = ByteKeyTable()
-        for key in Self.keys(count: 5_000, seed: 3) { _ = key.withUnsafeBytes { table.insert($0) } }
-        let order = table.sortedIndexes()
-        var seen: [(Int, [UInt8])] = []
-        var ahead: [Int] = []
-        table.forEachKey(in: order, ahead: { ahead.append($0) }) { index, key in seen.append((index, Array(key))) }
-        #expect(seen.map(\.0) == order.map(Int.init))
-        #expect(seen.map(\.1) == order.map { table.withKey(Int($0)) { Array($0) } })
-        // `ahead` sees every key but the first few, in the same order.
-        #expect(ahead == Array(order.map(Int.init).dropFirst(order.count - ahead.count)))
-        #expect(ahead.count == order.count - 8)
+        let keys = Self.keys(count: 5_000, seed: 3)
+        var numbers: [[UInt8]: Int] = [:]
+        for key in keys { numbers[key] = key.withUnsafeBytes { table.insert($0) }.index }
+        let order = table.sortedEntries()
+        let expected = numbers.keys.sorted { $0.lexicographicallyPrecedes($1) }
+        // Whole, and in slices as the writer walks it.
+        for slices in [[0..<order.count], [0..<1, 1..<1_000, 1_000..<order.count]] {
+            var seen: [(Int, [UInt8])] = []
+            var ahead: [Int] = []
+            for range in slices {
+                table.forEachKey(inEntries: order, range: range, ahead: { ahead.append($0) }) { index, key in seen.append((index, Array(key))) }
+            }
+            #expect(seen.map(\.1) == expected)
+            #expect(seen.map(\.0) == expected.map { numbers[$0]! })
+            // `ahead` sees every key of each slice once, in the same order.
+            #expect(ahead == seen.map(\.0))
+        }
     }
 }
