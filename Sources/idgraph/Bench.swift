@@ -43,7 +43,6 @@ struct BenchRealtime: AsyncParsableCommand {
 
     func validate() throws {
         if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
-        if mode == .bulk { throw ValidationError("--mode is durable or fast") }
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
     }
 

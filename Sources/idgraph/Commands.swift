@@ -82,7 +82,6 @@ struct Load: ParsableCommand {
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         if memoryLimit < 1 { throw ValidationError("--memory-limit must be at least 1 (MiB)") }
-        if durability == .bulk { throw ValidationError("--durability bulk is not available for load yet; use durable or fast") }
     }
 
     func run() throws {

@@ -71,7 +71,15 @@ struct DatabaseOptions: ParsableArguments {
     }
 }
 
-extension Durability: ExpressibleByArgument {}
+extension Durability: ExpressibleByArgument {
+    /// What `--durability` and `--mode` accept: `bulk` is the bulk path's own mode, not a choice.
+    public static var allValueStrings: [String] { [Durability.durable.rawValue, Durability.fast.rawValue] }
+
+    public init?(argument: String) {
+        guard let mode = Durability(rawValue: argument), mode != .bulk else { return nil }
+        self = mode
+    }
+}
 extension InputFormat: ExpressibleByArgument {}
 
 /// Writes text to standard output without Foundation's buffering surprises.
