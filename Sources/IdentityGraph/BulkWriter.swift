@@ -114,19 +114,31 @@ public final class BulkWriter {
     /// estimates it from what the first MiBs of the archives held), so that they do not rehash
     /// and copy as they grow (measured on 1M events: growing the identifier table alone took
     /// 2.7% of the writer's time). What is in them already is rehashed once.
+    ///
+    /// Timeline entries and link evidence per event are taken from the events seen so far when
+    /// there are enough of them (Segment messages name more identifiers than native events),
+    /// else from generated native archives.
     public func reserve(events: Int) {
         guard events > 0 else { return }
-        ident.reserve(keys: events, bytes: events * 24)
+        let seen = Int(counters.events)
+        func perEvent(_ count: Int, otherwise: Double) -> Double { seen >= 1_000 ? Double(count) / Double(seen) : otherwise }
+        // Never below what native archives need (room for 2.5 timeline entries: a doubling
+        // past it would hold 4); above it by 5% of what was seen. Identifiers stay at one per
+        // event: early in an archive nearly every identifier is new (1.9 per event in the first
+        // 4 MiB of the 10M archive, 0.94 over all of it), so what was seen would oversize the
+        // table (+130 MB at 10M).
+        let identifiers = events
+        let entries = Int(Double(events) * max(2.5, perEvent(timelineNode.count, otherwise: 2.15) * 1.05))
+        let evidence = Int(Double(events) * max(1.5, perEvent(links.count, otherwise: 1.5) * 1.05))
+        ident.reserve(keys: identifiers, bytes: identifiers * 24)
         eventKeys.reserve(keys: events, bytes: events * 10)
-        links.reserve(events + events / 2)
+        links.reserve(evidence)
         eventKeySequence.reserveCapacity(events)
-        nodeType.reserveCapacity(events); parent.reserveCapacity(events)
-        entitySize.reserveCapacity(events); redirect.reserveCapacity(events)
+        nodeType.reserveCapacity(identifiers); parent.reserveCapacity(identifiers)
+        entitySize.reserveCapacity(identifiers); redirect.reserveCapacity(identifiers)
         eventType.reserveCapacity(events); eventSource.reserveCapacity(events); eventAmount.reserveCapacity(events)
         eventTime.reserveCapacity(events); eventTallyIndex.reserveCapacity(events)
-        // 2.15 identifiers per event in generated archives: room for 2.5 (a doubling past it
-        // would hold 4).
-        timelineNode.reserveCapacity(events * 5 / 2); timelineEvent.reserveCapacity(events * 5 / 2)
+        timelineNode.reserveCapacity(entries); timelineEvent.reserveCapacity(entries)
     }
 
     /// Writes `value` under the loader's `key` in the same transaction (resume checkpoints).
@@ -447,7 +459,9 @@ public final class BulkWriter {
         counters.entities -= 1
         report.merges += 1
         let history = HistoryRecord(kind: .merge, time: now, cause: cause, causeSequence: sequence, entities: [UInt64(keep) + 1, UInt64(gone) + 1])
-        try appender(db.history).put(key: counters.nextHistory, value: history.bytes, flags: .append)
+        let historyCursor = try self.historyCursor ?? appender(db.history)
+        self.historyCursor = historyCursor
+        try historyCursor.put(key: counters.nextHistory, value: history.bytes, flags: .append)
         counters.nextHistory += 1
     }
 
@@ -467,6 +481,8 @@ public final class BulkWriter {
 
     /// The `event` table's cursor, once opened (one put per event: no lookup by name each time).
     private var eventCursor: Cursor?
+    /// The `history` table's cursor, likewise (one put per merge).
+    private var historyCursor: Cursor?
 
     private func appender(_ database: Database) throws -> Cursor {
         if let cursor = appenders[database.name] { return cursor }
@@ -653,6 +669,8 @@ public final class BulkWriter {
 
         for cursor in appenders.values { cursor.close() }
         appenders = [:]
+        eventCursor = nil
+        historyCursor = nil
         try MetaKey.addBlockedCounts(blockedCounts, in: txn, meta: db.meta)
         try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes)
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
