@@ -121,8 +121,8 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
     private var eventAmount: [Int64]
     private var eventTallyIndex: [Int32]
     let tallyArena: [UInt8]
-    let tallyStart: [Int]
-    let tallyCount: [UInt16]
+    private var tallyStart: [Int]
+    private var tallyCount: [UInt16]
     let progress: BulkProgress?
     /// Signalled once the per-event data are regrouped (and freed): the sorter waits for it
     /// before its larger sorts, so that the two peaks of memory do not add up.
@@ -184,17 +184,22 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         }
         // Two passes, so that what each needs goes as soon as it is copied (at 10M events the
         // regrouped copies are 660 MB, and this is the run's peak of memory).
-        var contributions = [AnchoredEvent](repeating: AnchoredEvent(time: 0, amount: 0, type: 0, source: 0, tally: -1), count: firstAnchored[count])
+        var contributions = [AnchoredEvent](repeating: AnchoredEvent(time: 0, amount: 0, type: 0, source: 0, tallyOffset: AnchoredEvent.noTallies, tallyCount: 0), count: firstAnchored[count])
         do {
             var fillAnchored = firstAnchored
             for k in timelineNode.indices where timelineNode[k] & Self.anchorBit != 0 {
                 let node = Int(timelineNode[k] & ~Self.anchorBit)
                 let e = Int(timelineEvent[k])
-                contributions[fillAnchored[node]] = AnchoredEvent(time: eventTime[e], amount: eventAmount[e], type: eventType[e], source: eventSource[e], tally: eventTallyIndex[e])
+                // The attributes' place is copied here, where the tally index is read in event
+                // order: read per node it was a second cache miss per event with attributes.
+                let t = Int(eventTallyIndex[e])
+                contributions[fillAnchored[node]] = AnchoredEvent(
+                    time: eventTime[e], amount: eventAmount[e], type: eventType[e], source: eventSource[e],
+                    tallyOffset: t < 0 ? AnchoredEvent.noTallies : UInt32(tallyStart[t]), tallyCount: t < 0 ? 0 : tallyCount[t])
                 fillAnchored[node] += 1
             }
         }
-        eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
+        eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []; tallyStart = []; tallyCount = []
         var entries = [TimelineEntry](repeating: TimelineEntry(time: 0, event: 0), count: timelineNode.count)
         do {
             var fill = first
@@ -348,11 +353,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
 
     /// The tallies an event counts toward, rebuilt from its stored attributes.
     private func tallies(of c: AnchoredEvent) -> [TallyKey] {
-        let k = Int(c.tally)
-        guard k >= 0 else { return [] }
+        guard c.tallyOffset != AnchoredEvent.noTallies else { return [] }
         return tallyArena.withUnsafeBytes { bytes in
+            // The attributes are read by count from their start.
             rules.contribution(timestamp: 0, type: c.type, source: c.source, amountMicros: nil,
-                               attributes: UnsafeRawBufferPointer(rebasing: bytes[tallyStart[k]..<tallyStart[k + 1]]), count: Int(tallyCount[k])).tallies
+                               attributes: UnsafeRawBufferPointer(rebasing: bytes[Int(c.tallyOffset)...]), count: Int(c.tallyCount)).tallies
         }
     }
 }
@@ -369,6 +374,11 @@ struct AnchoredEvent {
     var amount: Int64
     var type: UInt32
     var source: UInt32
-    /// Index of its attributes in the tally arena, -1 for none.
-    var tally: Int32
+    /// Where its attributes start in the tally arena (``noTallies``: it has none); the arena
+    /// stays under 4 GiB (``BulkWriter/tallyArenaLimit``).
+    var tallyOffset: UInt32
+    /// How many attributes it has there.
+    var tallyCount: UInt16
+
+    static let noTallies = UInt32.max
 }

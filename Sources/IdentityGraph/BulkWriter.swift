@@ -78,6 +78,8 @@ public final class BulkWriter {
     private var eventTime: [UInt64] = []
 
     fileprivate static let none = UInt32.max
+    /// Bytes of profile attributes one bulk run holds at most (see ``estimatedBytes``).
+    static let tallyArenaLimit = Int(UInt32.max) - (1 << 20)
     private static let anchorBit: UInt32 = 1 << 31
 
     init(transaction: WriteTransaction, databases: Databases, catalog: Catalog, now: Int64) throws {
@@ -105,8 +107,12 @@ public final class BulkWriter {
     /// Approximate bytes of memory held for what is not yet written: per identifier about 90
     /// bytes plus its value twice, per link about 40, per event id about 70 plus its length, per
     /// timeline entry 24, per counted node about 150.
+    ///
+    /// Infinite once the profile attributes held pass ``tallyArenaLimit``: the encoder
+    /// addresses them with 32-bit offsets, so the bulk run ends there like at the memory limit.
     public var estimatedBytes: Int {
-        ident.memoryBytes + longValueBytes + nodeType.capacity * 18 + links.memoryBytes + eventKeys.memoryBytes
+        if tallyArena.count > Self.tallyArenaLimit { return .max }
+        return ident.memoryBytes + longValueBytes + nodeType.capacity * 18 + links.memoryBytes + eventKeys.memoryBytes
             + eventKeySequence.capacity * 4 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
