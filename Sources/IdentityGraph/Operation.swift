@@ -77,13 +77,7 @@ public struct AttributeList: Sendable, Hashable, Sequence {
 
     /// Appends an attribute (ignored when the key or value is too long).
     public mutating func append(key: some Collection<UInt8>, value: some Collection<UInt8>) {
-        guard count < EventAttribute.maxCount, key.count <= EventAttribute.maxKeyLength, value.count <= EventAttribute.maxValueLength else { return }
-        bytes.append(UInt8(key.count))
-        bytes.append(UInt8(value.count >> 8))
-        bytes.append(UInt8(value.count & 0xFF))
-        bytes.append(contentsOf: key)
-        bytes.append(contentsOf: value)
-        count += 1
+        Array(key).withUnsafeBytes { key in Array(value).withUnsafeBytes { value in append(key: key, value: value) } }
     }
 
     /// Appends an attribute whose value `writeValue` appends to the buffer it is given (parsers
