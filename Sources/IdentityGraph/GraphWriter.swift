@@ -229,7 +229,7 @@ final class GraphWriter {
     private func isActive(_ node: NodeRecord) -> Bool { isMergeType(node.typeID) && !node.isGeneric }
 
     private func identKey(_ id: Identifier) -> [UInt8]? {
-        guard let type = catalog.typeID(id.type) else { return nil }
+        guard let type = catalog.typeIndex[id.type] else { return nil }  // the field, not a method: no copy of the catalog
         return Keys.ident(type: type, value: id.value)
     }
 
@@ -773,7 +773,7 @@ final class GraphWriter {
                 node = try createNode(id)
             }
             nodes.append(node)
-            if anchor == nil, let type = catalog.typeID(id.type), isMergeType(type) { anchor = node }
+            if anchor == nil, let type = catalog.typeIndex[id.type], isMergeType(type) { anchor = node }
         }
         guard !nodes.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
 
