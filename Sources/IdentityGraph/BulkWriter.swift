@@ -355,9 +355,7 @@ public final class BulkWriter {
             into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
             anchor: UInt64(anchorNode) + 1, amountMicros: amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
             eventID: keyed ? eventID : UnsafeRawBufferPointer(start: nil, count: 0), props: props, attributes: attributes, attributeCount: attributeCount)
-        let events = try eventCursor ?? appender(db.event)
-        eventCursor = events
-        try events.put(key: sequence, value: eventBuffer.bytes, flags: .append)
+        try appender(db.event).put(key: sequence, value: eventBuffer.bytes, flags: .append)
         if keyed { eventKeySequence.append(UInt32(sequence)) }
         let time = sortableTimestamp(timestamp)
         for node in nodes {
@@ -465,9 +463,7 @@ public final class BulkWriter {
         counters.entities -= 1
         report.merges += 1
         let history = HistoryRecord(kind: .merge, time: now, cause: cause, causeSequence: sequence, entities: [UInt64(keep) + 1, UInt64(gone) + 1])
-        let historyCursor = try self.historyCursor ?? appender(db.history)
-        self.historyCursor = historyCursor
-        try historyCursor.put(key: counters.nextHistory, value: history.bytes, flags: .append)
+        try appender(db.history).put(key: counters.nextHistory, value: history.bytes, flags: .append)
         counters.nextHistory += 1
     }
 
@@ -475,25 +471,17 @@ public final class BulkWriter {
 
     /// One cursor per table for its appends: LMDB skips the descent from the root when a
     /// cursor already sits at the end (`mdb_put` opens a new cursor and descends every time;
-    /// measured on 1M events: writing the tables 3.5 s → see the commit).
-    private var appenders: [String: Cursor] = [:]
-
-    /// Appends the sorted fixed-size duplicates in `values` under a new last `key` in one call
-    /// (`MDB_MULTIPLE`): one call per key instead of one per value (nothing when empty).
-    private func putDuplicates(_ database: Database, key: UInt64, _ values: [UInt8], elementSize: Int) throws {
-        guard !values.isEmpty else { return }
-        try values.withUnsafeBytes { try appender(database).putMultiple(key: key, values: $0, elementSize: elementSize, flags: [.append, .appendDup]) }
-    }
-
-    /// The `event` table's cursor, once opened (one put per event: no lookup by name each time).
-    private var eventCursor: Cursor?
-    /// The `history` table's cursor, likewise (one put per merge).
-    private var historyCursor: Cursor?
+    /// measured on 1M events: writing the tables 3.5 s → see the commit). Kept by
+    /// `Database.index`: the event and history puts look theirs up once per event and per merge,
+    /// and by name that was a `String` hash each time.
+    private var appenders: [Cursor?] = []
 
     private func appender(_ database: Database) throws -> Cursor {
-        if let cursor = appenders[database.name] { return cursor }
+        let i = database.index
+        if i < appenders.count, let cursor = appenders[i] { return cursor }
         let cursor = try txn.cursor(database)
-        appenders[database.name] = cursor
+        if i >= appenders.count { appenders += repeatElement(nil, count: i + 1 - appenders.count) }
+        appenders[i] = cursor
         return cursor
     }
 
@@ -595,35 +583,20 @@ public final class BulkWriter {
         // at a time between the encoder's chunks: at 10M events sorting the identifiers takes
         // ~5 s and putting them ~4 s, and a writer that did either in one go left the encoder
         // stalled on a full pipe all that time. A chunk that is ready always goes first.
-        let slice = 32_768
         var identState = KeyedTableState(), eventKeyState = KeyedTableState()
         func writeIdentSlice() throws {
-            let identCursor = try appender(db.ident)
-            let upper = min(identState.next + slice, sorted.ident.count)
-            try ident.forEachKey(inEntries: sorted.ident, range: identState.next..<upper) { index, key in
-                try identCursor.put(key: key, value: UInt64(index) + 1, flags: .append)
-            }
-            identState.next = upper
-            if upper == sorted.ident.count {
-                ident = ByteKeyTable()
-                sorted.ident = []
-                identState.done = true
-            }
+            let cursor = try appender(db.ident)
+            try identState.writeSlice(of: ident, in: sorted.ident) { index, key in try cursor.put(key: key, value: UInt64(index) + 1, flags: .append) }
+            if identState.done { ident = ByteKeyTable(); sorted.ident = [] }
         }
         func writeEventKeySlice() throws {
-            let eventKeyCursor = try appender(db.eventKey)
-            let upper = min(eventKeyState.next + slice, sorted.eventKeys.count)
+            let cursor = try appender(db.eventKey)
             try eventKeySequence.withUnsafeBufferPointer { sequence in
-                try eventKeys.forEachKey(inEntries: sorted.eventKeys, range: eventKeyState.next..<upper, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
-                    try eventKeyCursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
+                try eventKeyState.writeSlice(of: eventKeys, in: sorted.eventKeys, ahead: { idgraph_prefetch(sequence.baseAddress! + $0) }) { index, key in
+                    try cursor.put(key: key, value: UInt64(sequence[index]), flags: .append)
                 }
             }
-            eventKeyState.next = upper
-            if upper == sorted.eventKeys.count {
-                eventKeys = ByteKeyTable()
-                sorted.eventKeys = []
-                eventKeyState.done = true
-            }
+            if eventKeyState.done { eventKeys = ByteKeyTable(); sorted.eventKeys = [] }
         }
 
         var pipeDone = false
@@ -673,10 +646,8 @@ public final class BulkWriter {
         sorted.done.signal()
         counters.links += UInt64(sorted.linkCount)
 
-        for cursor in appenders.values { cursor.close() }
-        appenders = [:]
-        eventCursor = nil
-        historyCursor = nil
+        for case let cursor? in appenders { cursor.close() }
+        appenders = []
         try MetaKey.addBlockedCounts(blockedCounts, in: txn, meta: db.meta)
         try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes)
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
@@ -692,6 +663,16 @@ private struct KeyedTableState {
     var next = 0
     /// Every key is written.
     var done = false
+    /// Keys put per slice.
+    static let slice = 32_768
+
+    /// Puts the next slice of `table`'s keys in `order` (entry offsets) through `put`.
+    mutating func writeSlice(of table: ByteKeyTable, in order: [Int], ahead: (Int) -> Void = { _ in }, _ put: (Int, UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let upper = min(next + Self.slice, order.count)
+        try table.forEachKey(inEntries: order, range: next..<upper, ahead: ahead, put)
+        next = upper
+        done = upper == order.count
+    }
 }
 
 /// What the sorting thread of ``BulkWriter/finish()`` reads; it empties each field when done with it.

@@ -270,6 +270,9 @@ public struct DatabaseFlags: OptionSet, Sendable, Hashable {
 /// A named database inside an ``Environment``; a cheap handle valid for the environment's life.
 public struct Database: Sendable, Hashable {
     let dbi: MDB_dbi
+    /// A small number, unique among the environment's databases (LMDB's handle): callers may
+    /// keep per-database things in an array indexed by it instead of hashing the name.
+    public var index: Int { Int(dbi) }
     /// The database's name.
     public let name: String
     /// The flags it was opened with.
