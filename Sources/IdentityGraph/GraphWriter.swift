@@ -228,8 +228,13 @@ final class GraphWriter {
     @inline(__always)
     private func isActive(_ node: NodeRecord) -> Bool { isMergeType(node.typeID) && !node.isGeneric }
 
+    /// The type id of an identifier's type, if the catalog has it. Read from the index field:
+    /// calling a method of the class-held `Catalog` copied it whole (about 20 retains and
+    /// releases), twice per identifier of every event.
+    private func typeID(of id: Identifier) -> UInt16? { catalog.typeIndex[id.type] }
+
     private func identKey(_ id: Identifier) -> [UInt8]? {
-        guard let type = catalog.typeIndex[id.type] else { return nil }  // the field, not a method: no copy of the catalog
+        guard let type = typeID(of: id) else { return nil }
         return Keys.ident(type: type, value: id.value)
     }
 
@@ -773,7 +778,7 @@ final class GraphWriter {
                 node = try createNode(id)
             }
             nodes.append(node)
-            if anchor == nil, let type = catalog.typeIndex[id.type], isMergeType(type) { anchor = node }
+            if anchor == nil, let type = typeID(of: id), isMergeType(type) { anchor = node }
         }
         guard !nodes.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
 
