@@ -221,6 +221,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         sorted.degree = []
         var record = ByteWriter(capacity: 1100)
         var nodeSummary = Summary()
+        var nodeTallies = TallyFold()
         var lower = 0
         while lower < count {
             let upper = min(lower + chunk, count)
@@ -243,10 +244,11 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 records.bytes.append(contentsOf: record.bytes)
                 records.close(key: id)
                 nodeSummary.removeAll()
-                addContributions(ofNode: i, to: &nodeSummary, contributions: contributions, first: firstAnchored)
+                nodeTallies.removeAll()
+                addContributions(ofNode: i, to: &nodeSummary, tallies: &nodeTallies, contributions: contributions, first: firstAnchored)
                 if !nodeSummary.isEmpty {
                     record.bytes.removeAll(keepingCapacity: true)
-                    nodeSummary.encode(into: &record)
+                    encode(nodeSummary, tallies: &nodeTallies, into: &record)
                     summaries.bytes.append(contentsOf: record.bytes)
                     summaries.close(key: id)
                 }
@@ -277,6 +279,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         // fold of its members' (each event counts toward one anchor).
         var m = 0
         var total = Summary()
+        var totalTallies = TallyFold()
         lower = 0
         while lower < count {
             let upper = min(lower + chunk, count)
@@ -302,11 +305,12 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 // accumulator per entity filled in node order held about 1.5 GB at 10M events
                 // for the whole node pass.
                 total.removeAll()
+                totalTallies.removeAll()
                 for k in firstMember..<m {
-                    addContributions(ofNode: Int(membership[k] & 0xFFFF_FFFF), to: &total, contributions: contributions, first: firstAnchored)
+                    addContributions(ofNode: Int(membership[k] & 0xFFFF_FFFF), to: &total, tallies: &totalTallies, contributions: contributions, first: firstAnchored)
                 }
                 record.bytes.removeAll(keepingCapacity: true)
-                EntityRecord.encodeLive(size: size, created: now, updated: now, summary: total, into: &record)
+                EntityRecord.encodeLive(size: size, created: now, updated: now, into: &record) { encode(total, tallies: &totalTallies, into: &$0) }
                 entities.bytes.append(contentsOf: record.bytes)
                 entities.close(key: id)
             }
@@ -341,24 +345,27 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         completed = true
     }
 
-    /// Counts the events anchored at node `i` (`contributions[first[i]..<first[i + 1]]`) into `s`.
-    private func addContributions(ofNode i: Int, to s: inout Summary, contributions: [AnchoredEvent], first: [Int]) {
-        for c in contributions[first[i]..<first[i + 1]] {
-            s.add(SummaryContribution(
-                timestamp: timestampFromSortable(c.time), type: c.type, source: c.source,
-                amountMicros: c.amount, isOrder: rules.role(ofType: c.type).contains(.order),
-                tallies: tallies(of: c)))
+    /// Counts the events anchored at node `i` (`contributions[first[i]..<first[i + 1]]`) into `s`
+    /// and their tallies into `tallies`.
+    private func addContributions(ofNode i: Int, to s: inout Summary, tallies: inout TallyFold, contributions: [AnchoredEvent], first: [Int]) {
+        guard first[i + 1] > first[i] else { return }
+        tallyArena.withUnsafeBytes { arena in
+            for c in contributions[first[i]..<first[i + 1]] {
+                let timestamp = timestampFromSortable(c.time)
+                s.add(SummaryContribution(timestamp: timestamp, type: c.type, source: c.source,
+                                          amountMicros: c.amount, isOrder: rules.role(ofType: c.type).contains(.order)))
+                if c.tallyOffset != AnchoredEvent.noTallies {
+                    tallies.add(timestamp: timestamp, type: c.type, source: c.source, attributesAt: Int(c.tallyOffset),
+                                count: Int(c.tallyCount), in: arena, rules: rules)
+                }
+            }
         }
     }
 
-    /// The tallies an event counts toward, rebuilt from its stored attributes.
-    private func tallies(of c: AnchoredEvent) -> [TallyKey] {
-        guard c.tallyOffset != AnchoredEvent.noTallies else { return [] }
-        return tallyArena.withUnsafeBytes { bytes in
-            // The attributes are read by count from their start.
-            rules.contribution(timestamp: 0, type: c.type, source: c.source, amountMicros: nil,
-                               attributes: UnsafeRawBufferPointer(rebasing: bytes[Int(c.tallyOffset)...]), count: Int(c.tallyCount)).tallies
-        }
+    /// Appends a summary: `s`'s counts, then the tallies.
+    private func encode(_ s: Summary, tallies: inout TallyFold, into out: inout ByteWriter) {
+        s.encodeAllButTallies(into: &out)
+        tallyArena.withUnsafeBytes { tallies.encode(into: &out, arena: $0, names: rules.attributeNames) }
     }
 }
 

@@ -154,7 +154,8 @@ struct EventTypeRole: OptionSet, Sendable {
 
 /// What a `props`/`traits` key feeds.
 private struct KeyRole: Sendable {
-    var attribute: [UInt8]?
+    /// The attribute it feeds: its index in ``ProfileRules/attributeNames``.
+    var attribute: Int?
     var product = false, campaign = false, list = false
 }
 
@@ -164,6 +165,9 @@ struct ProfileRules: Sendable {
     /// What each known key feeds; searched linearly (a schema names a dozen keys), comparing
     /// bytes in place, so reading an event's attributes allocates nothing for unknown keys.
     private let keyRoles: [(key: [UInt8], role: KeyRole)]
+    /// The golden record's attribute names in byte order (a tally's name is its index here, so
+    /// indices compare as the names do).
+    let attributeNames: [[UInt8]]
     private let rolesByName: [String: EventTypeRole]
     /// Roles by interned event-type id, extended as the catalog grows.
     private var roles: [EventTypeRole] = []
@@ -171,8 +175,11 @@ struct ProfileRules: Sendable {
     init(_ profile: ProfileSchema) {
         self.profile = profile
         var roles: [[UInt8]: KeyRole] = [:]
-        for (name, rule) in profile.attributes {
-            for key in rule.keys ?? [name] { roles[Array(key.utf8), default: KeyRole()].attribute = Array(name.utf8) }
+        // By name, so a key listed under two attributes feeds the same one in every process.
+        let names = profile.attributes.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        attributeNames = names.map { Array($0.utf8) }
+        for (index, name) in names.enumerated() {
+            for key in profile.attributes[name]?.keys ?? [name] { roles[Array(key.utf8), default: KeyRole()].attribute = index }
         }
         for key in profile.productKeys { roles[Array(key.utf8), default: KeyRole()].product = true }
         for key in profile.campaignKeys { roles[Array(key.utf8), default: KeyRole()].campaign = true }
@@ -231,20 +238,31 @@ struct ProfileRules: Sendable {
     /// The contribution of an event whose `count` attributes are encoded in `attributes`
     /// (``AttributeList``'s form).
     func contribution(timestamp: Int64, type: UInt32, source: UInt32, amountMicros: Int64?, attributes: UnsafeRawBufferPointer, count: Int) -> SummaryContribution {
-        let role = role(ofType: type)
-        var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role.contains(.order))
-        AttributeList.forEach(in: attributes, count: count) { key, rawValue in
-            guard let k = self.role(ofKey: key) else { return }
-            let value = Array(rawValue)
-            if let name = k.attribute { c.tallies.append(TallyKey(kind: .attribute, name: name, source: source, value: value)) }
-            if k.product, role.contains(.view) { c.tallies.append(TallyKey(kind: .product, value: value)) }
-            if k.campaign { c.tallies.append(TallyKey(kind: .campaign, value: value)) }
-            if k.list {
-                if role.contains(.subscribe) { c.tallies.append(TallyKey(kind: .subscribed, value: value)) }
-                if role.contains(.unsubscribe) { c.tallies.append(TallyKey(kind: .unsubscribed, value: value)) }
-            }
+        var c = SummaryContribution(timestamp: timestamp, type: type, source: source, amountMicros: amountMicros ?? 0, isOrder: role(ofType: type).contains(.order))
+        forEachTally(type: type, attributes: attributes, count: count) { kind, attribute, value in
+            c.tallies.append(kind == .attribute
+                ? TallyKey(kind: .attribute, name: attributeNames[attribute], source: source, value: Array(value))
+                : TallyKey(kind: kind, value: Array(value)))
         }
         return c
+    }
+
+    /// Calls `body` for each tally an event of `type` with `count` attributes encoded in
+    /// `attributes` (``AttributeList``'s form) counts toward: its kind, the index of its attribute
+    /// in ``attributeNames`` (0 for other kinds) and its value (bytes of `attributes`). An
+    /// attribute's tally also names the event's source; the other kinds name none.
+    func forEachTally(type: UInt32, attributes: UnsafeRawBufferPointer, count: Int, _ body: (TallyKind, Int, UnsafeRawBufferPointer) -> Void) {
+        let role = role(ofType: type)
+        AttributeList.forEach(in: attributes, count: count) { key, value in
+            guard let k = self.role(ofKey: key) else { return }
+            if let attribute = k.attribute { body(.attribute, attribute, value) }
+            if k.product, role.contains(.view) { body(.product, 0, value) }
+            if k.campaign { body(.campaign, 0, value) }
+            if k.list {
+                if role.contains(.subscribe) { body(.subscribed, 0, value) }
+                if role.contains(.unsubscribe) { body(.unsubscribed, 0, value) }
+            }
+        }
     }
 
     func contribution(of event: EventRecord) -> SummaryContribution {

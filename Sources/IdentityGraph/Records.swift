@@ -75,8 +75,13 @@ enum EntityRecord: Equatable {
 
     /// Appends the record of a live entity (what `.live(…).bytes` is) without building the case.
     static func encodeLive(size: UInt64, created: Int64, updated: Int64, summary: Summary, into w: inout ByteWriter) {
+        encodeLive(size: size, created: created, updated: updated, into: &w) { summary.encode(into: &$0) }
+    }
+
+    /// Appends the record of a live entity whose summary `encodeSummary` appends.
+    static func encodeLive(size: UInt64, created: Int64, updated: Int64, into w: inout ByteWriter, encodeSummary: (inout ByteWriter) -> Void) {
         w.append(UInt8(0)); w.append(size); w.append(created); w.append(updated)
-        summary.encode(into: &w)
+        encodeSummary(&w)
     }
 
     /// Size and summary header of a live entity's record, `nil` for a redirect or an erased one.

@@ -336,15 +336,7 @@ public struct Summary: Sendable {
     // first so scans read it without decoding the maps (``SummaryHeader``).
 
     func encode(into out: inout ByteWriter) {
-        out.append(UInt8(2))
-        out.append(events)
-        out.append(UInt64(bitPattern: revenueMicros))
-        out.append(UInt64(bitPattern: firstSeen ?? Int64.max))
-        out.append(UInt64(bitPattern: lastSeen ?? Int64.min))
-        out.append(orders)
-        out.append(UInt64(bitPattern: lastOrder ?? Int64.min))
-        Self.encodeCounts(typeCounts, into: &out)
-        Self.encodeCounts(sourceCounts, into: &out)
+        encodeAllButTallies(into: &out)
         if let raw = rawTallies {
             out.append(raw.count)
             out.append(bytes: raw.bytes)
@@ -360,6 +352,20 @@ public struct Summary: Sendable {
             out.append(t.count)
             out.append(UInt64(bitPattern: t.last))
         }
+    }
+
+    /// Everything ``encode(into:)`` writes before the tallies, which come last (the bulk encoder
+    /// appends them from a ``TallyFold``).
+    func encodeAllButTallies(into out: inout ByteWriter) {
+        out.append(UInt8(2))
+        out.append(events)
+        out.append(UInt64(bitPattern: revenueMicros))
+        out.append(UInt64(bitPattern: firstSeen ?? Int64.max))
+        out.append(UInt64(bitPattern: lastSeen ?? Int64.min))
+        out.append(orders)
+        out.append(UInt64(bitPattern: lastOrder ?? Int64.min))
+        Self.encodeCounts(typeCounts, into: &out)
+        Self.encodeCounts(sourceCounts, into: &out)
     }
 
     /// Counts by id, in id order.
