@@ -16,8 +16,9 @@ import Foundation
 ///
 /// Durability follows the graph's: `durable` completes a submitter after the commit's fsync;
 /// `fast` (open the graph with `Durability.fast`) completes it after the commit reached the OS,
-/// and syncs every `syncInterval`: a process crash loses nothing, a system crash loses at most
-/// the last `syncInterval` of acknowledged submissions.
+/// and a second thread syncs every `syncInterval` (the writer never waits for the disk): a
+/// process crash loses nothing, a system crash loses at most what was acknowledged in the last
+/// `syncInterval` plus the time of one sync. ``close()`` syncs what is left.
 public final class RealtimeWriter: @unchecked Sendable {
     /// How the writer gathers and syncs.
     public struct Options: Sendable {
@@ -25,7 +26,8 @@ public final class RealtimeWriter: @unchecked Sendable {
         public var window: Duration = .milliseconds(1)
         /// Most operations in one commit.
         public var maxBatch = 10_000
-        /// In `fast` mode, the longest time between syncs (the bound on loss after a system crash).
+        /// In `fast` mode, the time from the end of one sync to the start of the next (with the
+        /// time of a sync, the bound on loss after a system crash).
         public var syncInterval: Duration = .milliseconds(10)
         /// Defaults: 1 ms window, 10,000 operations, 10 ms sync interval.
         public init() {}
@@ -57,11 +59,14 @@ public final class RealtimeWriter: @unchecked Sendable {
     private var applied: UInt64 = 0
     private var stats = Statistics()
     private var thread: Thread?
+    /// The periodic syncs of `fast` mode, on their own thread (nil in `durable` mode).
+    private let syncer: PeriodicSync?
 
     /// Starts a writer thread for `graph`.
     public init(graph: IdentityGraph, options: Options = Options()) {
         self.graph = graph
         self.options = options
+        syncer = graph.environment.durability == .durable ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
         let thread = Thread { [weak self] in self?.run() }
         thread.name = "idgraph-writer"
         thread.qualityOfService = .userInitiated
@@ -74,8 +79,10 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// Counts since the writer started.
     public var statistics: Statistics {
         condition.lock()
-        defer { condition.unlock() }
-        return stats
+        var result = stats
+        condition.unlock()
+        result.syncs = syncer?.syncs ?? 0
+        return result
     }
 
     /// Applies `operations` as one submission; returns once they are committed (durable in the
@@ -120,11 +127,10 @@ public final class RealtimeWriter: @unchecked Sendable {
         condition.broadcast()
         while !finished && thread != nil { condition.wait() }
         condition.unlock()
+        syncer?.stop()
     }
 
     private func run() {
-        let clock = ContinuousClock()
-        var lastSync = clock.now
         while true {
             condition.lock()
             while queue.isEmpty && !closed { condition.wait() }
@@ -161,11 +167,7 @@ public final class RealtimeWriter: @unchecked Sendable {
             condition.unlock()
 
             let outcome = Result { try graph.apply(groups: batch.map(\.operations)) }
-            if graph.environment.durability != .durable && clock.now - lastSync >= options.syncInterval {
-                try? graph.sync()
-                lastSync = clock.now
-                condition.lock(); stats.syncs += 1; condition.unlock()
-            }
+            syncer?.committed()
             condition.lock()
             stats.commits += 1
             stats.submissions += UInt64(batch.count)
@@ -181,6 +183,74 @@ public final class RealtimeWriter: @unchecked Sendable {
                 for pending in batch { pending.completion(.failure(error)) }
             }
         }
+    }
+}
+
+/// The syncs of `fast` mode: every `interval` after the previous one ended, when something was
+/// committed since, on a thread of their own. An fsync of what a busy writer committed in 10 ms
+/// took milliseconds here; done on the writer thread it held every submission queued behind it
+/// (5,000 events/s, fast: ingest p99 7.0–7.2 ms with it, 2.1 ms without).
+private final class PeriodicSync: @unchecked Sendable {  // state under `condition`
+    private let graph: IdentityGraph
+    private let interval: Duration
+    private let condition = NSCondition()
+    private var commits: UInt64 = 0
+    private var synced: UInt64 = 0
+    private var stopped = false
+    private var running = true
+    private(set) var syncCount: UInt64 = 0
+
+    init(graph: IdentityGraph, interval: Duration) {
+        self.graph = graph
+        self.interval = interval
+        let thread = Thread { [self] in run() }
+        thread.name = "idgraph-sync"
+        thread.start()
+    }
+
+    /// Syncs done so far.
+    var syncs: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return syncCount
+    }
+
+    /// The writer committed a transaction (not yet synced).
+    func committed() {
+        condition.lock()
+        commits += 1
+        condition.unlock()
+    }
+
+    /// Syncs what is left, then ends the thread; returns when it has.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        condition.lock()
+        while true {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !stopped { if !condition.wait(until: deadline) { break } }
+            let target = commits
+            let stopping = stopped
+            if target != synced {
+                condition.unlock()
+                try? graph.sync()
+                condition.lock()
+                synced = target
+                syncCount += 1
+            }
+            if stopping { break }
+        }
+        running = false
+        condition.broadcast()
+        condition.unlock()
     }
 }
 

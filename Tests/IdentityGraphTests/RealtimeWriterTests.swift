@@ -101,4 +101,35 @@ import Testing
         }
         #expect(late.load(ordering: .relaxed) == 1)
     }
+
+    /// Fast mode syncs on its own thread: only after commits, again after each interval while
+    /// commits go on, and once more at close for what the last interval left.
+    @Test func fastModeSyncsPeriodicallyOnlyAfterCommitsAndOnceMoreAtClose() async throws {
+        let db = try TemporaryDatabase()  // fast durability
+        var options = RealtimeWriter.Options()
+        options.syncInterval = .milliseconds(5)
+        let writer = RealtimeWriter(graph: db.graph, options: options)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(writer.statistics.syncs == 0)  // nothing committed, nothing to sync
+        for k in 0..<20 {
+            _ = try await writer.submit([event("email:s\(k)@x.com")])
+            try await Task.sleep(for: .milliseconds(8))
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let during = writer.statistics
+        #expect(during.syncs >= 3 && during.syncs <= during.commits)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(writer.statistics.syncs == during.syncs)  // idle: no sync without a commit
+        writer.close()
+        #expect(writer.statistics.syncs == during.syncs)  // all synced already
+
+        var slow = RealtimeWriter.Options()
+        slow.syncInterval = .seconds(3600)
+        let second = RealtimeWriter(graph: db.graph, options: slow)
+        _ = try await second.submit([event("email:last@x.com")])
+        #expect(second.statistics.syncs == 0)
+        second.close()
+        #expect(second.statistics.syncs == 1)  // the sync at close
+        #expect(try db.graph.read { try $0.stats() }.events == 21)
+    }
 }
