@@ -8,9 +8,9 @@ import Foundation
 /// // durable now (in the default mode): resolution.entity, resolution.report.merges, …
 /// ```
 ///
-/// The writer thread takes what is queued, waits at most `window` for more (up to
-/// `maxBatch` operations), applies it all in one write transaction and only then completes each
-/// submitter. Submissions are validated on the submitter's side: an invalid one throws to its
+/// The writer thread takes what is queued, waits for more until the oldest queued submission
+/// has waited `window` (up to `maxBatch` operations), applies it all in one write transaction
+/// and only then completes each submitter. Submissions are validated on the submitter's side: an invalid one throws to its
 /// submitter alone. LMDB's write lock belongs to a thread, which is why the writer is a thread
 /// and never holds a transaction across an `await`.
 ///
@@ -22,7 +22,8 @@ import Foundation
 public final class RealtimeWriter: @unchecked Sendable {
     /// How the writer gathers and syncs.
     public struct Options: Sendable {
-        /// Longest wait for more submissions before a commit (0: commit what is queued at once).
+        /// Longest time a queued submission waits for others before the writer starts its commit
+        /// (0: commit what is queued at once; what queues during a commit goes in the next).
         public var window: Duration = .milliseconds(1)
         /// Most operations in one commit.
         public var maxBatch = 10_000
@@ -46,6 +47,8 @@ public final class RealtimeWriter: @unchecked Sendable {
     private struct Pending {
         var operations: [PreparedOperation]
         var completion: @Sendable (Result<Resolution, Error>) -> Void
+        /// When it was queued: the window runs from the oldest queued submission's arrival.
+        var arrival: Date
     }
 
     /// The graph written to.
@@ -112,7 +115,7 @@ public final class RealtimeWriter: @unchecked Sendable {
             completion(.failure(RealtimeWriterError.closed))
             return
         }
-        queue.append(Pending(operations: prepared, completion: completion))
+        queue.append(Pending(operations: prepared, completion: completion, arrival: Date()))
         queuedOperations += prepared.count
         // The writer waits for a first submission, then for the window to pass or the batch
         // to fill: waking it for every submission in between costs a context switch each.
@@ -130,6 +133,10 @@ public final class RealtimeWriter: @unchecked Sendable {
         syncer?.stop()
     }
 
+    private var windowSeconds: Double {
+        Double(options.window.components.seconds) + Double(options.window.components.attoseconds) / 1e18
+    }
+
     private func run() {
         while true {
             condition.lock()
@@ -140,10 +147,14 @@ public final class RealtimeWriter: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            // Gather: wait up to the window for more, unless the batch is full.
+            // Gather: wait for more until the oldest queued submission has waited the window,
+            // unless the batch is full. What queued during the last commit has usually waited
+            // that long already and goes at once: no submission waits more than the window for
+            // others (timed from the writer's wake-up instead, the window came on top of the
+            // commit before it: durable, 5,000/s, p50 3.5 ms).
             if options.window > .zero {
-                let deadline = Date().addingTimeInterval(Double(options.window.components.attoseconds) / 1e18 + Double(options.window.components.seconds))
-                while queuedOperations < options.maxBatch && !closed {
+                let deadline = queue[0].arrival.addingTimeInterval(windowSeconds)
+                while queuedOperations < options.maxBatch && !closed && Date() < deadline {
                     if !condition.wait(until: deadline) { break }
                 }
             }

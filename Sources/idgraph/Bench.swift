@@ -34,7 +34,7 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Threads resolving random identifiers during the run.") var readers = 1
     @Option(help: "Lookups per second per reader.") var readerRate = 10_000
     @Option(help: "durable or fast.") var mode: Durability = .durable
-    @Option(help: "Group-commit window in microseconds.") var windowMicros = 1000
+    @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
     @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
     @Option(help: ArgumentHelp("Write the full latency distributions (HdrHistogram text) to FILE-ingest.hgrm and FILE-lookup.hgrm.", valueName: "file")) var histogram: String?

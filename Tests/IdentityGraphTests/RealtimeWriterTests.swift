@@ -132,4 +132,32 @@ import Testing
         #expect(second.statistics.syncs == 1)  // the sync at close
         #expect(try db.graph.read { try $0.stats() }.events == 21)
     }
+
+    /// The window: a lone submission waits for company until it has waited the window; a full
+    /// batch goes at once; submissions within the window share one commit.
+    @Test func theWindowHoldsASubmissionAtMostThatLongForOthers() async throws {
+        let db = try TemporaryDatabase()
+        var options = RealtimeWriter.Options()
+        options.window = .milliseconds(300)
+        options.maxBatch = 3
+        let writer = RealtimeWriter(graph: db.graph, options: options)
+        let clock = ContinuousClock()
+        let start = clock.now
+        _ = try await writer.submit([event("email:alone@x.com")])
+        #expect(clock.now - start >= .milliseconds(290))
+        #expect(writer.statistics.commits == 1)
+
+        let full = clock.now
+        _ = try await writer.submit([event("email:a@x.com"), event("email:b@x.com"), event("email:c@x.com")])
+        #expect(clock.now - full < .milliseconds(250))  // a full batch does not wait
+        #expect(writer.statistics.commits == 2)
+
+        async let first = writer.submit([event("email:d@x.com")])
+        try await Task.sleep(for: .milliseconds(30))
+        async let second = writer.submit([event("email:e@x.com")])
+        let orders = try await [first.order, second.order]
+        #expect(Set(orders).count == 2)
+        #expect(writer.statistics.commits == 3)  // both in one commit
+        writer.close()
+    }
 }
