@@ -514,6 +514,7 @@ public final class Loader {
                     FileHandle.standardError.write("\u{1B}[2K\r\(summary.lines) lines read; writing the tables in key order…".data(using: .utf8)!)
                 }
                 try rejects?.synchronize()
+                feed.nothingFollows = stop == nil  // every archive taken whole by this run
                 return metadata
             }
         } catch BulkLoadError.mapFull {

@@ -234,6 +234,20 @@ public final class Environment: @unchecked Sendable {
         return db
     }
 
+    /// Lets the operating system drop the data file's pages from its page cache once they are
+    /// on disk (`posix_fadvise(POSIX_FADV_DONTNEED)`: clean pages go now, dirty ones are left and
+    /// their writeback starts). Reads of a dropped page go to the disk again. For a large write
+    /// whose pages will not be read soon: the pages it wrote become free memory the next
+    /// writes reuse, instead of the cache taking ever more memory the system had not touched
+    /// (on a virtual machine whose host reclaims free memory, the first touch of such a page
+    /// costs microseconds). Returns `false` when the system refused.
+    @discardableResult
+    public func releaseCachedPages() -> Bool {
+        var fd: mdb_filehandle_t = -1
+        guard mdb_env_get_fd(handle, &fd) == 0, fd >= 0 else { return false }
+        return posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0
+    }
+
     /// Flushes the data to disk; with `force`, even in ``Durability/fast`` and ``Durability/bulk``.
     public func sync(force: Bool = true) throws(LMDBError) {
         try check(mdb_env_sync(handle, force ? 1 : 0), "mdb_env_sync")
