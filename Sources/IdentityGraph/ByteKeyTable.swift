@@ -69,7 +69,11 @@ struct ByteKeyTable {
 
     /// The number of `key`, or nil.
     func find(_ key: UnsafeRawBufferPointer) -> Int? {
-        let hash = Self.hash(key)
+        find(key, hash: Self.hash(key))
+    }
+
+    /// ``find(_:)`` with the key's ``hash(_:)`` computed beforehand.
+    func find(_ key: UnsafeRawBufferPointer, hash: UInt64) -> Int? {
         var slot = Int(truncatingIfNeeded: hash) & mask
         let tag = Self.tag(hash)
         while true {
