@@ -207,9 +207,11 @@ public final class BulkWriter {
         try id.withUnsafeBytes { eventID in
             try input.props.withUnsafeBytes { props in
                 try input.attributes.bytes.withUnsafeBytes { attributes in
-                    try store(
-                        timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
-                        keyed: keyed, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
+                    try nodes.withUnsafeBufferPointer { nodes in
+                        try store(
+                            nodes: nodes, timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
+                            keyed: keyed, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
+                    }
                 }
             }
         }
@@ -298,16 +300,17 @@ public final class BulkWriter {
                 }
                 let e = events[Int(entry.event)]
                 let firstKey = Int(entry.firstKey)
-                nodes.removeAll(keepingCapacity: true)
-                nodes.append(contentsOf: resolved[firstKey..<(firstKey + Int(e.memberCount))])
                 let typeID = eventTypeID(UnsafeRawBufferPointer(rebasing: arena[e.type.range]))
                 let sourceID = sourceID(UnsafeRawBufferPointer(rebasing: arena[e.source.range]))
-                try store(
-                    timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
-                    amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: entry.keyed,
-                    eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
-                    props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
-                    attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount))
+                try resolved.withUnsafeBufferPointer { resolved in
+                    try store(
+                        nodes: UnsafeBufferPointer(rebasing: resolved[firstKey..<(firstKey + Int(e.memberCount))]),
+                        timestamp: e.hasTimestamp ? e.timestamp : nil, typeID: typeID, sourceID: sourceID,
+                        amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: entry.keyed,
+                        eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
+                        props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
+                        attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount))
+                }
             }
         }
     }
@@ -347,7 +350,7 @@ public final class BulkWriter {
 
     /// Catalog ids of the batch's type names (-1: not looked up yet).
     private var batchTypeIDs: [Int32] = []
-    /// The resolved nodes of the event being added, reused.
+    /// The resolved nodes of the event being added one by one (``add(_:)`` of an operation), reused.
     private var nodes: [UInt32] = []
     /// Event types and sources seen, with their ids: a few short names compared directly, so
     /// looking one up needs no array.
@@ -368,12 +371,12 @@ public final class BulkWriter {
         return id
     }
 
-    /// Stores an event whose identifiers are resolved into ``nodes``: its record, timeline
+    /// Stores an event whose identifiers are resolved into `nodes`: its record, timeline
     /// entries, summary inputs and the evidence between every pair of its nodes. Its anchor is
     /// its first node of a merge type (else its first node). `keyed`: its key was just inserted
     /// into `eventKeys` (its sequence goes with it).
     private func store(
-        timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
+        nodes: UnsafeBufferPointer<UInt32>, timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
         keyed: Bool, eventID: UnsafeRawBufferPointer,
         props: UnsafeRawBufferPointer, attributes: UnsafeRawBufferPointer, attributeCount: Int
     ) throws {
