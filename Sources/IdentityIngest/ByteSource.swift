@@ -102,7 +102,12 @@ public final class LineReader {
     @discardableResult
     public func nextLine(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
         while true {
-            if let newline = buffer[start..<end].firstIndex(of: 0x0A) {
+            // memchr: the generic firstIndex(of:) looked at one byte per step.
+            let found = buffer.withUnsafeBytes { raw -> Int? in
+                guard start < end, let hit = memchr(raw.baseAddress! + start, 0x0A, end - start) else { return nil }
+                return UnsafeRawPointer(hit) - raw.baseAddress!
+            }
+            if let newline = found {
                 var lineEnd = newline
                 if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
                 let lineStart = start

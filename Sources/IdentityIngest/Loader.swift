@@ -231,7 +231,11 @@ public final class Loader {
     /// One archive being read: its reader, where its committed part ends, and the batch of
     /// operations not yet committed.
     private final class FileLoad {
-        unowned let loader: Loader
+        /// The loader (held strongly: a file load lives within one call of the loader, and an
+        /// `unowned` reference cost two atomic operations per use, several per line).
+        let loader: Loader
+        /// The loader's options, read once (a copy per line retained its strings).
+        private let options: LoadOptions
         let path: String
         /// Checkpoint key (nil for standard input).
         let key: String?
@@ -250,6 +254,7 @@ public final class Loader {
         /// Opens `path` and, unless told to restart, skips what an earlier load committed.
         init(loader: Loader, path: String) throws {
             self.loader = loader
+            options = loader.options
             self.path = path
             schema = loader.graph.schema
             do {
@@ -259,7 +264,6 @@ public final class Loader {
                 throw LoadError.input(error)
             }
             reader = LineReader(source: source)
-            let options = loader.options
             if let key, !options.restart, !options.dryRun, let saved = try loader.graph.metadata(key).flatMap(Checkpoint.init(bytes:)) {
                 while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
                 if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
@@ -291,8 +295,7 @@ public final class Loader {
         /// ``LineError`` for a bad line: that line is written to the rejects (`--skip-bad`) or
         /// becomes ``failure``. Returns whether there was a line at all.
         private func nextLine(_ take: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
-            let options = loader.options
-            return try reader.nextLine { line in
+            try reader.nextLine { line in
                 loader.summary.lines += 1
                 defer { if failure == nil { prefix.add(line) } }
                 if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { return }
@@ -321,7 +324,7 @@ public final class Loader {
         /// which sets ``failure``) and whether there was a line at all.
         func nextOperation() throws -> (PreparedOperation?, Bool) {
             var op: PreparedOperation?
-            let format = loader.options.format
+            let format = options.format
             let more = try nextLine { line in op = try prepare(try RecordParser.parse(line, format: format)) }
             return (op, more)
         }
@@ -341,7 +344,7 @@ public final class Loader {
         /// Bad lines are handled as by ``nextOperation()`` and leave `events` as it was.
         func nextRecord(into events: inout EventBatch) throws -> (Record, Bool) {
             var record = Record.none
-            let format = loader.options.format
+            let format = options.format
             let more = try nextLine { line in
                 if let parsed = try RecordParser.parse(line, format: format, into: &events) {
                     record = .control(try prepare(parsed))
@@ -361,10 +364,10 @@ public final class Loader {
                     let (record, more) = try nextRecord(into: &events)
                     if failure != nil { break }
                     if case .none = record {} else { loader.summary.records += 1 }
-                    if events.count >= loader.options.batchSize { events.removeAll() }
+                    if events.count >= options.batchSize { events.removeAll() }
                     markDone()
                     if !more { break }
-                    if loader.options.progress { loader.showProgress(path: path, source: source) }
+                    if options.progress { loader.showProgress(path: path, source: source) }
                 }
             } catch let error as InputError {
                 throw LoadError.input(error)
@@ -375,7 +378,6 @@ public final class Loader {
 
         /// Applies the batch with the checkpoint of what is done, in one transaction.
         private func commit() throws {
-            let options = loader.options
             if options.dryRun {
                 loader.summary.records += batch.count
                 batch.removeAll(keepingCapacity: true)
@@ -393,7 +395,7 @@ public final class Loader {
         /// Reads the rest of the archive in batches, one transaction each; throws the bad line
         /// after committing everything before it.
         func loadIncrementally() throws {
-            if loader.options.dryRun { return try checkOnly() }
+            if options.dryRun { return try checkOnly() }
             do {
                 while failure == nil {
                     if interruptRequested.load(ordering: .relaxed) {
@@ -405,8 +407,8 @@ public final class Loader {
                     if let op { batch.append(op) }
                     markDone()
                     if !more { break }
-                    if batch.count >= loader.options.batchSize { try commit() }
-                    if loader.options.progress { loader.showProgress(path: path, source: source) }
+                    if batch.count >= options.batchSize { try commit() }
+                    if options.progress { loader.showProgress(path: path, source: source) }
                 }
                 try commit()
             } catch let error as InputError {
