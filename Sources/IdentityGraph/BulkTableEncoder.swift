@@ -1,3 +1,4 @@
+import CPrefetch
 import Foundation
 
 /// Entries of one table encoded ahead of the bulk writer, in key order: key `keys[i]` with the
@@ -16,6 +17,15 @@ struct EncodedEntries: Sendable {
     mutating func close(key: UInt64) {
         keys.append(key)
         ends.append(bytes.count)
+    }
+
+    /// Lets `encode` append to ``bytes`` directly (a value encoded into a buffer of its own and
+    /// then copied here cost a second copy of every record).
+    mutating func write(_ encode: (inout ByteWriter) -> Void) {
+        var writer = ByteWriter(capacity: 0)
+        swap(&writer.bytes, &bytes)
+        encode(&writer)
+        swap(&writer.bytes, &bytes)
     }
 }
 
@@ -219,7 +229,6 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
         sorted.linksReady.wait()
         var degree = sorted.degree
         sorted.degree = []
-        var record = ByteWriter(capacity: 1100)
         var nodeSummary = Summary()
         var nodeTallies = TallyFold()
         var lower = 0
@@ -232,24 +241,22 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 let entity: UInt64 = entityOf[i] == Self.none ? 0 : UInt64(entityOf[i]) + 1
                 // The node record (NodeRecord's layout); the value is its ident key after the
                 // type (0xFF, never in UTF-8, starts the hash of a long value instead).
-                record.bytes.removeAll(keepingCapacity: true)
-                record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(degree[i])
-                identKeys.withKey(i) { key in
-                    if key.count > 2 && key[2] == Keys.hashedMarker, let long = longValues[UInt32(i)] {
-                        record.append(bytes: long)
-                    } else {
-                        record.append(bytes: UnsafeRawBufferPointer(rebasing: key[2...]))
+                records.write { record in
+                    record.append(nodeType[i]); record.append(UInt8(0)); record.append(UInt8(0)); record.append(entity); record.append(degree[i])
+                    identKeys.withKey(i) { key in
+                        if key.count > 2 && key[2] == Keys.hashedMarker, let long = longValues[UInt32(i)] {
+                            record.append(bytes: long)
+                        } else {
+                            record.append(bytes: UnsafeRawBufferPointer(rebasing: key[2...]))
+                        }
                     }
                 }
-                records.bytes.append(contentsOf: record.bytes)
                 records.close(key: id)
                 nodeSummary.removeAll()
                 nodeTallies.removeAll()
                 addContributions(ofNode: i, to: &nodeSummary, tallies: &nodeTallies, contributions: contributions, first: firstAnchored)
                 if !nodeSummary.isEmpty {
-                    record.bytes.removeAll(keepingCapacity: true)
-                    encode(nodeSummary, tallies: &nodeTallies, into: &record)
-                    summaries.bytes.append(contentsOf: record.bytes)
+                    summaries.write { encode(nodeSummary, tallies: &nodeTallies, into: &$0) }
                     summaries.close(key: id)
                 }
                 guard first[i + 1] > first[i] else { continue }
@@ -307,11 +314,18 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 total.removeAll()
                 totalTallies.removeAll()
                 for k in firstMember..<m {
+                    // Members are in entity order, their events in node order: each member's
+                    // place and first event are asked for ahead (two cache misses each).
+                    firstAnchored.withUnsafeBufferPointer { first in
+                        if k + 16 < membership.count { idgraph_prefetch(first.baseAddress! + Int(membership[k + 16] & 0xFFFF_FFFF)) }
+                        if k + 8 < membership.count {
+                            let start = first[Int(membership[k + 8] & 0xFFFF_FFFF)]
+                            contributions.withUnsafeBufferPointer { if start < $0.count { idgraph_prefetch($0.baseAddress! + start) } }
+                        }
+                    }
                     addContributions(ofNode: Int(membership[k] & 0xFFFF_FFFF), to: &total, tallies: &totalTallies, contributions: contributions, first: firstAnchored)
                 }
-                record.bytes.removeAll(keepingCapacity: true)
-                EntityRecord.encodeLive(size: size, created: now, updated: now, into: &record) { encode(total, tallies: &totalTallies, into: &$0) }
-                entities.bytes.append(contentsOf: record.bytes)
+                entities.write { EntityRecord.encodeLive(size: size, created: now, updated: now, into: &$0) { encode(total, tallies: &totalTallies, into: &$0) } }
                 entities.close(key: id)
             }
             guard pipe.put(.entities(members: members, records: entities)) else { return }
