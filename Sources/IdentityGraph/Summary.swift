@@ -344,14 +344,21 @@ public struct Summary: Sendable {
         }
         out.append(UInt32(tallyMap.count))
         for entry in tallyMap.entries {
-            let key = entry.key, t = entry.value
-            out.append(key.kind.rawValue)
-            out.append(UInt8(key.name.count)); out.append(bytes: key.name)
-            out.append(key.source)
-            out.append(UInt16(key.value.count)); out.append(bytes: key.value)
-            out.append(t.count)
-            out.append(UInt64(bitPattern: t.last))
+            let key = entry.key
+            Self.appendTally(kind: key.kind.rawValue, name: key.name, source: key.source, value: key.value, tally: entry.value, into: &out)
         }
+    }
+
+    /// Appends one stored tally (after their count): kind, name (u8 length), source, value (u16
+    /// length), count, latest time. ``TallyFold`` writes its tallies through this too.
+    @inline(__always)
+    static func appendTally(kind: UInt8, name: some Collection<UInt8>, source: UInt32, value: some Collection<UInt8>, tally: Tally, into out: inout ByteWriter) {
+        out.append(kind)
+        out.append(UInt8(name.count)); out.append(bytes: name)
+        out.append(source)
+        out.append(UInt16(value.count)); out.append(bytes: value)
+        out.append(tally.count)
+        out.append(UInt64(bitPattern: tally.last))
     }
 
     /// Everything ``encode(into:)`` writes before the tallies, which come last (the bulk encoder

@@ -92,18 +92,10 @@ struct TallyFold {
         compact(arena: arena)
         out.append(UInt32(items.count))
         for item in items {
-            out.append(item.kind)
-            if item.kind == TallyKind.attribute.rawValue {
-                let name = names[Int(item.name)]
-                out.append(UInt8(name.count)); out.append(bytes: name)
-            } else {
-                out.append(UInt8(0))
-            }
-            out.append(item.source)
-            out.append(item.valueLength)
-            out.append(bytes: UnsafeRawBufferPointer(start: base + Int(item.valueOffset), count: Int(item.valueLength)))
-            out.append(UInt64(item.count))
-            out.append(UInt64(bitPattern: item.time))
+            Summary.appendTally(
+                kind: item.kind, name: item.kind == TallyKind.attribute.rawValue ? names[Int(item.name)] : [], source: item.source,
+                value: UnsafeRawBufferPointer(start: base + Int(item.valueOffset), count: Int(item.valueLength)),
+                tally: Tally(count: UInt64(item.count), last: item.time), into: &out)
         }
     }
 }
