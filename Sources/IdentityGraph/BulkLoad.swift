@@ -106,18 +106,14 @@ public final class BulkFeed: @unchecked Sendable {
 
     private let expected = Atomic<Int>(0)
 
-    private let endsLoad = Atomic<Bool>(false)
-
     /// Set by the producer before it returns when nothing will be written after this run (no
     /// batch-by-batch remainder, which would read these pages back): while the writer then
     /// writes the tables, the pages it wrote are let go from the OS page cache as they reach the
     /// disk (``LMDB/Environment/releaseCachedPages()``). At 10M events that took the writing of
     /// the tables from 20.3 to 13.8 s here: the writes reuse the memory instead of touching
     /// gigabytes the host had reclaimed. Queries right after the load read from the disk.
-    public var nothingFollows: Bool {
-        get { endsLoad.load(ordering: .relaxed) }
-        set { endsLoad.store(newValue, ordering: .relaxed) }
-    }
+    /// (Set and read on the producer's thread only.)
+    public var nothingFollows = false
 
     /// Tells the writer about how many events the run will hold in all, so that it sizes its
     /// tables once (``BulkWriter/reserve(events:)``); the first hint counts.
@@ -308,11 +304,11 @@ extension IdentityGraph {
         }
         // The writer resolves what is queued and writes the tables; meanwhile this thread
         // reports progress and, when nothing follows, lets written pages go from the cache.
-        let interval: DispatchTimeInterval = .milliseconds(feed.nothingFollows ? 250 : 500)
-        if writing != nil || feed.nothingFollows {
-            while outcome.done.wait(timeout: .now() + interval) == .timedOut {
+        let releasing = feed.nothingFollows
+        if writing != nil || releasing {
+            while outcome.done.wait(timeout: .now() + .milliseconds(250)) == .timedOut {
                 writing?(feed.progress.fraction)
-                if feed.nothingFollows { environment.releaseCachedPages() }
+                if releasing { environment.releaseCachedPages() }
             }
         } else {
             outcome.done.wait()

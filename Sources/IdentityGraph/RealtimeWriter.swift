@@ -10,8 +10,8 @@ import Foundation
 ///
 /// The writer thread takes what is queued, waits for more until the oldest queued submission
 /// has waited `window` (up to `maxBatch` operations), applies it all in one write transaction
-/// and only then completes each submitter. Submissions are validated on the submitter's side: an invalid one throws to its
-/// submitter alone. LMDB's write lock belongs to a thread, which is why the writer is a thread
+/// and only then completes each submitter. Submissions are validated on the submitter's side:
+/// an invalid one throws to its submitter alone. LMDB's write lock belongs to a thread, which is why the writer is a thread
 /// and never holds a transaction across an `await`.
 ///
 /// Durability follows the graph's: `durable` completes a submitter after the commit's fsync;
@@ -133,10 +133,6 @@ public final class RealtimeWriter: @unchecked Sendable {
         syncer?.stop()
     }
 
-    private var windowSeconds: Double {
-        Double(options.window.components.seconds) + Double(options.window.components.attoseconds) / 1e18
-    }
-
     private func run() {
         while true {
             condition.lock()
@@ -153,7 +149,7 @@ public final class RealtimeWriter: @unchecked Sendable {
             // others (timed from the writer's wake-up instead, the window came on top of the
             // commit before it: durable, 5,000/s, p50 3.5 ms).
             if options.window > .zero {
-                let deadline = queue[0].arrival.addingTimeInterval(windowSeconds)
+                let deadline = queue[0].arrival.addingTimeInterval(options.window.seconds)
                 while queuedOperations < options.maxBatch && !closed && Date() < deadline {
                     if !condition.wait(until: deadline) { break }
                 }
@@ -243,7 +239,7 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
     }
 
     private func run() {
-        let seconds = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        let seconds = interval.seconds
         condition.lock()
         while true {
             let deadline = Date().addingTimeInterval(seconds)
