@@ -19,7 +19,7 @@ final class GraphWriter {
     private let storedCounters: Counters
     private(set) var report = ApplyReport()
     let now: Int64
-    private let tombstoneKey: [UInt8]
+    private let tombstones: Keys.Tombstones
     private var tombstonesExist: Bool
     private var unlinkedExist: Bool
     /// Per type id: is the type's role `merge`? Extended as types are interned.
@@ -43,7 +43,7 @@ final class GraphWriter {
         self.txn = transaction
         self.db = databases
         self.now = now
-        self.tombstoneKey = tombstoneKey
+        tombstones = Keys.Tombstones(key: tombstoneKey)
         // Another process may have changed the catalog since we cached it.
         let current = try Catalog.current(catalog, in: transaction, meta: databases.meta)
         self.catalog = current
@@ -246,7 +246,7 @@ final class GraphWriter {
 
     private func isTombstoned(_ id: Identifier) throws -> Bool {
         guard tombstonesExist else { return false }
-        return try txn.contains(db.tombstone, key: Keys.tombstone(id, key: tombstoneKey))
+        return try txn.contains(db.tombstone, key: tombstones.key(id))
     }
 
     /// Creates the node of a new identifier; a `merge`-type node starts its own entity.
@@ -872,7 +872,7 @@ final class GraphWriter {
 
     private func applyForget(_ id: Identifier?) throws {
         guard let id else { report.unknownForgets += 1; return }
-        try txn.put(db.tombstone, key: Keys.tombstone(id, key: tombstoneKey), value: UInt64(bitPattern: now))
+        try txn.put(db.tombstone, key: tombstones.key(id), value: UInt64(bitPattern: now))
         tombstonesExist = true
         guard let x = try nodeID(of: id) else { report.unknownForgets += 1; return }
         let record = try readNode(x)

@@ -42,13 +42,24 @@ enum Keys {
         return try eventKey(Array(id)).withUnsafeBytes(body)
     }
 
-    /// `tombstone` key: a keyed hash (HMAC-SHA-256) of `type:value`; the value is never stored.
-    static func tombstone(_ identifier: Identifier, key: [UInt8]) -> [UInt8] {
-        var message = Array(identifier.type.utf8)
-        message.append(0x3A)
-        message.append(contentsOf: identifier.value)
-        let mac = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key))
-        return Array(mac)
+    /// `tombstone` keys: a keyed hash (HMAC-SHA-256) of `type:value`; the value is never stored.
+    /// The key's schedule (padding and the first block of each hash) is done once, and each
+    /// identifier hashed from a copy of it: done per identifier, it was 3% of the real-time
+    /// writer's samples once a database held a tombstone.
+    struct Tombstones {
+        private let keyed: HMAC<SHA256>
+
+        /// Tombstone keys under the database's secret `key`.
+        init(key: [UInt8]) { keyed = HMAC<SHA256>(key: SymmetricKey(data: key)) }
+
+        /// The `tombstone` key of `identifier`.
+        func key(_ identifier: Identifier) -> [UInt8] {
+            var mac = keyed
+            mac.update(data: Array(identifier.type.utf8))
+            mac.update(data: [0x3A])
+            mac.update(data: identifier.value)
+            return Array(mac.finalize())
+        }
     }
 
     /// `unlinked` key: the two node ids, smaller first.
