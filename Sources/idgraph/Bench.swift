@@ -154,7 +154,7 @@ struct BenchRealtime: AsyncParsableCommand {
             let fields: [(String, String)] = [
                 ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
                 ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("seconds", String(format: "%.3f", seconds)),
-                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
+                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("syncs", "\(stats.syncs)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
                 ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
                 ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
             ]
@@ -162,8 +162,9 @@ struct BenchRealtime: AsyncParsableCommand {
             return
         }
         print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs")
-        print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@", seconds, throughput, stats.commits,
-                     Double(workload.count) / Double(max(1, stats.commits)), run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))
+        print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", seconds, throughput, stats.commits,
+                     Double(workload.count) / Double(max(1, stats.commits)), mode == .fast ? ", \(stats.syncs) syncs" : "",
+                     run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))
         print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
         if lookupH.totalCount > 0 {
             print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")

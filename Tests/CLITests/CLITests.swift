@@ -123,6 +123,23 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect(try CLI.run(["--help"]).status == 0)
     }
 
+    /// `bench realtime --json`: every offered event acknowledged, commits and (fast mode) the
+    /// sync thread's syncs counted, percentiles in order, lookups measured.
+    @Test func benchRealtimeReportsThroughputLatencyAndSyncs() throws {
+        let result = try CLI.run(["bench", "realtime", "--events", "3000", "--rate", "3000", "--producers", "2", "--readers", "1",
+                                  "--reader-rate", "1000", "--mode", "fast", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["events"] as? Int == 3000)
+        #expect(report["failures"] as? Int == 0)
+        let commits = report["commits"] as? Int ?? 0, syncs = report["syncs"] as? Int ?? 0
+        #expect(commits > 0 && commits <= 3000)
+        #expect(syncs >= 1 && syncs <= commits)  // about one per 10 ms with commits in it, one at close
+        let ingest = report["ingest_us"] as? [String: Int] ?? [:]
+        #expect((ingest["p50"] ?? -1) >= 0 && (ingest["p50"] ?? 0) <= (ingest["p99"] ?? -1) && (ingest["p99"] ?? 0) <= (ingest["max"] ?? -1))
+        #expect(((report["lookup_us"] as? [String: Int])?["count"] ?? 0) > 0)
+    }
+
     @Test func theDatabaseCanComeFromTheEnvironment() throws {
         let s = Scratch()
         let archive = s.write("a.ndjson", "{\"ids\":{\"email\":\"a@x.com\",\"cookie\":\"c-1\"}}\n")
