@@ -314,15 +314,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 total.removeAll()
                 totalTallies.removeAll()
                 for k in firstMember..<m {
-                    // Members are in entity order, their events in node order: each member's
-                    // place and first event are asked for ahead (two cache misses each).
-                    firstAnchored.withUnsafeBufferPointer { first in
-                        if k + 16 < membership.count { idgraph_prefetch(first.baseAddress! + Int(membership[k + 16] & 0xFFFF_FFFF)) }
-                        if k + 8 < membership.count {
-                            let start = first[Int(membership[k + 8] & 0xFFFF_FFFF)]
-                            contributions.withUnsafeBufferPointer { if start < $0.count { idgraph_prefetch($0.baseAddress! + start) } }
-                        }
-                    }
+                    prefetchAnchoredEvents(after: k, membership: membership, contributions: contributions, first: firstAnchored)
                     addContributions(ofNode: Int(membership[k] & 0xFFFF_FFFF), to: &total, tallies: &totalTallies, contributions: contributions, first: firstAnchored)
                 }
                 entities.write { EntityRecord.encodeLive(size: size, created: now, updated: now, into: &$0) { encode(total, tallies: &totalTallies, into: &$0) } }
@@ -373,6 +365,18 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                                 count: Int(c.tallyCount), in: arena, rules: rules)
                 }
             }
+        }
+    }
+
+    /// Members are in entity order, their anchored events in node order: asks for the place of
+    /// the member 16 after `k` and for the first event of the one 8 after (hints only; each was
+    /// a cache miss).
+    private func prefetchAnchoredEvents(after k: Int, membership: [UInt64], contributions: [AnchoredEvent], first: [Int]) {
+        first.withUnsafeBufferPointer { first in
+            if k + 16 < membership.count { idgraph_prefetch(first.baseAddress! + Int(membership[k + 16] & 0xFFFF_FFFF)) }
+            guard k + 8 < membership.count else { return }
+            let start = first[Int(membership[k + 8] & 0xFFFF_FFFF)]
+            contributions.withUnsafeBufferPointer { if start < $0.count { idgraph_prefetch($0.baseAddress! + start) } }
         }
     }
 
