@@ -16,7 +16,7 @@ public func installInterruptHandler() {
 /// How a load runs.
 public struct LoadOptions: Sendable {
     /// Operations per write transaction.
-    public var batchSize = 50_000
+    public var batchSize = 200_000
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false
     /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
@@ -38,7 +38,7 @@ public struct LoadOptions: Sendable {
     /// history records. `nil`: the current time of each commit. Fixed for reproducible loads.
     public var now: Int64?
 
-    /// Defaults: 50,000 operations per batch, stop at the first bad line, resume from checkpoints.
+    /// Defaults: 200,000 operations per batch, stop at the first bad line, resume from checkpoints.
     public init() {}
 }
 
@@ -250,6 +250,8 @@ public final class Loader {
         private(set) var failure: LoadError?
         var batch: [PreparedOperation] = []
         private let schema: Schema
+        /// Applies full batches on another thread while the next one is read.
+        private let committer = BatchCommitter()
 
         /// Opens `path` and, unless told to restart, skips what an earlier load committed.
         init(loader: Loader, path: String) throws {
@@ -376,20 +378,40 @@ public final class Loader {
             if let failure { throw failure }
         }
 
-        /// Applies the batch with the checkpoint of what is done, in one transaction.
-        private func commit() throws {
+        /// Applies the batch with the checkpoint of what is done, in one transaction; with
+        /// `inBackground`, on the committer's thread while the caller reads on (the batch before
+        /// is waited for first either way, so batches commit in order).
+        private func commit(inBackground: Bool = false) throws {
             if options.dryRun {
                 loader.summary.records += batch.count
                 batch.removeAll(keepingCapacity: true)
                 return
             }
-            var metadata: [(key: String, value: [UInt8])] = []
-            if let key { metadata.append((key, checkpoint.bytes)) }
+            try collectCommitted()
+            let metadata: [(key: String, value: [UInt8])] = key.map { [($0, checkpoint.bytes)] } ?? []
+            // Rejected lines of the batch reach the disk before its checkpoint does.
             try loader.rejects?.synchronize()
-            let report = try loader.graph.apply(prepared: batch, now: options.now, metadata: metadata)
+            let graph = loader.graph, now = options.now
+            if inBackground {
+                let operations = batch
+                batch = []
+                batch.reserveCapacity(options.batchSize)
+                committer.start(operations: operations.count) {
+                    try graph.apply(prepared: operations, now: now, metadata: metadata)
+                }
+            } else {
+                let report = try graph.apply(prepared: batch, now: now, metadata: metadata)
+                loader.summary.report.add(report)
+                loader.summary.records += batch.count
+                batch.removeAll(keepingCapacity: true)
+            }
+        }
+
+        /// Waits for the batch the committer is applying, if any, and counts what it did.
+        private func collectCommitted() throws {
+            guard let (report, operations) = try committer.finish() else { return }
             loader.summary.report.add(report)
-            loader.summary.records += batch.count
-            batch.removeAll(keepingCapacity: true)
+            loader.summary.records += operations
         }
 
         /// Reads the rest of the archive in batches, one transaction each; throws the bad line
@@ -407,7 +429,7 @@ public final class Loader {
                     if let op { batch.append(op) }
                     markDone()
                     if !more { break }
-                    if batch.count >= options.batchSize { try commit() }
+                    if batch.count >= options.batchSize { try commit(inBackground: true) }
                     if options.progress { loader.showProgress(path: path, source: source) }
                 }
                 try commit()

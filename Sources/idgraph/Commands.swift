@@ -70,7 +70,7 @@ struct Load: ParsableCommand {
     @Option(help: "Line format: auto (per line), native or segment.") var format: InputFormat = .auto
     @Flag(help: "Set bad lines aside in the rejects file and keep going.") var skipBad = false
     @Option(help: ArgumentHelp("Where --skip-bad writes bad lines (default <db>/rejects.ndjson).", valueName: "file")) var rejects: String?
-    @Option(help: "Operations per transaction (larger batches write fewer pages per event).") var batchSize = 50_000
+    @Option(help: "Operations per transaction (larger batches write fewer pages per event).") var batchSize = 200_000
     @Flag(help: "Ignore checkpoints: read every archive from its beginning.") var restart = false
     @Option(help: "durable (fsync per commit), fast (no fsync; a system crash may lose recent batches).") var durability: Durability = .durable
     @Flag(help: "Parse and validate every line, report bad ones, write nothing.") var dryRun = false
