@@ -456,12 +456,7 @@ final class GraphWriter {
 
     /// Adds one piece of evidence to the link `u–v`, creating it (and merging) when new.
     private func addEvidence(_ u: NodeID, _ v: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        if let old = try edge(u, v) {
-            var new = old
-            new.evidence += 1
-            try replaceLink(u, v, old, with: new)
-            return
-        }
+        if try addEvidenceToExistingLink(u, v) { return }
         try txn.put(db.adjacency, key: u, value: EdgeEntry(neighbour: v, evidence: 1))
         try txn.put(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: 1))
         counters.links += 1
@@ -486,6 +481,24 @@ final class GraphWriter {
                 try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
             }
         }
+    }
+
+    /// Counts one more piece of evidence on the link `u–v` if it exists (both directions,
+    /// through one cursor: two descents where a lookup and two replacements took three).
+    /// Returns whether it existed.
+    private func addEvidenceToExistingLink(_ u: NodeID, _ v: NodeID) throws -> Bool {
+        let cursor = try txn.cursor(db.adjacency)
+        defer { cursor.close() }
+        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return false }
+        let old = cursor.withCurrent { EdgeEntry(bytes: $1) }
+        guard old.neighbour == v else { return false }
+        var new = old
+        new.evidence += 1
+        try cursor.put(key: u, value: new, flags: .current)
+        let back = EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags)
+        guard try cursor.seek(key: v, value: back) else { throw GraphError.damaged(.corrupt("adjacency \(v)→\(u) missing")) }
+        try cursor.put(key: v, value: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags), flags: .current)
+        return true
     }
 
     // MARK: - Limits
@@ -763,7 +776,10 @@ final class GraphWriter {
         let input = event.input
         event.countBlocked(in: &blockedCounts, report: &report)
         let eventKey = event.storageKey
-        if let eventKey, try txn.contains(db.eventKey, key: eventKey) { report.duplicateEvents += 1; return }
+        let sequence = counters.nextSequence
+        // Claimed before the identifiers are resolved: one B-tree descent where a lookup and a
+        // later insert took two. Released again if the event turns out to name no identifier.
+        if let eventKey, try !txn.putIfAbsent(db.eventKey, key: eventKey, value: sequence) { report.duplicateEvents += 1; return }
         var nodes: [NodeID] = []
         nodes.reserveCapacity(event.identifiers.count)
         var anchor: NodeID?
@@ -780,9 +796,12 @@ final class GraphWriter {
             nodes.append(node)
             if anchor == nil, let type = typeID(of: id), isMergeType(type) { anchor = node }
         }
-        guard !nodes.isEmpty else { report.eventsWithoutIdentifiers += 1; return }
+        guard !nodes.isEmpty else {
+            if let eventKey { try txn.delete(db.eventKey, key: eventKey) }
+            report.eventsWithoutIdentifiers += 1
+            return
+        }
 
-        let sequence = counters.nextSequence
         counters.nextSequence += 1
         let timestamp = input.timestamp ?? now
         let record = EventRecord(
@@ -790,7 +809,6 @@ final class GraphWriter {
             anchor: anchor ?? nodes[0], amountMicros: input.amountMicros, nodes: nodes, eventID: eventKey == nil ? [] : input.eventID ?? [], props: input.props,
             attributes: input.attributes)
         try txn.put(db.event, key: sequence, value: record.bytes, flags: .append)
-        if let eventKey { try txn.put(db.eventKey, key: eventKey, value: sequence) }
         let entry = Keys.timelineEntry(timestamp: timestamp, sequence: sequence)
         for node in nodes { try txn.put(db.nodeEvent, key: node, value: entry) }
         try addContribution(record)

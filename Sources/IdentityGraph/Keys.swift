@@ -52,13 +52,17 @@ enum Keys {
         /// Tombstone keys under the database's secret `key`.
         init(key: [UInt8]) { keyed = HMAC<SHA256>(key: SymmetricKey(data: key)) }
 
-        /// The `tombstone` key of `identifier`.
+        /// The `tombstone` key of `identifier`: `type:value` hashed in one update (three, each
+        /// from an array of its own, were 2.8% of the real-time writer's samples).
         func key(_ identifier: Identifier) -> [UInt8] {
+            var message: [UInt8] = []
+            message.reserveCapacity(identifier.type.utf8.count + 1 + identifier.value.count)
+            message.append(contentsOf: identifier.type.utf8)
+            message.append(0x3A)
+            message.append(contentsOf: identifier.value)
             var mac = keyed
-            mac.update(data: Array(identifier.type.utf8))
-            mac.update(data: [0x3A])
-            mac.update(data: identifier.value)
-            return Array(mac.finalize())
+            mac.update(data: message)
+            return mac.finalize().withUnsafeBytes { Array($0) }
         }
     }
 
