@@ -8,7 +8,8 @@ public enum Durability: String, Sendable, CaseIterable {
     /// `fsync` on every commit: a committed transaction survives a power cut.
     case durable
     /// `MDB_NOSYNC`: commits are not flushed; call ``Environment/sync(force:)`` periodically.
-    /// A process crash loses nothing; an operating-system crash loses what was not yet synced.
+    /// A process crash loses nothing; an operating-system crash loses what was not yet synced
+    /// and, on a file system that does not keep the order of writes (ext4), can damage the file.
     case fast
     /// `MDB_WRITEMAP | MDB_NOSYNC | MDB_MAPASYNC` for loading a fresh database: fastest, and a
     /// system crash can corrupt it, so the load must end with a forced sync and be rerun after a crash.

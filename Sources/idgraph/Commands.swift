@@ -72,7 +72,7 @@ struct Load: ParsableCommand {
     @Option(help: ArgumentHelp("Where --skip-bad writes bad lines (default <db>/rejects.ndjson).", valueName: "file")) var rejects: String?
     @Option(help: "Operations per transaction (larger batches write fewer pages per event).") var batchSize = 200_000
     @Flag(help: "Ignore checkpoints: read every archive from its beginning.") var restart = false
-    @Option(help: "durable (fsync per commit), fast (no fsync; a system crash may lose recent batches).") var durability: Durability = .durable
+    @Option(help: "durable (fsync per commit), fast (no fsync until the end; a system crash may lose recent batches and damage the database: run check after one).") var durability: Durability = .durable
     @Flag(help: "Parse and validate every line, report bad ones, write nothing.") var dryRun = false
     @Flag(name: .shortAndLong, help: "Print no summary.") var quiet = false
     @Flag(help: "Print the summary as JSON.") var json = false
