@@ -16,7 +16,7 @@ public func installInterruptHandler() {
 /// How a load runs.
 public struct LoadOptions: Sendable {
     /// Operations per write transaction.
-    public var batchSize = 200_000
+    public var batchSize = 100_000
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false
     /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
@@ -38,7 +38,7 @@ public struct LoadOptions: Sendable {
     /// history records. `nil`: the current time of each commit. Fixed for reproducible loads.
     public var now: Int64?
 
-    /// Defaults: 200,000 operations per batch, stop at the first bad line, resume from checkpoints.
+    /// Defaults: 100,000 operations per batch, stop at the first bad line, resume from checkpoints.
     public init() {}
 }
 
