@@ -49,7 +49,7 @@ extension IdentityGraph {
     /// `timings` gets the seconds spent writing the tables and committing.
     public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0 }
+        let startCatalog = cachedCatalog.withLock { $0.catalog }
         try environment.reserveMapSize(environment.usedBytes + reserveBytes)
         let clock = ContinuousClock()
         var finished = clock.now
@@ -69,7 +69,7 @@ extension IdentityGraph {
         }
         let (result, catalog) = written
         timings.commitSeconds = (clock.now - finished).seconds
-        cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
+        remember(catalog)
         return result
     }
 }

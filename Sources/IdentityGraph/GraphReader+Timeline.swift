@@ -19,7 +19,7 @@ extension GraphReader {
         _ body: (StoredEvent) throws -> Void
     ) throws -> Int {
         if limit == 0 || nodes.isEmpty { return 0 }
-        let typeID: UInt32? = type.flatMap { name in catalog.eventTypes.firstIndex(of: name).map { UInt32($0) } }
+        let typeID: UInt32? = type.flatMap { name in catalogSnapshot.catalog.eventTypes.firstIndex(of: name).map { UInt32($0) } }
         if type != nil && typeID == nil { return 0 }  // no event has ever had this type
         var cursors: [Cursor] = []
         var heap = Heap<Head>()
@@ -62,7 +62,7 @@ extension GraphReader {
             if head.sequence == last { continue }
             last = head.sequence
             guard let event = try event(head.sequence) else { continue }
-            if let typeID, catalog.eventTypeName(typeID) != event.type { continue }
+            if let typeID, catalogSnapshot.catalog.eventTypeName(typeID) != event.type { continue }
             try body(event)
             emitted += 1
             if let limit, emitted >= limit { break }
@@ -110,10 +110,10 @@ extension GraphReader {
     }
 
     /// Known event type names.
-    public var eventTypes: [String] { catalog.eventTypes }
+    public var eventTypes: [String] { catalogSnapshot.catalog.eventTypes }
 
     /// Known identifier type names.
-    public var identifierTypes: [String] { catalog.typeNames }
+    public var identifierTypes: [String] { catalogSnapshot.catalog.typeNames }
 }
 
 /// The sortable big-endian form of a timestamp (sign bit flipped), as stored in timelines.

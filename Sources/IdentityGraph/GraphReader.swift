@@ -6,27 +6,32 @@ import LMDB
 public final class GraphReader {
     let txn: ReadTransaction
     let db: Databases
-    private(set) var catalog: Catalog
+    /// The catalog of this snapshot, shared with the graph (see ``CatalogSnapshot``). Read its
+    /// fields through it (`catalogSnapshot.catalog.typeIndex[…]`): calling a method on the
+    /// catalog, or taking it whole, copies it.
+    let catalogSnapshot: CatalogSnapshot
+    /// A copy of the catalog of this snapshot (for callers that keep it).
+    var catalog: Catalog { catalogSnapshot.catalog }
 
-    init(transaction: ReadTransaction, databases: Databases, catalog: Catalog) throws {
+    init(transaction: ReadTransaction, databases: Databases, catalog: CatalogSnapshot) throws {
         self.txn = transaction
         self.db = databases
-        self.catalog = try Catalog.current(catalog, in: transaction, meta: databases.meta)
+        self.catalogSnapshot = try Catalog.current(catalog, in: transaction, meta: databases.meta)
     }
 
     /// The schema of this snapshot.
-    public var schema: Schema { catalog.schema }
+    public var schema: Schema { catalogSnapshot.catalog.schema }
 
     /// Normalizes `raw` as ingest would (throws for an invalid identifier; `nil` for an ignored type).
     public func normalize(_ raw: RawIdentifier) throws(IdentifierError) -> Identifier? {
-        try Normalizer.identifier(raw, schema: catalog.schema)
+        try Normalizer.identifier(raw, schema: catalogSnapshot.catalog.schema)
     }
 
     // MARK: identifiers
 
     /// The node of an identifier, when the database has it.
     public func node(of id: Identifier) throws -> NodeID? {
-        guard let type = catalog.typeID(id.type) else { return nil }
+        guard let type = catalogSnapshot.catalog.typeIndex[id.type] else { return nil }
         return try txn.withValue(db.ident, key: Keys.ident(type: type, value: id.value)) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
     }
 
@@ -53,10 +58,10 @@ public final class GraphReader {
     /// The node's identifier, entity and degree; `nil` when the node does not exist.
     public func nodeInfo(_ node: NodeID) throws -> NodeInfo? {
         guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }) else { return nil }
-        let type = catalog.typeNames[Int(record.typeID)]
+        let type = catalogSnapshot.catalog.typeNames[Int(record.typeID)]
         return NodeInfo(
             identifier: Identifier(type: type, value: record.value), entity: record.entity == 0 ? nil : record.entity,
-            degree: Int(record.degree), isGeneric: record.isGeneric, role: catalog.schema.policy(for: type).role)
+            degree: Int(record.degree), isGeneric: record.isGeneric, role: catalogSnapshot.catalog.schema.policy(for: type).role)
     }
 
     /// A link as seen from one end.
@@ -223,7 +228,7 @@ public final class GraphReader {
             let r = try EventRecord(bytes: bytes)
             return StoredEvent(
                 sequence: sequence, eventID: r.eventID.isEmpty ? nil : String(decoding: r.eventID, as: UTF8.self),
-                timestamp: r.timestamp, type: catalog.eventTypeName(r.typeID), source: catalog.sourceName(r.sourceID),
+                timestamp: r.timestamp, type: catalogSnapshot.catalog.eventTypeName(r.typeID), source: catalogSnapshot.catalog.sourceName(r.sourceID),
                 nodes: r.nodes, anchor: r.anchor, amountMicros: r.amountMicros, props: r.props)
         }
     }
@@ -240,7 +245,7 @@ public final class GraphReader {
     }
 
     /// The name of an interned event type.
-    public func eventTypeName(_ id: UInt32) -> String { catalog.eventTypeName(id) }
+    public func eventTypeName(_ id: UInt32) -> String { catalogSnapshot.catalog.eventTypeName(id) }
 
     // MARK: history
 
@@ -290,7 +295,7 @@ public final class GraphReader {
         stats.refusedLinks = Int(counters.refused)
         // Identifiers in no entity: all identifiers minus the members of live entities.
         stats.identifiersWithoutEntity = stats.identifiers - (try txn.entryCount(db.member))
-        stats.identifierTypes = catalog.typeNames.count
+        stats.identifierTypes = catalogSnapshot.catalog.typeNames.count
         stats.blockedValues = try txn.value(db.meta, key: MetaKey.blockedCounts)
             .flatMap { try? JSONDecoder().decode([String: Int].self, from: Data($0)) } ?? [:]
         return stats

@@ -37,13 +37,14 @@ public final class IdentityGraph: Sendable {
     let environment: Environment
     let databases: Databases
     let tombstoneKey: [UInt8]
-    let cachedCatalog: Mutex<Catalog>
+    /// The newest catalog seen (readers share it; writers copy it to change it).
+    let cachedCatalog: Mutex<CatalogSnapshot>
 
     private init(path: String, environment: Environment, databases: Databases, catalog: Catalog, tombstoneKey: [UInt8]) {
         self.path = path
         self.environment = environment
         self.databases = databases
-        self.cachedCatalog = Mutex(catalog)
+        self.cachedCatalog = Mutex(CatalogSnapshot(catalog))
         self.tombstoneKey = tombstoneKey
     }
 
@@ -147,10 +148,10 @@ public final class IdentityGraph: Sendable {
     }
 
     /// The schema in force (built-in types plus those the data introduced, with policies).
-    public var schema: Schema { cachedCatalog.withLock { $0.schema } }
+    public var schema: Schema { cachedCatalog.withLock { $0.catalog.schema } }
 
     /// Every identifier type the database knows, in type-id order.
-    public var knownTypes: [String] { cachedCatalog.withLock { $0.typeNames } }
+    public var knownTypes: [String] { cachedCatalog.withLock { $0.catalog.typeNames } }
 
     /// The storage environment's map size and bytes in use.
     public var storageUsage: (mapSize: Int, usedBytes: Int) { (environment.mapSize, environment.usedBytes) }
@@ -264,7 +265,7 @@ public final class IdentityGraph: Sendable {
     /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
     private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0 }
+        let startCatalog = cachedCatalog.withLock { $0.catalog }
         do {
             let (result, catalog) = try environment.write { txn -> (T, Catalog) in
                 let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
@@ -273,7 +274,7 @@ public final class IdentityGraph: Sendable {
                 try writer.finish()
                 return (result, writer.catalog)
             }
-            cachedCatalog.withLock { if catalog.version >= $0.version { $0 = catalog } }
+            remember(catalog)
             return result
         } catch let discarded as DiscardedTransaction {
             return discarded.result as! T
@@ -289,17 +290,20 @@ public final class IdentityGraph: Sendable {
 
     /// Runs `body` on a consistent read-only snapshot of the graph.
     public func read<T>(_ body: (GraphReader) throws -> T) throws -> T {
-        let catalog = cachedCatalog.withLock { $0 }
+        let cached = cachedCatalog.withLock { $0 }
         return try environment.read { txn in
-            let reader = try GraphReader(transaction: txn, databases: databases, catalog: catalog)
+            let reader = try GraphReader(transaction: txn, databases: databases, catalog: cached)
             defer {
-                if reader.catalog.version > catalog.version {
-                    let fresh = reader.catalog
-                    cachedCatalog.withLock { if fresh.version > $0.version { $0 = fresh } }
-                }
+                let seen = reader.catalogSnapshot
+                if seen !== cached { cachedCatalog.withLock { if seen.catalog.version > $0.catalog.version { $0 = seen } } }
             }
             return try body(reader)
         }
+    }
+
+    /// Keeps `catalog` as the newest seen, unless a newer one is kept already.
+    func remember(_ catalog: Catalog) {
+        cachedCatalog.withLock { if catalog.version >= $0.catalog.version { $0 = CatalogSnapshot(catalog) } }
     }
 
     /// Verifies every invariant of the store; an empty result means it is sound.

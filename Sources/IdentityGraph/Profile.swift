@@ -231,8 +231,8 @@ extension GraphReader {
     /// The full profile of a live entity at time `now`: golden record, aggregates, lifecycle,
     /// most-used device (reads the entity's `device` members' timelines) and cached RFM scores.
     public func profile(of info: EntityInfo, now: Int64) throws -> EntityProfile {
-        var p = ProfileBuilder.profile(info.summary, schema: schema.profile, now: now, sourceName: catalog.sourceName)
-        if let deviceType = catalog.typeID("device") {
+        var p = ProfileBuilder.profile(info.summary, schema: schema.profile, now: now, sourceName: catalogSnapshot.catalog.sourceName)
+        if let deviceType = catalogSnapshot.catalog.typeID("device") {
             var best: CountedName?
             for node in try members(of: info.id) {
                 guard let record = try nodeRecord(node), record.typeID == deviceType, record.entity != 0 else { continue }
@@ -292,7 +292,7 @@ extension GraphReader {
     /// The `relate` identifiers of the household type (schema `profile.household_type`) that
     /// `entity`'s members link to, each with the live entities it relates (this one included).
     public func households(of entity: EntityID) throws -> [(address: Identifier, entities: [EntityID])] {
-        guard let type = catalog.typeID(schema.profile.householdType) else { return [] }
+        guard let type = catalogSnapshot.catalog.typeID(schema.profile.householdType) else { return [] }
         var seen: Set<NodeID> = []
         var result: [(Identifier, [EntityID])] = []
         for node in try members(of: entity) {
