@@ -32,14 +32,19 @@ public enum BulkLoadError: Error, CustomStringConvertible {
 extension IdentityGraph {
     /// Whether ``bulkLoad(now:reserveBytes:_:)`` can take a load now: the database holds no
     /// identifier, no event and no tombstone, and no type has a `generic_after` or `limit` policy.
-    public var acceptsBulkLoad: Bool {
-        guard BulkWriter.schemaAllowsBulk(schema) else { return false }
-        return (try? environment.read { txn in
+    public var acceptsBulkLoad: Bool { bulkLoadRefusal == nil }
+
+    /// Why the bulk path cannot take a load now (``BulkLoadError/policyNeedsIncremental`` or
+    /// ``BulkLoadError/databaseNotEmpty``), `nil` when it can.
+    public var bulkLoadRefusal: BulkLoadError? {
+        guard BulkWriter.schemaAllowsBulk(schema) else { return .policyNeedsIncremental }
+        let fresh = (try? environment.read { txn in
             try txn.withValue(databases.meta, key: MetaKey.counters) { bytes in
                 guard let bytes else { return false }
                 return try Counters(bytes: bytes).isFresh && txn.entryCount(databases.tombstone) == 0
             }
         }) ?? false
+        return fresh ? nil : .databaseNotEmpty
     }
 
     /// Runs `body` with a ``BulkWriter`` inside one write transaction and commits what it took:

@@ -367,6 +367,17 @@ public enum PreparedOperation: Sendable, Equatable {
 }
 
 extension PreparedOperation {
+    /// The record kind as archives name it: `event`, `link`, `unlink`, `forget` or `retract`.
+    public var kind: String {
+        switch self {
+        case .event: return "event"
+        case .link: return "link"
+        case .unlink: return "unlink"
+        case .forget: return "forget"
+        case .retract: return "retract"
+        }
+    }
+
     /// The first identifier the operation names (nil for retract and ignored ends).
     public var firstIdentifier: Identifier? {
         switch self {

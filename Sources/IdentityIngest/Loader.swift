@@ -66,6 +66,52 @@ public struct LoadSummary: Sendable {
     public var elapsedSeconds = 0.0
     /// Where rejected lines were written, if any were.
     public var rejectsPath: String?
+    /// Why records went batch by batch rather than through the bulk path (`nil` when none did
+    /// for a reason the user can change: a dry run, an empty input).
+    public var batchReason: BatchReason?
+
+    /// Records applied batch by batch (not through the bulk path).
+    public var batchRecords: Int { records - bulkRecords }
+}
+
+/// Why a load went batch by batch, so that a slow load says what would make it fast.
+public enum BatchReason: Sendable, Equatable, CustomStringConvertible {
+    /// `--no-bulk`.
+    case bulkDisabled
+    /// The database already held identifiers, events or tombstones.
+    case databaseNotEmpty
+    /// The schema has `generic_after` or `limit` policies.
+    case policies
+    /// The bulk part ended at an `unlink`, `forget` or `retract` record (`kind`) at `file:line`.
+    case controlRecord(kind: String, file: String, line: Int)
+    /// The bulk part reached the memory limit (`megabytes`) before `file:line`.
+    case memoryLimit(megabytes: Int, file: String, line: Int)
+
+    /// A short code for scripts (`--json`).
+    public var code: String {
+        switch self {
+        case .bulkDisabled: return "no_bulk"
+        case .databaseNotEmpty: return "database_not_empty"
+        case .policies: return "policies"
+        case .controlRecord: return "control_record"
+        case .memoryLimit: return "memory_limit"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .bulkDisabled:
+            return "--no-bulk"
+        case .databaseNotEmpty:
+            return "the bulk path loads only into an empty database"
+        case .policies:
+            return "the schema has generic_after or limit policies, which only the batch-by-batch path follows"
+        case .controlRecord(let kind, let file, let line):
+            return "from \(file):\(line) on: the bulk path ends at the first unlink, forget or retract record, and that line is \(kind == "unlink" || kind == "forget" ? "an" : "a") \(kind); corrections kept in an archive of their own, loaded after the events', let the events take the bulk path"
+        case .memoryLimit(let megabytes, let file, let line):
+            return "from \(file):\(line) on: the bulk part reached --memory-limit \(megabytes) MiB; a larger limit keeps more of the load in bulk"
+        }
+    }
 }
 
 /// Why a load stopped.
@@ -149,6 +195,13 @@ public final class Loader {
         }
         let files = try Self.expand(paths)
         var next = 0
+        if !options.dryRun && !files.isEmpty {
+            if !options.bulk {
+                summary.batchReason = .bulkDisabled
+            } else if let refusal = graph.bulkLoadRefusal {
+                summary.batchReason = refusal == .policyNeedsIncremental ? .policies : .databaseNotEmpty
+            }
+        }
         if options.bulk && !options.dryRun && !files.isEmpty && graph.acceptsBulkLoad {
             let (stoppedIn, finished) = try loadInBulk(files)
             summary.files += finished
@@ -485,7 +538,11 @@ public final class Loader {
                     do {
                         while true {
                             if interruptRequested.load(ordering: .relaxed) { stop = .interrupted; break archives }
-                            if feed.estimatedBytes > options.memoryLimit { stop = .memoryLimit; break archives }
+                            if feed.estimatedBytes > options.memoryLimit {
+                                summary.batchReason = .memoryLimit(megabytes: options.memoryLimit >> 20, file: file.path, line: file.doneLine + 1)
+                                stop = .memoryLimit
+                                break archives
+                            }
                             let (record, more) = try file.nextRecord(into: &events)
                             if file.failure != nil { stop = .badLine; break archives }
                             switch record {
@@ -509,6 +566,7 @@ public final class Loader {
                                 guard BulkWriter.accepts(op) else {
                                     file.batch.append(op)  // the incremental path applies it first
                                     file.markDone()
+                                    summary.batchReason = .controlRecord(kind: op.kind, file: file.path, line: file.doneLine)
                                     stop = .controlRecord
                                     break archives
                                 }

@@ -120,6 +120,7 @@ struct Load: ParsableCommand {
                 ("bulk_records", summary.bulkRecords), ("bulk_resolve_seconds", summary.bulkTimings.resolveSeconds),
                 ("bulk_wait_seconds", summary.bulkTimings.waitSeconds), ("bulk_write_tables_seconds", summary.bulkTimings.writeTablesSeconds),
                 ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
+                ("batch_records", summary.batchRecords), ("batch_reason", summary.batchReason.map { "\"\($0.code)\"" } ?? "null"),
                 ("elapsed_seconds", summary.elapsedSeconds),
                 ("records_per_second", summary.elapsedSeconds > 0 ? Double(summary.records) / summary.elapsedSeconds : 0),
             ]
@@ -140,6 +141,9 @@ struct Load: ParsableCommand {
             let t = summary.bulkTimings
             print("  bulk path: \(summary.bulkRecords) records resolved in memory and written in key order; writer: "
                 + String(format: "resolving %.2f s, waiting for the parser %.2f s, writing tables %.2f s, commit %.2f s", t.resolveSeconds, t.waitSeconds, t.writeTablesSeconds, t.commitSeconds))
+        }
+        if summary.batchRecords > 0, let reason = summary.batchReason {
+            print("  batch by batch: \(summary.batchRecords) records, \(reason)")
         }
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
         if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }
