@@ -471,6 +471,10 @@ public final class Loader {
         /// after committing everything before it.
         func loadIncrementally() throws {
             if options.dryRun { return try checkOnly() }
+            // Whatever leaves this function, no batch is still committing behind it (its
+            // checkpoint is what the next run resumes from); on an error, that error is the one
+            // reported.
+            defer { _ = try? committer.finish() }
             do {
                 while failure == nil {
                     if interruptRequested.load(ordering: .relaxed) {
