@@ -301,9 +301,11 @@ public final class IdentityGraph: Sendable {
         }
     }
 
-    /// Keeps `catalog` as the newest seen, unless a newer one is kept already.
+    /// Keeps `catalog` as the newest seen, unless as new a one is kept already (a version is
+    /// bumped on every change: equal versions are equal catalogs, so most commits keep the
+    /// snapshot they started from).
     func remember(_ catalog: Catalog) {
-        cachedCatalog.withLock { if catalog.version >= $0.catalog.version { $0 = CatalogSnapshot(catalog) } }
+        cachedCatalog.withLock { if catalog.version > $0.catalog.version { $0 = CatalogSnapshot(catalog) } }
     }
 
     /// Verifies every invariant of the store; an empty result means it is sound.
