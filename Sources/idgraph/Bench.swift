@@ -35,7 +35,9 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Lookups per second per reader.") var readerRate = 10_000
     @Option(help: "durable or fast.") var mode: Durability = .durable
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
+    @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
+    @Option(help: "Seed of the generated workload (default: a random one, printed, so that a run can be repeated with the same events).") var seed: UInt64?
     @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
     @Option(help: ArgumentHelp("Write the full latency distributions (HdrHistogram text) to FILE-ingest.hgrm and FILE-lookup.hgrm.", valueName: "file")) var histogram: String?
     @Option(help: ArgumentHelp("Append each acknowledged event id to FILE as it is acknowledged (for durability checks).", valueName: "file")) var ackLog: String?
@@ -44,6 +46,7 @@ struct BenchRealtime: AsyncParsableCommand {
     func validate() throws {
         if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
+        if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
     }
 
     func run() async throws {
@@ -57,7 +60,8 @@ struct BenchRealtime: AsyncParsableCommand {
         var generatorOptions = ArchiveGenerator.Options()
         generatorOptions.events = events
         generatorOptions.controlShare = controlShare
-        generatorOptions.seed = UInt64(UInt32.random(in: 0...UInt32.max))
+        let workloadSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        generatorOptions.seed = workloadSeed
         var generator = ArchiveGenerator(options: generatorOptions)
         let archive = path + ".workload.ndjson"
         _ = try generator.write(to: archive)
@@ -68,6 +72,7 @@ struct BenchRealtime: AsyncParsableCommand {
 
         var writerOptions = RealtimeWriter.Options()
         writerOptions.window = .microseconds(windowMicros)
+        writerOptions.maxBatch = maxBatch
         let writer = RealtimeWriter(graph: graph, options: writerOptions)
         let ackFile: FileHandle? = try ackLog.map { p in
             guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
@@ -153,7 +158,7 @@ struct BenchRealtime: AsyncParsableCommand {
         if json {
             let fields: [(String, String)] = [
                 ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
-                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("seconds", String(format: "%.3f", seconds)),
+                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", seconds)),
                 ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("syncs", "\(stats.syncs)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
                 ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
                 ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
@@ -161,7 +166,7 @@ struct BenchRealtime: AsyncParsableCommand {
             print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
             return
         }
-        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs")
+        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, workload seed \(workloadSeed)")
         print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", seconds, throughput, stats.commits,
                      Double(workload.count) / Double(max(1, stats.commits)), mode == .fast ? ", \(stats.syncs) syncs" : "",
                      run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))

@@ -140,6 +140,19 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect(((report["lookup_us"] as? [String: Int])?["count"] ?? 0) > 0)
     }
 
+    /// A run names its workload seed, and a small --max-batch bounds every commit: 2,000 events
+    /// offered at once (far beyond what the writer keeps up with) need at least 2,000 / 50 commits.
+    @Test func benchRealtimeTakesASeedAndABatchCap() throws {
+        let result = try CLI.run(["bench", "realtime", "--events", "2000", "--rate", "1000000", "--producers", "1", "--readers", "0",
+                                  "--mode", "fast", "--seed", "7", "--max-batch", "50", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["seed"] as? Int == 7)
+        #expect(report["max_batch"] as? Int == 50)
+        #expect(report["failures"] as? Int == 0)
+        #expect((report["commits"] as? Int ?? 0) >= 40)
+    }
+
     @Test func theDatabaseCanComeFromTheEnvironment() throws {
         let s = Scratch()
         let archive = s.write("a.ndjson", "{\"ids\":{\"email\":\"a@x.com\",\"cookie\":\"c-1\"}}\n")
