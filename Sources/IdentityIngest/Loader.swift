@@ -107,9 +107,21 @@ public enum BatchReason: Sendable, Equatable, CustomStringConvertible {
         case .policies:
             return "the schema has generic_after or limit policies, which only the batch-by-batch path follows"
         case .controlRecord(let kind, let file, let line):
-            return "from \(file):\(line) on: the bulk path ends at the first unlink, forget or retract record, and that line is \(kind == "unlink" || kind == "forget" ? "an" : "a") \(kind); corrections kept in an archive of their own, loaded after the events', let the events take the bulk path"
+            return "from \(file):\(line) on: the bulk path ends at the first unlink, forget or retract record, and that line is \(kind == "unlink" ? "an" : "a") \(kind)"
         case .memoryLimit(let megabytes, let file, let line):
-            return "from \(file):\(line) on: the bulk part reached --memory-limit \(megabytes) MiB; a larger limit keeps more of the load in bulk"
+            return "from \(file):\(line) on: the bulk part reached --memory-limit \(megabytes) MiB"
+        }
+    }
+
+    /// What would let more of such a load take the bulk path, when something would.
+    public var advice: String? {
+        switch self {
+        case .controlRecord:
+            return "corrections kept in an archive of their own, loaded after the events', let the events take the bulk path"
+        case .memoryLimit:
+            return "a larger --memory-limit keeps more of the load in bulk"
+        case .bulkDisabled, .databaseNotEmpty, .policies:
+            return nil
         }
     }
 }

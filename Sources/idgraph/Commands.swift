@@ -143,7 +143,10 @@ struct Load: ParsableCommand {
                 + String(format: "resolving %.2f s, waiting for the parser %.2f s, writing tables %.2f s, commit %.2f s", t.resolveSeconds, t.waitSeconds, t.writeTablesSeconds, t.commitSeconds))
         }
         if summary.batchRecords > 0, let reason = summary.batchReason {
-            print("  batch by batch: \(summary.batchRecords) records, \(reason)")
+            // Advice only when most of the load went batch by batch (corrections already in an
+            // archive of their own, after the events, are no reason to advise anything).
+            let advice = summary.batchRecords > summary.bulkRecords ? reason.advice.map { " (\($0))" } ?? "" : ""
+            print("  batch by batch: \(summary.batchRecords) records, \(reason)\(advice)")
         }
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
         if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }

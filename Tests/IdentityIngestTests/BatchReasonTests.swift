@@ -26,6 +26,8 @@ import Testing
         #expect(summary.batchRecords == 11)
         #expect(summary.batchReason == .controlRecord(kind: "forget", file: path, line: 21))
         #expect(summary.batchReason?.description.contains("\(path):21") == true)
+        #expect(summary.batchReason?.description.hasSuffix("a forget") == true)
+        #expect(summary.batchReason?.advice != nil)
         #expect(summary.batchReason?.code == "control_record")
     }
 
