@@ -98,6 +98,7 @@ public enum BatchReason: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The reason in words, with the file and line where the bulk part ended when it did.
     public var description: String {
         switch self {
         case .bulkDisabled:
