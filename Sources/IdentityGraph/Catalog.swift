@@ -101,22 +101,24 @@ struct Catalog: Codable, Equatable {
         return Array((try? encoder.encode(self)) ?? Data())
     }
 
-    /// `cached` when the stored catalog has the same version (an 8-byte read), else the stored
-    /// catalog decoded: readers and writers see types another process added, without decoding
-    /// JSON on every transaction.
-    /// The snapshot of the catalog `txn` sees: `cached` itself when its version is the stored one.
-    static func current(_ cached: CatalogSnapshot, in txn: ReadTransaction, meta: Database) throws -> CatalogSnapshot {
+    /// The catalog stored in `txn` when its version is not `version` (another process changed
+    /// it since), `nil` when it is: an 8-byte read, so that readers and writers see types another
+    /// process added without decoding JSON on every transaction.
+    private static func stored(unlessVersion version: UInt64, in txn: ReadTransaction, meta: Database) throws -> Catalog? {
         let storedVersion = try txn.withValue(meta, key: MetaKey.catalogVersion) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
-        if storedVersion == cached.catalog.version { return cached }
-        guard let bytes = try txn.value(meta, key: MetaKey.catalog) else { return cached }
-        return CatalogSnapshot(try bytes.withUnsafeBytes { try Catalog.decode($0) })
+        if storedVersion == version { return nil }
+        guard let bytes = try txn.value(meta, key: MetaKey.catalog) else { return nil }
+        return try bytes.withUnsafeBytes { try Catalog.decode($0) }
     }
 
+    /// The snapshot of the catalog `txn` sees: `cached` itself when its version is the stored one.
+    static func current(_ cached: CatalogSnapshot, in txn: ReadTransaction, meta: Database) throws -> CatalogSnapshot {
+        try stored(unlessVersion: cached.catalog.version, in: txn, meta: meta).map(CatalogSnapshot.init) ?? cached
+    }
+
+    /// The catalog `txn` sees: `cached` when its version is the stored one.
     static func current(_ cached: Catalog, in txn: ReadTransaction, meta: Database) throws -> Catalog {
-        let storedVersion = try txn.withValue(meta, key: MetaKey.catalogVersion) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
-        if storedVersion == cached.version { return cached }
-        guard let bytes = try txn.value(meta, key: MetaKey.catalog) else { return cached }
-        return try bytes.withUnsafeBytes { try Catalog.decode($0) }
+        try stored(unlessVersion: cached.version, in: txn, meta: meta) ?? cached
     }
 
     /// Stores the catalog and its version.
