@@ -141,8 +141,8 @@ final class GraphWriter {
             while let p = parent[y], p != root { parent[y] = root; y = p }
             return root
         }
-        var becomeRefused: [(NodeID, NodeID, EdgeEntry)] = []
-        var becomeAccepted: [(NodeID, NodeID, EdgeEntry)] = []
+        var becomeRefused: [(NodeID, NodeID)] = []
+        var becomeAccepted: [(NodeID, NodeID)] = []
         for (u, v, entry) in links {
             let wasRefused = entry.flags & EdgeEntry.refusedFlag != 0
             var refuse = false
@@ -159,20 +159,18 @@ final class GraphWriter {
                     }
                 }
             }
-            if refuse && !wasRefused { becomeRefused.append((u, v, entry)) }
-            if !refuse && wasRefused { becomeAccepted.append((u, v, entry)) }
+            if refuse && !wasRefused { becomeRefused.append((u, v)) }
+            if !refuse && wasRefused { becomeAccepted.append((u, v)) }
         }
 
         // Refuse first (each may split an entity), then accept (each may merge two).
-        for (u, v, entry) in becomeRefused {
+        for (u, v) in becomeRefused {
             let (eu, ev) = (try readNode(u).entity, try readNode(v).entity)
-            try refuse(u, v, entry, between: eu, ev, cause: .policy, sequence: 0)
+            try refuse(u, v, between: eu, ev, cause: .policy, sequence: 0)
             try separate(seeds: [u, v], cause: .policy, sequence: 0)
         }
-        for (u, v, entry) in becomeAccepted {
-            var accepted = entry
-            accepted.flags &= ~EdgeEntry.refusedFlag
-            try replaceLink(u, v, entry, with: accepted)
+        for (u, v) in becomeAccepted {
+            try changeExistingLink(u, v) { $0.flags &= ~EdgeEntry.refusedFlag }
             counters.refused -= 1
             let (ru, rv) = (try readNode(u), try readNode(v))
             if isActive(ru) && isActive(rv) && ru.entity != rv.entity { try merge(ru.entity, rv.entity, cause: .policy, sequence: 0) }
@@ -439,24 +437,38 @@ final class GraphWriter {
         return entry.neighbour == v ? entry : nil
     }
 
-    /// Replaces the link `u–v` in both directions: `old` is its entry under `u` (whose neighbour
-    /// is `v`), `new` the entry it becomes (same neighbour).
-    private func replaceLink(_ u: NodeID, _ v: NodeID, _ old: EdgeEntry, with new: EdgeEntry) throws {
-        try replaceEdge(u, old, with: new)
-        try replaceEdge(v, EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags), with: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags))
-    }
-
-    /// Replaces the entry for `v` under `u` (same size, same sort position: `MDB_CURRENT`).
-    private func replaceEdge(_ u: NodeID, _ old: EdgeEntry, with new: EdgeEntry) throws {
+    /// Changes the link `u–v` in both directions, if it exists: `change` edits its entry under `u`
+    /// (evidence and flags; the neighbour stays), and the entry under `v` follows. One cursor, two
+    /// descents (a lookup and two replacements took three, each with a cursor of its own); nothing
+    /// is written when `change` changes nothing. Returns the entry under `u` as it was, `nil`
+    /// when there is no link.
+    @discardableResult
+    private func changeLink(_ u: NodeID, _ v: NodeID, _ change: (inout EdgeEntry) -> Void) throws -> EdgeEntry? {
         let cursor = try txn.cursor(db.adjacency)
         defer { cursor.close() }
-        guard try cursor.seek(key: u, value: old) else { throw GraphError.damaged(.corrupt("adjacency \(u)→\(old.neighbour) missing")) }
+        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return nil }
+        let old = cursor.withCurrent { EdgeEntry(bytes: $1) }
+        guard old.neighbour == v else { return nil }
+        var new = old
+        change(&new)
+        new.neighbour = v
+        guard new != old else { return old }
+        // Same size, same place among `u`'s entries (one per neighbour): `MDB_CURRENT`.
         try cursor.put(key: u, value: new, flags: .current)
+        let back = EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags)
+        guard try cursor.seek(key: v, value: back) else { throw GraphError.damaged(.corrupt("adjacency \(v)→\(u) missing")) }
+        try cursor.put(key: v, value: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags), flags: .current)
+        return old
+    }
+
+    /// ``changeLink(_:_:_:)`` for a link that must exist.
+    private func changeExistingLink(_ u: NodeID, _ v: NodeID, _ change: (inout EdgeEntry) -> Void) throws {
+        guard try changeLink(u, v, change) != nil else { throw GraphError.damaged(.corrupt("adjacency \(u)→\(v) missing")) }
     }
 
     /// Adds one piece of evidence to the link `u–v`, creating it (and merging) when new.
     private func addEvidence(_ u: NodeID, _ v: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        if try addEvidenceToExistingLink(u, v) { return }
+        if try changeLink(u, v, { $0.evidence += 1 }) != nil { return }
         try txn.put(db.adjacency, key: u, value: EdgeEntry(neighbour: v, evidence: 1))
         try txn.put(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: 1))
         counters.links += 1
@@ -476,29 +488,11 @@ final class GraphWriter {
         }
         if isActive(ru) && isActive(rv) && ru.entity != rv.entity {
             if try wouldExceedLimit(ru.entity, rv.entity) {
-                try refuse(u, v, EdgeEntry(neighbour: v, evidence: 1), between: ru.entity, rv.entity, cause: cause, sequence: sequence)
+                try refuse(u, v, between: ru.entity, rv.entity, cause: cause, sequence: sequence)
             } else {
                 try merge(ru.entity, rv.entity, cause: cause, sequence: sequence)
             }
         }
-    }
-
-    /// Counts one more piece of evidence on the link `u–v` if it exists (both directions,
-    /// through one cursor: two descents where a lookup and two replacements took three).
-    /// Returns whether it existed.
-    private func addEvidenceToExistingLink(_ u: NodeID, _ v: NodeID) throws -> Bool {
-        let cursor = try txn.cursor(db.adjacency)
-        defer { cursor.close() }
-        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return false }
-        let old = cursor.withCurrent { EdgeEntry(bytes: $1) }
-        guard old.neighbour == v else { return false }
-        var new = old
-        new.evidence += 1
-        try cursor.put(key: u, value: new, flags: .current)
-        let back = EdgeEntry(neighbour: u, evidence: old.evidence, flags: old.flags)
-        guard try cursor.seek(key: v, value: back) else { throw GraphError.damaged(.corrupt("adjacency \(v)→\(u) missing")) }
-        try cursor.put(key: v, value: EdgeEntry(neighbour: u, evidence: new.evidence, flags: new.flags), flags: .current)
-        return true
     }
 
     // MARK: - Limits
@@ -519,12 +513,10 @@ final class GraphWriter {
         return false
     }
 
-    /// Marks the link `u–v` (its entry under `u` is `entry`) refused: it relates the two
-    /// entities and never merges them, until it goes (SPEC.md: not retried by itself).
-    private func refuse(_ u: NodeID, _ v: NodeID, _ entry: EdgeEntry, between a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        var refused = entry
-        refused.flags |= EdgeEntry.refusedFlag
-        try replaceLink(u, v, entry, with: refused)
+    /// Marks the link `u–v` refused: it relates the two entities and never merges them, until
+    /// it goes (SPEC.md: not retried by itself).
+    private func refuse(_ u: NodeID, _ v: NodeID, between a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+        try changeExistingLink(u, v) { $0.flags |= EdgeEntry.refusedFlag }
         counters.refused += 1
         report.refusedLinks += 1
         try recordHistory(.refused, cause: cause, sequence: sequence, entities: [a, b])
@@ -533,13 +525,9 @@ final class GraphWriter {
     /// Takes one piece of evidence from `u–v`; when none is left the link goes. Returns whether
     /// an active link went (its ends must then be checked for a split).
     private func removeEvidence(_ u: NodeID, _ v: NodeID, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
-        guard let old = try edge(u, v) else { return false }
-        if old.evidence > 1 {
-            var new = old
-            new.evidence -= 1
-            try replaceLink(u, v, old, with: new)
-            return false
-        }
+        // The last piece of evidence is not taken here: the link goes with it, below.
+        guard let old = try changeLink(u, v, { if $0.evidence > 1 { $0.evidence -= 1 } }) else { return false }
+        if old.evidence > 1 { return false }
         return try removeLink(u, v, entry: old, cause: cause, sequence: sequence)
     }
 
@@ -616,8 +604,8 @@ final class GraphWriter {
                 let mine = try readNode(node).entity
                 let theirs = try readNode(w).entity
                 guard mine != theirs else { continue }
-                if try wouldExceedLimit(mine, theirs), let entry = try edge(node, w) {
-                    try refuse(node, w, entry, between: mine, theirs, cause: cause, sequence: sequence)
+                if try wouldExceedLimit(mine, theirs) {
+                    try refuse(node, w, between: mine, theirs, cause: cause, sequence: sequence)
                 } else {
                     try merge(mine, theirs, cause: cause, sequence: sequence)
                 }
