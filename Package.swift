@@ -45,13 +45,15 @@ let package = Package(
         ),
         // A cache prefetch hint (one inline C function) for the bulk writer's hash tables.
         .systemLibrary(name: "CPrefetch"),
+        // Naming threads (prctl, variadic in C) so that top -H and perf tell them apart.
+        .systemLibrary(name: "CThreads"),
         // The only place that touches LMDB's C API: a small safe wrapper.
         .target(name: "LMDB", dependencies: ["CLMDB"], swiftSettings: uncheckedExclusivity),
         // The identity graph: schema, store, merge/split, event log, summaries, checker.
         .target(
             name: "IdentityGraph",
             dependencies: [
-                "LMDB", "CPrefetch",
+                "LMDB", "CPrefetch", "CThreads",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],

@@ -257,6 +257,7 @@ extension IdentityGraph {
         let feed = BulkFeed()
         let outcome = WriterOutcome()
         let writer = Thread { [self] in
+            ThreadControl.name("idgraph-bulk")
             do {
                 var timings = BulkTimings()
                 var resolveSeconds = 0.0, waitSeconds = 0.0

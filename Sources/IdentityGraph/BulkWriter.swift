@@ -544,6 +544,7 @@ public final class BulkWriter {
         links = LinkLog()
         let regrouped = DispatchSemaphore(value: 0)
         let sorter = Thread {
+            ThreadControl.name("idgraph-sorter")
             // The links first: the encoder's node records need the degrees.
             var tally = inputs.links.tally()
             let (nodeType, mergeTypes) = (inputs.nodeType, inputs.mergeTypes)
@@ -587,7 +588,10 @@ public final class BulkWriter {
         timelineNode = []; timelineEvent = []; eventTime = []; eventType = []; eventSource = []; eventAmount = []; eventTallyIndex = []
         tallyArena = []; tallyStart = []; tallyCount = []; longValues = [:]
         nodeType = []; parent = []; redirect = []; entitySize = []; entityOf = []
-        let encoderThread = Thread { encoder.run(into: pipe, sorted: sorted) }
+        let encoderThread = Thread {
+            ThreadControl.name("idgraph-encoder")
+            encoder.run(into: pipe, sorted: sorted)
+        }
         encoderThread.stackSize = 8 << 20
         encoderThread.start()
         defer {

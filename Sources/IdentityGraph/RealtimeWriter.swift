@@ -75,8 +75,10 @@ public final class RealtimeWriter: @unchecked Sendable {
         self.graph = graph
         self.options = options
         syncer = graph.environment.durability == .durable ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
-        let thread = Thread { [weak self] in self?.run() }
-        thread.name = "idgraph-writer"
+        let thread = Thread { [weak self] in
+            ThreadControl.name("idgraph-writer")
+            self?.run()
+        }
         thread.qualityOfService = .userInitiated
         self.thread = thread
         thread.start()
@@ -215,8 +217,10 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
     init(graph: IdentityGraph, interval: Duration) {
         self.graph = graph
         self.interval = interval
-        let thread = Thread { [self] in run() }
-        thread.name = "idgraph-sync"
+        let thread = Thread { [self] in
+            ThreadControl.name("idgraph-sync")
+            run()
+        }
         thread.start()
     }
 

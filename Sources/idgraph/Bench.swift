@@ -85,6 +85,7 @@ struct BenchRealtime: AsyncParsableCommand {
         var readerThreads: [Thread] = []
         for r in 0..<readers {
             let thread = Thread {
+                ThreadControl.name("idgraph-reader\(r)")
                 var h = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
                 let interval = 1.0 / Double(readerRate)
                 var next = Date()
@@ -114,30 +115,39 @@ struct BenchRealtime: AsyncParsableCommand {
         // Open loop: an event is submitted at its due time whether or not earlier ones were
         // acknowledged, so a slow writer shows up as latency instead of a slower schedule. The
         // acknowledgement is a completion on the writer thread (no task per submission: on two
-        // cores the harness would otherwise take CPU from the writer it measures).
-        await withTaskGroup(of: Void.self) { group in
-            for p in 0..<producers {
-                group.addTask {
-                    var k = p
-                    while k < workload.count {
-                        let due = start + interval * k
-                        if clock.now < due { try? await clock.sleep(until: due) }
-                        let operation = workload[k]
-                        do {
-                            try writer.submit([operation]) { result in
-                                let now = clock.now
-                                if case .failure = result { run.failures.add(1, ordering: .relaxed) }
-                                if case .success = result, let ackFile, case .event(let e) = operation, let id = e.eventID { ackFile.write(Data(id + [0x0A])) }
-                                ingest.record(UInt64(max(0, (now - due) / .microseconds(1))))
-                                run.lastAckNanoseconds.max(Int((now - start) / .nanoseconds(1)), ordering: .relaxed)
-                            }
-                        } catch {
-                            run.failures.add(1, ordering: .relaxed)
+        // cores the harness would otherwise take CPU from the writer it measures). Producers are
+        // plain threads at the default priority: as Swift tasks, their wake-ups went through a
+        // dispatch thread running at nice -4 (its QoS), which preempted the readers.
+        let producing = DispatchGroup()
+        for p in 0..<producers {
+            producing.enter()
+            let thread = Thread {
+                ThreadControl.name("idgraph-prod\(p)")
+                var k = p
+                while k < workload.count {
+                    let due = start + interval * k
+                    let wait = due - clock.now
+                    if wait > .zero { Thread.sleep(forTimeInterval: Double(wait / .nanoseconds(1)) / 1e9) }
+                    let operation = workload[k]
+                    do {
+                        try writer.submit([operation]) { result in
+                            let now = clock.now
+                            if case .failure = result { run.failures.add(1, ordering: .relaxed) }
+                            if case .success = result, let ackFile, case .event(let e) = operation, let id = e.eventID { ackFile.write(Data(id + [0x0A])) }
+                            ingest.record(UInt64(max(0, (now - due) / .microseconds(1))))
+                            run.lastAckNanoseconds.max(Int((now - start) / .nanoseconds(1)), ordering: .relaxed)
                         }
-                        k += producers
+                    } catch {
+                        run.failures.add(1, ordering: .relaxed)
                     }
+                    k += producers
                 }
+                producing.leave()
             }
+            thread.start()
+        }
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            producing.notify(queue: .global()) { done.resume() }
         }
         writer.close()  // commits what is queued: every completion has run after this
         let elapsed = Duration.nanoseconds(Int64(run.lastAckNanoseconds.load(ordering: .relaxed)))
