@@ -227,6 +227,9 @@ public struct BulkLoadResult: Sendable {
     public var report: ApplyReport
     /// The writer's time, by phase.
     public var timings: BulkTimings
+    /// The writer's own estimate of the memory it held once it had taken the last record
+    /// (``BulkWriter/estimatedBytes``: what a load's `--memory-limit` is checked against).
+    public var memoryEstimateBytes = 0
 }
 
 extension Duration {
@@ -260,7 +263,7 @@ extension IdentityGraph {
             ThreadControl.name("idgraph-bulk")
             do {
                 var timings = BulkTimings()
-                var resolveSeconds = 0.0, waitSeconds = 0.0
+                var resolveSeconds = 0.0, waitSeconds = 0.0, memoryEstimate = 0
                 let clock = ContinuousClock()
                 let report = try bulkLoad(now: now, reserveBytes: reserveBytes, timings: &timings) { bulk -> ApplyReport in
                     bulk.progress = feed.progress
@@ -284,12 +287,13 @@ extension IdentityGraph {
                     }
                     resolveSeconds = resolving.seconds
                     waitSeconds = waiting.seconds
+                    memoryEstimate = bulk.estimatedBytes
                     for (key, value) in feed.metadata { bulk.setMetadata(key, value) }
                     return bulk.report
                 }
                 timings.resolveSeconds = resolveSeconds
                 timings.waitSeconds = waitSeconds
-                outcome.result = .success(BulkLoadResult(report: report, timings: timings))
+                outcome.result = .success(BulkLoadResult(report: report, timings: timings, memoryEstimateBytes: memoryEstimate))
             } catch {
                 outcome.result = .failure(error)
                 feed.writerFailed(error)

@@ -77,11 +77,11 @@ struct Load: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print no summary.") var quiet = false
     @Flag(help: "Print the summary as JSON.") var json = false
     @Flag(help: "Load batch by batch even into an empty database.") var noBulk = false
-    @Option(help: ArgumentHelp("Memory (MiB) the bulk path may use before it commits and goes on batch by batch.", valueName: "MiB")) var memoryLimit = 4096
+    @Option(help: ArgumentHelp("Memory (MiB) the bulk path may hold before it commits and goes on batch by batch (checked against its own estimate, printed in the summary; peak RSS is about 1.3 times it). Default: 40% of the memory available when the load starts, at least 256.", valueName: "MiB")) var memoryLimit: Int?
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
-        if memoryLimit < 1 { throw ValidationError("--memory-limit must be at least 1 (MiB)") }
+        if let memoryLimit, memoryLimit < 1 { throw ValidationError("--memory-limit must be at least 1 (MiB)") }
     }
 
     func run() throws {
@@ -102,7 +102,7 @@ struct Load: ParsableCommand {
         options.restart = restart
         options.format = format
         options.bulk = !noBulk
-        options.memoryLimit = memoryLimit << 20
+        if let memoryLimit { options.memoryLimit = memoryLimit << 20 }
         options.progress = isatty(2) != 0 && !quiet
         installInterruptHandler()
         let summary = try Loader(graph: graph, options: options).load(files)
@@ -119,7 +119,7 @@ struct Load: ParsableCommand {
                 ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
                 ("bulk_records", summary.bulkRecords), ("bulk_resolve_seconds", summary.bulkTimings.resolveSeconds),
                 ("bulk_wait_seconds", summary.bulkTimings.waitSeconds), ("bulk_write_tables_seconds", summary.bulkTimings.writeTablesSeconds),
-                ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
+                ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("bulk_memory_estimate_mib", summary.bulkMemoryEstimateBytes >> 20), ("memory_limit_mib", options.memoryLimit >> 20), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
                 ("batch_records", summary.batchRecords), ("batch_reason", summary.batchReason.map { "\"\($0.code)\"" } ?? "null"),
                 ("elapsed_seconds", summary.elapsedSeconds),
                 ("records_per_second", summary.elapsedSeconds > 0 ? Double(summary.records) / summary.elapsedSeconds : 0),
@@ -140,7 +140,8 @@ struct Load: ParsableCommand {
         if summary.bulkRecords > 0 {
             let t = summary.bulkTimings
             print("  bulk path: \(summary.bulkRecords) records resolved in memory and written in key order; writer: "
-                + String(format: "resolving %.2f s, waiting for the parser %.2f s, writing tables %.2f s, commit %.2f s", t.resolveSeconds, t.waitSeconds, t.writeTablesSeconds, t.commitSeconds))
+                + String(format: "resolving %.2f s, waiting for the parser %.2f s, writing tables %.2f s, commit %.2f s", t.resolveSeconds, t.waitSeconds, t.writeTablesSeconds, t.commitSeconds)
+                + "; memory estimate \(summary.bulkMemoryEstimateBytes >> 20) MiB of --memory-limit \(options.memoryLimit >> 20)")
         }
         if summary.batchRecords > 0, let reason = summary.batchReason {
             // Advice only when most of the load went batch by batch (corrections already in an

@@ -153,6 +153,19 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect((report["commits"] as? Int ?? 0) >= 40)
     }
 
+    @Test func loadJSONGivesTheMemoryLimitAndTheBulkEstimate() throws {
+        let s = Scratch()
+        let archive = s.write("a.ndjson", (0..<500).map { #"{"ids":{"email":"u\#($0)@x.com","cookie":"c\#($0 % 7)"}}"# }.joined(separator: "\n") + "\n")
+        let result = try CLI.run(["load", "--db", s.path + "/db", "--memory-limit", "300", "--json", archive])
+        #expect(result.status == 0)
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["memory_limit_mib"] as? Int == 300)
+        #expect(report["bulk_records"] as? Int == 500)
+        #expect(report["bulk_memory_estimate_mib"] is Int)
+        let text = try CLI.run(["load", "--db", s.path + "/db2", "--memory-limit", "300", archive])
+        #expect(text.stdout.contains("MiB of --memory-limit 300"))
+    }
+
     @Test func theDatabaseCanComeFromTheEnvironment() throws {
         let s = Scratch()
         let archive = s.write("a.ndjson", "{\"ids\":{\"email\":\"a@x.com\",\"cookie\":\"c-1\"}}\n")
