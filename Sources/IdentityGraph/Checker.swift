@@ -19,201 +19,434 @@ public struct InvariantViolation: Sendable, Equatable, CustomStringConvertible {
 ///    equals the fold of the events anchored at it;
 /// 6. every `node_event` entry points to a stored event that names that node, and back.
 /// Plus (7) the counters match the tables and redirects point at entities.
-struct Checker {
+///
+/// Memory stays at some 30 bytes per node id (arrays indexed by id, not dictionaries of
+/// records: a 30M-event database took 24 GB that way and was killed), and the tables are read
+/// in key order. Where two tables must hold the same pairs (`ident` and `node`, the two
+/// directions of `adj`, `node_event` and the events' nodes), each side is summed into a
+/// fingerprint (a sum of hashes: equal multisets give equal sums whatever the order); only
+/// when the sums differ is a table read again, entry by entry, to name what is wrong.
+final class Checker {
     let reader: GraphReader
     private var violations: [InvariantViolation] = []
     private let limit = 1000
 
     init(reader: GraphReader) { self.reader = reader }
 
-    private mutating func fail(_ invariant: Int, _ message: String) {
-        if violations.count < limit { violations.append(InvariantViolation(invariant: invariant, message: message)) }
+    private func fail(_ invariant: Int, _ message: @autoclosure () -> String) {
+        if violations.count < limit { violations.append(InvariantViolation(invariant: invariant, message: message())) }
     }
 
-    mutating func run() throws -> [InvariantViolation] {
+    private func found(_ invariant: Int) -> Bool { violations.contains { $0.invariant == invariant } }
+
+    /// A hash of `words` and `bytes` for fingerprints (Swift's per-process seed is fine: both
+    /// sides of a comparison are hashed in the same run).
+    private static func hash(_ words: UInt64..., bytes: UnsafeRawBufferPointer? = nil) -> UInt64 {
+        var h = Hasher()
+        for w in words { h.combine(w) }
+        if let bytes { h.combine(bytes: bytes) }
+        return UInt64(bitPattern: Int64(h.finalize()))
+    }
+
+    // Per node id (node ids and entity ids share one counter).
+    private static let absent = UInt16.max
+    private var type: [UInt16] = []
+    private var flags: [UInt8] = []
+    private var entity: [UInt32] = []
+    private var degree: [UInt32] = []
+    private var memberships: [UInt8] = []
+    // Per entity id.
+    private var memberCount: [UInt32] = []
+    private var entityKind: [UInt8] = []  // 0 none, 1 live, 2 redirect, 3 erased; +8 once reported disconnected
+    private var isMergeType: [Bool] = []
+    private var genericAfter: [Int?] = []
+
+    @inline(__always) private func present(_ n: UInt64, _ ids: Int) -> Bool { n < UInt64(ids) && type[Int(n)] != Self.absent }
+    @inline(__always) private func active(_ n: Int) -> Bool { isMergeType[Int(type[n])] && flags[n] & NodeRecord.genericFlag == 0 }
+
+    func run() throws -> [InvariantViolation] {
         let txn = reader.txn, db = reader.db
         let catalog = reader.catalog
-        func isMerge(_ type: UInt16) -> Bool { catalog.schema.policy(for: catalog.typeNames[Int(type)]).role == .merge }
+        isMergeType = catalog.typeNames.map { catalog.schema.policy(for: $0).role == .merge }
+        genericAfter = catalog.typeNames.map { catalog.schema.policy(for: $0).genericAfter }
+        let stats = try reader.stats()
 
-        // Nodes.
-        var nodes: [NodeID: NodeRecord] = [:]
-        try txn.forEach(db.node) { key, value in
-            nodes[key.loadBigEndianUInt64(at: 0)] = try NodeRecord(bytes: value)
-            return true
+        // How many ids: the counter, unless it is far beyond what is stored (a damaged counter
+        // must not make the check allocate without bound).
+        let counters = try txn.withValue(db.meta, key: MetaKey.counters) { bytes -> Counters in
+            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
+            return try Counters(bytes: bytes)
         }
-        // 1. ident ↔ node.
-        var identCount = 0
-        try txn.forEach(db.ident) { key, value in
-            identCount += 1
-            let node = value.loadBigEndianUInt64(at: 0)
-            guard let record = nodes[node] else {
-                fail(1, "ident entry points to missing node \(node)")
+        let stored = try txn.entryCount(db.node) + txn.entryCount(db.entity)
+        var ids = Int(clamping: counters.nextID)
+        if ids > 4 * stored + 1024 {
+            fail(7, "the id counter says \(counters.nextID), far beyond the \(stored) nodes and entities stored")
+            ids = 4 * stored + 1024
+        }
+        guard ids < Int(UInt32.max) else {
+            fail(7, "\(ids) ids: check supports up to \(UInt32.max - 1)")
+            return violations
+        }
+        type = Array(repeating: Self.absent, count: ids)
+        flags = Array(repeating: 0, count: ids)
+        entity = Array(repeating: 0, count: ids)
+        degree = Array(repeating: 0, count: ids)
+        memberships = Array(repeating: 0, count: ids)
+        memberCount = Array(repeating: 0, count: ids)
+        entityKind = Array(repeating: 0, count: ids)
+
+        // Nodes, and the generic flag: a value is generic exactly while its degree exceeds its
+        // type's generic_after.
+        var nodeCount = 0, genericCount = 0
+        var nodeFingerprint: UInt64 = 0
+        var key: [UInt8] = []
+        try txn.forEach(db.node) { k, value in
+            let n = k.loadBigEndianUInt64(at: 0)
+            let record = try NodeRecord(bytes: value)
+            nodeCount += 1
+            guard n > 0, n < UInt64(ids), Int(record.typeID) < isMergeType.count else {
+                fail(1, "node \(n) is beyond the id counter or of an unknown type \(record.typeID)")
                 return true
             }
-            let expected = Keys.ident(type: record.typeID, value: record.value)
-            if !expected.elementsEqual(key) { fail(1, "ident entry for node \(node) does not match its type and value") }
-            return true
-        }
-        if identCount != nodes.count { fail(1, "\(identCount) ident entries for \(nodes.count) nodes") }
-
-        // 2. membership.
-        var memberOf: [NodeID: EntityID] = [:]
-        var membersByEntity: [EntityID: [NodeID]] = [:]
-        try txn.forEach(db.member) { key, value in
-            let entity = key.loadBigEndianUInt64(at: 0), node = value.loadBigEndianUInt64(at: 0)
-            if let other = memberOf[node] { fail(2, "node \(node) is a member of both \(other) and \(entity)") }
-            memberOf[node] = entity
-            membersByEntity[entity, default: []].append(node)
-            return true
-        }
-        for (id, record) in nodes {
-            let active = isMerge(record.typeID) && !record.isGeneric
-            if active {
-                if record.entity == 0 { fail(2, "merge-type node \(id) has no entity") }
-                else if memberOf[id] != record.entity { fail(2, "node \(id) says entity \(record.entity), member table says \(memberOf[id].map(String.init) ?? "none")") }
+            let i = Int(n)
+            type[i] = record.typeID
+            flags[i] = record.flags
+            degree[i] = record.degree
+            if record.entity >= UInt64(ids) {
+                fail(2, "node \(n) names entity \(record.entity), beyond the id counter")
             } else {
-                if record.entity != 0 { fail(2, "node \(id) (relate or generic) has entity \(record.entity)") }
-                if let e = memberOf[id] { fail(2, "node \(id) (relate or generic) is a member of \(e)") }
+                entity[i] = UInt32(record.entity)
             }
-        }
-        for node in memberOf.keys where nodes[node] == nil { fail(2, "member table names missing node \(node)") }
-        // A value is generic exactly while its degree exceeds its type's generic_after.
-        for (id, record) in nodes {
-            let policy = catalog.schema.policy(for: catalog.typeNames[Int(record.typeID)])
-            let shouldBeGeneric = policy.role == .merge && policy.genericAfter.map { Int(record.degree) > $0 } == true
+            if record.isGeneric { genericCount += 1 }
+            let shouldBeGeneric = isMergeType[Int(record.typeID)] && genericAfter[Int(record.typeID)].map { Int(record.degree) > $0 } == true
             if record.isGeneric != shouldBeGeneric {
-                fail(2, "node \(id) is \(record.isGeneric ? "" : "not ")generic with degree \(record.degree) and generic_after \(policy.genericAfter.map(String.init) ?? "unset")")
+                fail(2, "node \(n) is \(record.isGeneric ? "" : "not ")generic with degree \(record.degree) and generic_after \(genericAfter[Int(record.typeID)].map(String.init) ?? "unset")")
             }
+            key.removeAll(keepingCapacity: true)
+            Keys.appendIdent(type: record.typeID, value: record.value, to: &key)
+            nodeFingerprint &+= key.withUnsafeBytes { Self.hash(n, bytes: $0) }
+            return true
         }
 
-        // Entities.
-        var live: [EntityID: (size: UInt64, summary: Summary)] = [:]
-        var redirects: [(EntityID, EntityID)] = []
-        try txn.forEach(db.entity) { key, value in
-            let id = key.loadBigEndianUInt64(at: 0)
-            switch try EntityRecord(bytes: value) {
-            case .live(let size, _, _, let summary): live[id] = (size, summary)
-            case .redirect(let to, _): redirects.append((id, to))
-            case .erased: break
+        // 1. ident ↔ node.
+        var identCount = 0
+        var identFingerprint: UInt64 = 0
+        try txn.forEach(db.ident) { k, value in
+            identCount += 1
+            let n = value.loadBigEndianUInt64(at: 0)
+            identFingerprint &+= Self.hash(n, bytes: k)
+            if !present(n, ids) {
+                fail(1, "ident entry points to missing node \(n)")
+            } else if k.count < 2 || UInt16(k[0]) << 8 | UInt16(k[1]) != type[Int(n)] {
+                fail(1, "ident entry for node \(n) does not match its type")
             }
             return true
         }
-        for (id, e) in live {
-            let count = membersByEntity[id]?.count ?? 0
-            if count == 0 { fail(2, "live entity \(id) has no members") }
-            if UInt64(count) != e.size { fail(2, "entity \(id) records size \(e.size) but has \(count) members") }
+        if identCount != nodeCount { fail(1, "\(identCount) ident entries for \(nodeCount) nodes") }
+        if identFingerprint != nodeFingerprint && !found(1) { try locateIdentMismatches() }
+
+        // 2. Membership.
+        try txn.forEach(db.member) { k, value in
+            let e = k.loadBigEndianUInt64(at: 0), n = value.loadBigEndianUInt64(at: 0)
+            guard present(n, ids) else { fail(2, "member table names missing node \(n)"); return true }
+            guard e > 0, e < UInt64(ids) else { fail(2, "member table names entity \(e), beyond the id counter"); return true }
+            let i = Int(n)
+            if memberships[i] > 0 { fail(2, "node \(n) is a member of more than one entity (\(e) among them)") }
+            memberships[i] = memberships[i] &+ (memberships[i] == .max ? 0 : 1)
+            if UInt64(entity[i]) != e { fail(2, "node \(n) says entity \(entity[i]), member table says \(e)") }
+            memberCount[Int(e)] += 1
+            return true
         }
-        for entity in membersByEntity.keys where live[entity] == nil { fail(2, "member table names entity \(entity), which is not live") }
-        for (from, to) in redirects {
-            if try reader.entityState(to) == nil { fail(7, "entity \(from) redirects to \(to), which was never an entity") }
+        for i in 1..<ids where type[i] != Self.absent {
+            if active(i) {
+                if entity[i] == 0 { fail(2, "merge-type node \(i) has no entity") }
+                else if memberships[i] == 0 { fail(2, "node \(i) says entity \(entity[i]), member table says none") }
+            } else {
+                if entity[i] != 0 { fail(2, "node \(i) (relate or generic) has entity \(entity[i])") }
+                if memberships[i] > 0 { fail(2, "node \(i) (relate or generic) is a member of an entity") }
+            }
         }
 
-        // 3. adjacency.
-        var adjacency: [NodeID: [EdgeEntry]] = [:]
+        // Entities: sizes, then redirects (a second scan: a redirect may point ahead).
+        var liveCount = 0
+        try txn.forEach(db.entity) { k, value in
+            let e = k.loadBigEndianUInt64(at: 0)
+            guard e < UInt64(ids) else { fail(7, "entity \(e) is beyond the id counter"); return true }
+            let kind = value.first ?? 0xFF
+            entityKind[Int(e)] = kind == 0 ? 1 : kind == 1 ? 2 : 3
+            if let (size, _) = try EntityRecord.liveHeader(value) {
+                liveCount += 1
+                let count = Int(memberCount[Int(e)])
+                if count == 0 { fail(2, "live entity \(e) has no members") }
+                if count != size { fail(2, "entity \(e) records size \(size) but has \(count) members") }
+            }
+            return true
+        }
+        for e in 1..<ids where memberCount[e] > 0 && entityKind[e] != 1 {
+            fail(2, "member table names entity \(e), which is not live")
+        }
+        try txn.forEach(db.entity) { k, value in
+            if case .redirect(let to, _) = try EntityRecord(bytes: value), !(to < UInt64(ids) && entityKind[Int(to)] != 0) {
+                fail(7, "entity \(k.loadBigEndianUInt64(at: 0)) redirects to \(to), which was never an entity")
+            }
+            return true
+        }
+
+        // 3. Adjacency, and 4. links against entities.
+        var parent = (0..<UInt32(ids)).map { $0 }
+        func find(_ x: UInt32) -> UInt32 {
+            var x = x
+            while parent[Int(x)] != x {
+                parent[Int(x)] = parent[Int(parent[Int(x)])]
+                x = parent[Int(x)]
+            }
+            return x
+        }
         var edgeEntries = 0, refusedEntries = 0
-        try txn.forEach(db.adjacency) { key, value in
-            let entry = EdgeEntry(bytes: value)
-            adjacency[key.loadBigEndianUInt64(at: 0), default: []].append(entry)
+        var forward: UInt64 = 0, backward: UInt64 = 0, forwardCount = 0, backwardCount = 0
+        var linked = [UInt64](repeating: 0, count: ids / 64 + 1)
+        var current: UInt64 = 0, mergeNeighbours: UInt32 = 0
+        func closeGroup() {
+            guard current != 0, present(current, ids) else { return }
+            if degree[Int(current)] != mergeNeighbours {
+                fail(3, "node \(current) records degree \(degree[Int(current)]) but has \(mergeNeighbours) merge-type neighbours")
+            }
+        }
+        try txn.forEach(db.adjacency) { k, value in
+            let u = k.loadBigEndianUInt64(at: 0)
+            let e = EdgeEntry(bytes: value)
+            let v = e.neighbour
+            if u != current {
+                closeGroup()
+                current = u
+                mergeNeighbours = 0
+                if !present(u, ids) { fail(3, "adjacency of missing node \(u)") }
+                else { linked[Int(u) / 64] |= 1 << (u % 64) }
+            }
             edgeEntries += 1
-            if entry.flags & EdgeEntry.refusedFlag != 0 { refusedEntries += 1 }
+            let refused = e.flags & EdgeEntry.refusedFlag != 0
+            if refused { refusedEntries += 1 }
+            if e.evidence == 0 { fail(3, "link \(u)–\(v) has no evidence") }
+            if v == u { fail(3, "node \(u) is linked to itself") }
+            let h = Self.hash(min(u, v), max(u, v), UInt64(e.evidence), UInt64(e.flags))
+            if u < v { forward &+= h; forwardCount += 1 } else { backward &+= h; backwardCount += 1 }
+            guard present(u, ids), present(v, ids) else {
+                if present(u, ids) { fail(3, "link \(u)→\(v) names a missing node") }
+                return true
+            }
+            if isMergeType[Int(type[Int(v)])] { mergeNeighbours += 1 }
+            let eu = entity[Int(u)], ev = entity[Int(v)]
+            if !refused && eu != 0 && ev != 0 {
+                if eu != ev {
+                    fail(4, "active link \(u)–\(v) joins entities \(eu) and \(ev)")
+                } else {
+                    let a = find(UInt32(u)), b = find(UInt32(v))
+                    if a != b { parent[Int(a)] = b }
+                }
+            }
             return true
         }
-        for (u, entries) in adjacency {
-            if nodes[u] == nil { fail(3, "adjacency of missing node \(u)") }
-            var mergeNeighbours: UInt32 = 0
-            for e in entries {
-                if e.evidence == 0 { fail(3, "link \(u)–\(e.neighbour) has no evidence") }
-                if e.neighbour == u { fail(3, "node \(u) is linked to itself") }
-                guard let other = adjacency[e.neighbour]?.first(where: { $0.neighbour == u }) else {
-                    fail(3, "link \(u)→\(e.neighbour) has no reverse entry")
-                    continue
-                }
-                if other.evidence != e.evidence || other.flags != e.flags {
-                    fail(3, "link \(u)–\(e.neighbour) has evidence \(e.evidence) one way and \(other.evidence) the other")
-                }
-                if let rw = nodes[e.neighbour], isMerge(rw.typeID) { mergeNeighbours += 1 }
-                // 4b. no active link joins two entities.
-                if let ru = nodes[u], let rw = nodes[e.neighbour], e.flags & EdgeEntry.refusedFlag == 0,
-                   ru.entity != 0, rw.entity != 0, ru.entity != rw.entity {
-                    fail(4, "active link \(u)–\(e.neighbour) joins entities \(ru.entity) and \(rw.entity)")
-                }
-            }
-            if let record = nodes[u], record.degree != mergeNeighbours {
-                fail(3, "node \(u) records degree \(record.degree) but has \(mergeNeighbours) merge-type neighbours")
+        closeGroup()
+        if forwardCount != backwardCount || forward != backward { try locateOneWayLinks() }
+        for i in 1..<ids where type[i] != Self.absent && degree[i] != 0 && linked[i / 64] & (1 << (UInt64(i) % 64)) == 0 {
+            fail(3, "node \(i) records degree \(degree[i]) but has no links")
+        }
+        // 4a. Each entity's members are one connected part.
+        var rootOf = [UInt32](repeating: 0, count: ids)  // root + 1, per entity
+        for i in 1..<ids where type[i] != Self.absent && entity[i] != 0 {
+            let e = Int(entity[i]), root = find(UInt32(i)) + 1
+            if rootOf[e] == 0 {
+                rootOf[e] = root
+            } else if rootOf[e] != root && entityKind[e] & 8 == 0 {
+                entityKind[e] |= 8
+                fail(4, "entity \(e) is not connected: its members fall into more than one part")
             }
         }
-        for (id, record) in nodes where adjacency[id] == nil && record.degree != 0 {
-            fail(3, "node \(id) records degree \(record.degree) but has no links")
-        }
+        rootOf = []
+        parent = []
 
-        // 4a. each entity is connected by active links.
-        for (entity, members) in membersByEntity where members.count > 1 {
-            let memberSet = Set(members)
-            var seen: Set<NodeID> = [members[0]]
-            var stack = [members[0]]
-            while let x = stack.popLast() {
-                for e in adjacency[x] ?? [] where e.flags & EdgeEntry.refusedFlag == 0 && memberSet.contains(e.neighbour) {
-                    if seen.insert(e.neighbour).inserted { stack.append(e.neighbour) }
-                }
-            }
-            if seen.count != members.count { fail(4, "entity \(entity) is not connected: \(seen.count) of \(members.count) members reachable") }
-        }
-
-        // Events: 6 (timeline ↔ events) and 5 (node summaries).
-        var expectedNodeSummary: [NodeID: Summary] = [:]
-        let rules = catalog.rules
-        var eventCount = 0
-        var eventNodes: [UInt64: (timestamp: Int64, nodes: Set<NodeID>)] = [:]
-        try txn.forEach(db.event) { key, value in
-            let sequence = key.loadBigEndianUInt64(at: 0)
+        // Events: 6 (timeline ↔ events) and the anchors for 5.
+        var eventCount = 0, expectedTimelineEntries = 0
+        var eventsFingerprint: UInt64 = 0
+        var anchored: [UInt64] = []  // anchor << 32 | sequence
+        anchored.reserveCapacity(stats.events)
+        var sequencesFit = counters.nextSequence <= UInt64(UInt32.max)
+        try txn.forEach(db.event) { k, value in
+            let sequence = k.loadBigEndianUInt64(at: 0)
             let event = try EventRecord(bytes: value)
             eventCount += 1
-            eventNodes[sequence] = (event.timestamp, Set(event.nodes))
             if !event.nodes.contains(event.anchor) { fail(5, "event \(sequence) is anchored at node \(event.anchor), which it does not name") }
-            for n in event.nodes where nodes[n] == nil { fail(6, "event \(sequence) names missing node \(n)") }
-            expectedNodeSummary[event.anchor, default: Summary()].add(rules.contribution(of: event))
+            let time = sortableTimestamp(event.timestamp)
+            var seen: [NodeID] = []
+            for n in event.nodes where !seen.contains(n) {
+                seen.append(n)
+                if !present(n, ids) { fail(6, "event \(sequence) names missing node \(n)") }
+                eventsFingerprint &+= Self.hash(n, sequence, time)
+            }
+            expectedTimelineEntries += seen.count
+            if sequence > UInt64(UInt32.max) { sequencesFit = false }
+            if sequencesFit, event.anchor < UInt64(ids) { anchored.append(event.anchor << 32 | sequence) }
             return true
         }
         var timelineEntries = 0
-        try txn.forEach(db.nodeEvent) { key, value in
-            let node = key.loadBigEndianUInt64(at: 0)
+        var timelineFingerprint: UInt64 = 0
+        try txn.forEach(db.nodeEvent) { k, value in
             let pair = UInt64Pair(bytes: value)
             timelineEntries += 1
-            guard let event = eventNodes[pair.second] else {
+            timelineFingerprint &+= Self.hash(k.loadBigEndianUInt64(at: 0), pair.second, pair.first)
+            return true
+        }
+        if timelineEntries != expectedTimelineEntries { fail(6, "\(timelineEntries) timeline entries for \(expectedTimelineEntries) event–identifier pairs") }
+        if timelineFingerprint != eventsFingerprint { try locateTimelineMismatches() }
+
+        // 5. Node summaries: each node's anchored events (sorted by node) folded, against the
+        // stored summaries read in the same order.
+        if sequencesFit {
+            try checkNodeSummaries(anchored: &anchored)
+        } else {
+            fail(7, "more than \(UInt32.max) events: check does not compare node summaries")
+        }
+        anchored = []
+        try checkEntitySummaries()
+
+        // 7. Counters.
+        if stats.identifiers != nodeCount { fail(7, "counter says \(stats.identifiers) identifiers, store has \(nodeCount)") }
+        if stats.entities != liveCount { fail(7, "counter says \(stats.entities) entities, store has \(liveCount)") }
+        if stats.links * 2 != edgeEntries { fail(7, "counter says \(stats.links) links, store has \(edgeEntries / 2)") }
+        if stats.refusedLinks * 2 != refusedEntries { fail(7, "counter says \(stats.refusedLinks) refused links, store has \(refusedEntries / 2)") }
+        if stats.events != eventCount { fail(7, "counter says \(stats.events) events, store has \(eventCount)") }
+        if stats.genericIdentifiers != genericCount { fail(7, "counter says \(stats.genericIdentifiers) generic identifiers, store has \(genericCount)") }
+        return violations
+    }
+
+    // MARK: - Naming what a fingerprint found
+
+    /// `ident` and `node` hold different pairs: name them, entry by entry.
+    private func locateIdentMismatches() throws {
+        let txn = reader.txn, db = reader.db
+        var before = violations.count
+        try txn.forEach(db.ident) { k, value in
+            let n = value.loadBigEndianUInt64(at: 0)
+            let matches = try txn.withValue(db.node, key: n) { bytes -> Bool in
+                guard let bytes else { return false }
+                let record = try NodeRecord(bytes: bytes)
+                return Keys.ident(type: record.typeID, value: record.value).elementsEqual(k)
+            }
+            if !matches { fail(1, "ident entry for node \(n) does not match its type and value") }
+            return true
+        }
+        if violations.count > before { return }
+        before = violations.count
+        try txn.forEach(db.node) { k, value in
+            let n = k.loadBigEndianUInt64(at: 0)
+            let record = try NodeRecord(bytes: value)
+            let indexed = try txn.withValue(db.ident, key: Keys.ident(type: record.typeID, value: record.value)) { $0?.loadBigEndianUInt64(at: 0) }
+            if indexed != n { fail(1, "node \(n) has no ident entry pointing at it") }
+            return true
+        }
+    }
+
+    /// The two directions of `adj` differ: name the entries without a matching reverse.
+    private func locateOneWayLinks() throws {
+        let txn = reader.txn, db = reader.db
+        let reverse = try txn.cursor(db.adjacency)
+        defer { reverse.close() }
+        try txn.forEach(db.adjacency) { k, value in
+            let u = k.loadBigEndianUInt64(at: 0)
+            let e = EdgeEntry(bytes: value)
+            guard try reverse.seek(key: e.neighbour, valueAtOrAfter: EdgeEntry.probe(u)),
+                  case let other = reverse.withCurrent({ EdgeEntry(bytes: $1) }), other.neighbour == u else {
+                fail(3, "link \(u)→\(e.neighbour) has no reverse entry")
+                return true
+            }
+            if other.evidence != e.evidence || other.flags != e.flags {
+                fail(3, "link \(u)–\(e.neighbour) has evidence \(e.evidence) one way and \(other.evidence) the other")
+            }
+            return true
+        }
+    }
+
+    /// `node_event` and the events' nodes differ: name the entries that do not match.
+    private func locateTimelineMismatches() throws {
+        let txn = reader.txn, db = reader.db
+        let before = violations.count
+        try txn.forEach(db.nodeEvent) { k, value in
+            let node = k.loadBigEndianUInt64(at: 0)
+            let pair = UInt64Pair(bytes: value)
+            let event = try txn.withValue(db.event, key: pair.second) { try $0.map { try EventRecord(bytes: $0) } }
+            guard let event else {
                 fail(6, "timeline of node \(node) names missing event \(pair.second)")
                 return true
             }
             if !event.nodes.contains(node) { fail(6, "timeline of node \(node) names event \(pair.second), which does not name it") }
-            if event.timestamp != timestampFromSortable(pair.first) { fail(6, "timeline of node \(node) has the wrong time for event \(pair.second)") }
+            else if event.timestamp != timestampFromSortable(pair.first) { fail(6, "timeline of node \(node) has the wrong time for event \(pair.second)") }
             return true
         }
-        let expectedTimelineEntries = eventNodes.values.reduce(0) { $0 + $1.nodes.count }
-        if timelineEntries != expectedTimelineEntries { fail(6, "\(timelineEntries) timeline entries for \(expectedTimelineEntries) event–identifier pairs") }
+        if violations.count > before { return }
+        let timeline = try txn.cursor(db.nodeEvent)
+        defer { timeline.close() }
+        try txn.forEach(db.event) { k, value in
+            let sequence = k.loadBigEndianUInt64(at: 0)
+            let event = try EventRecord(bytes: value)
+            let entry = UInt64Pair(sortableTimestamp(event.timestamp), sequence)
+            for n in event.nodes where try !timeline.seek(key: n, value: entry) {
+                fail(6, "event \(sequence) names node \(n), whose timeline lacks it")
+            }
+            return true
+        }
+    }
 
-        var storedNodeSummary: [NodeID: Summary] = [:]
-        try txn.forEach(db.nodeSummary) { key, value in
-            storedNodeSummary[key.loadBigEndianUInt64(at: 0)] = try Summary(bytes: value)
-            return true
-        }
-        for node in Set(storedNodeSummary.keys).union(expectedNodeSummary.keys) {
-            let stored = storedNodeSummary[node] ?? Summary(), expected = expectedNodeSummary[node] ?? Summary()
+    // MARK: - Summaries
+
+    /// Every node summary equals the fold of the events anchored at it.
+    private func checkNodeSummaries(anchored: inout [UInt64]) throws {
+        let txn = reader.txn, db = reader.db
+        let rules = reader.catalog.rules
+        anchored.sort()
+        let summaries = try txn.cursor(db.nodeSummary)
+        defer { summaries.close() }
+        var more = try summaries.first()
+        var i = 0
+        while more || i < anchored.count {
+            let storedNode: UInt64? = more ? summaries.withCurrent { k, _ in k.loadBigEndianUInt64(at: 0) } : nil
+            let expectedNode: UInt64? = i < anchored.count ? anchored[i] >> 32 : nil
+            let node = min(storedNode ?? .max, expectedNode ?? .max)
+            var expected = Summary()
+            while i < anchored.count, anchored[i] >> 32 == node {
+                let sequence = anchored[i] & 0xFFFF_FFFF
+                try txn.withValue(db.event, key: sequence) { bytes in
+                    if let bytes { expected.add(rules.contribution(of: try EventRecord(bytes: bytes))) }
+                }
+                i += 1
+            }
+            var stored = Summary()
+            if storedNode == node {
+                stored = try summaries.withCurrent { _, value in try Summary(bytes: value) }
+                more = try summaries.next()
+            }
             if stored != expected { fail(5, "summary of node \(node) (\(stored.events) events) differs from its anchored events (\(expected.events))") }
         }
-        for (entity, e) in live {
-            var fold = Summary()
-            for node in membersByEntity[entity] ?? [] { fold.merge(storedNodeSummary[node] ?? Summary()) }
-            if fold != e.summary { fail(5, "summary of entity \(entity) (\(e.summary.events) events) differs from the fold of its members (\(fold.events))") }
-        }
+    }
 
-        // 7. counters.
-        let stats = try reader.stats()
-        if stats.identifiers != nodes.count { fail(7, "counter says \(stats.identifiers) identifiers, store has \(nodes.count)") }
-        if stats.entities != live.count { fail(7, "counter says \(stats.entities) entities, store has \(live.count)") }
-        if stats.links * 2 != edgeEntries { fail(7, "counter says \(stats.links) links, store has \(edgeEntries / 2)") }
-        if stats.refusedLinks * 2 != refusedEntries { fail(7, "counter says \(stats.refusedLinks) refused links, store has \(refusedEntries / 2)") }
-        if stats.events != eventCount { fail(7, "counter says \(stats.events) events, store has \(eventCount)") }
-        let genericCount = nodes.values.filter(\.isGeneric).count
-        if stats.genericIdentifiers != genericCount { fail(7, "counter says \(stats.genericIdentifiers) generic identifiers, store has \(genericCount)") }
-        return violations
+    /// Every live entity's summary equals the fold of its members' node summaries.
+    private func checkEntitySummaries() throws {
+        let txn = reader.txn, db = reader.db
+        let members = try txn.cursor(db.member)
+        defer { members.close() }
+        try txn.forEach(db.entity) { k, value in
+            guard case .live(_, _, _, let summary) = try EntityRecord(bytes: value) else { return true }
+            let e = k.loadBigEndianUInt64(at: 0)
+            var fold = Summary()
+            if try members.seek(key: e) {
+                repeat {
+                    let node = members.withCurrent { _, v in v.loadBigEndianUInt64(at: 0) }
+                    try txn.withValue(db.nodeSummary, key: node) { bytes in
+                        if let bytes { fold.merge(try Summary(bytes: bytes)) }
+                    }
+                } while try members.nextDuplicate()
+            }
+            if fold != summary { fail(5, "summary of entity \(e) (\(summary.events) events) differs from the fold of its members (\(fold.events))") }
+            return true
+        }
     }
 }

@@ -311,7 +311,7 @@ public final class IdentityGraph: Sendable {
     /// Verifies every invariant of the store; an empty result means it is sound.
     public func check() throws -> [InvariantViolation] {
         try read { reader in
-            var checker = Checker(reader: reader)
+            let checker = Checker(reader: reader)
             return try checker.run()
         }
     }
