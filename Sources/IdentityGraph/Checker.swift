@@ -78,7 +78,7 @@ final class Checker {
             return try Counters(bytes: bytes)
         }
         let stored = try txn.entryCount(db.node) + txn.entryCount(db.entity)
-        var ids = Int(clamping: counters.nextID)
+        var ids = max(1, Int(clamping: counters.nextID))
         if ids > 4 * stored + 1024 {
             fail(7, "the id counter says \(counters.nextID), far beyond the \(stored) nodes and entities stored")
             ids = 4 * stored + 1024

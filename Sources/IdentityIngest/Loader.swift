@@ -53,10 +53,11 @@ extension LoadOptions {
     /// A write transaction keeps the pages it changed in a sorted list and inserts each new one
     /// in place, so its cost grows with the square of the distinct pages it touches. In a small
     /// database a batch's events share pages and larger batches cost less per event; in a large
-    /// one nearly every touch is a page of its own (measured, 300,000 events on top of
-    /// bulk-loaded databases: 0.5 GB, 100,000 4.8–5.6 s against 30,000 5.8–7.6 s; 3.2 GB, 23.0–24.0
-    /// against 15.8 s; 5.4 GB, 25.7–28.5 against 18.4–21.2 s; 17 GB, 37 against 28 s, with
-    /// `mdb_mid2l_insert` 26% of the samples at 100,000 and 13% at 30,000).
+    /// one nearly every touch is a page of its own (`mdb_mid2l_insert` 26% of the samples at
+    /// 100,000 on a 17 GB database, 13% at 30,000). Measured, 300,000 events on top of
+    /// bulk-loaded databases, 100,000 against 30,000: 0.5 GB 4.8–5.6 against 5.8–7.6 s; 3.2 GB
+    /// 23.0–24.0 against 15.8 s; 5.4 GB 25.7–28.5 against 18.4–21.2 s; and even (26.5–29.4
+    /// against 25.9–32.3 s) on a 30M-event database whose pages incremental loads had split.
     public static func automaticBatchSize(databaseBytes: Int) -> Int {
         databaseBytes < 2 << 30 ? 100_000 : 30_000
     }
@@ -66,9 +67,10 @@ extension LoadOptions {
     ///
     /// A fixed 4 GiB ended the bulk part of a 30M-event archive before its 19.3 millionth line
     /// on a 24 GiB machine, and the rest went batch by batch at ~15,000 events/s (some 12
-    /// minutes more), while a machine with less memory than that could run out of it. The process's peak RSS
-    /// is about 1.3 times the estimate the limit is checked against (10M events: estimate
-    /// 2,392 MiB, peak 3,005 MiB), so this keeps the peak near half of what is available.
+    /// minutes more), while a machine with less memory than that could run out of it. The
+    /// process's peak RSS is 1.15–1.3 times the estimate the limit is checked against (10M
+    /// events: estimate 2,392 MiB, peak 3,005 MiB), so this keeps the peak near half of what
+    /// is available.
     public static func automaticMemoryLimit(availableBytes: Int?) -> Int {
         guard let availableBytes, availableBytes > 0 else { return 4 << 30 }
         return max(256 << 20, availableBytes / 5 * 2)
