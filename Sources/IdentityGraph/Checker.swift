@@ -61,7 +61,7 @@ final class Checker {
     private var isMergeType: [Bool] = []
     private var genericAfter: [Int?] = []
 
-    @inline(__always) private func present(_ n: UInt64, _ ids: Int) -> Bool { n < UInt64(ids) && type[Int(n)] != Self.absent }
+    @inline(__always) private func present(_ n: UInt64) -> Bool { n < UInt64(type.count) && type[Int(n)] != Self.absent }
     @inline(__always) private func active(_ n: Int) -> Bool { isMergeType[Int(type[n])] && flags[n] & NodeRecord.genericFlag == 0 }
 
     func run() throws -> [InvariantViolation] {
@@ -135,7 +135,7 @@ final class Checker {
             identCount += 1
             let n = value.loadBigEndianUInt64(at: 0)
             identFingerprint &+= Self.hash(n, bytes: k)
-            if !present(n, ids) {
+            if !present(n) {
                 fail(1, "ident entry points to missing node \(n)")
             } else if k.count < 2 || UInt16(k[0]) << 8 | UInt16(k[1]) != type[Int(n)] {
                 fail(1, "ident entry for node \(n) does not match its type")
@@ -148,7 +148,7 @@ final class Checker {
         // 2. Membership.
         try txn.forEach(db.member) { k, value in
             let e = k.loadBigEndianUInt64(at: 0), n = value.loadBigEndianUInt64(at: 0)
-            guard present(n, ids) else { fail(2, "member table names missing node \(n)"); return true }
+            guard present(n) else { fail(2, "member table names missing node \(n)"); return true }
             guard e > 0, e < UInt64(ids) else { fail(2, "member table names entity \(e), beyond the id counter"); return true }
             let i = Int(n)
             if memberships[i] > 0 { fail(2, "node \(n) is a member of more than one entity (\(e) among them)") }
@@ -207,7 +207,7 @@ final class Checker {
         var linked = [UInt64](repeating: 0, count: ids / 64 + 1)
         var current: UInt64 = 0, mergeNeighbours: UInt32 = 0
         func closeGroup() {
-            guard current != 0, present(current, ids) else { return }
+            guard current != 0, present(current) else { return }
             if degree[Int(current)] != mergeNeighbours {
                 fail(3, "node \(current) records degree \(degree[Int(current)]) but has \(mergeNeighbours) merge-type neighbours")
             }
@@ -220,7 +220,7 @@ final class Checker {
                 closeGroup()
                 current = u
                 mergeNeighbours = 0
-                if !present(u, ids) { fail(3, "adjacency of missing node \(u)") }
+                if !present(u) { fail(3, "adjacency of missing node \(u)") }
                 else { linked[Int(u) / 64] |= 1 << (u % 64) }
             }
             edgeEntries += 1
@@ -230,8 +230,8 @@ final class Checker {
             if v == u { fail(3, "node \(u) is linked to itself") }
             let h = Self.hash(min(u, v), max(u, v), UInt64(e.evidence), UInt64(e.flags))
             if u < v { forward &+= h; forwardCount += 1 } else { backward &+= h; backwardCount += 1 }
-            guard present(u, ids), present(v, ids) else {
-                if present(u, ids) { fail(3, "link \(u)→\(v) names a missing node") }
+            guard present(u), present(v) else {
+                if present(u) { fail(3, "link \(u)→\(v) names a missing node") }
                 return true
             }
             if isMergeType[Int(type[Int(v)])] { mergeNeighbours += 1 }
@@ -280,7 +280,7 @@ final class Checker {
             var seen: [NodeID] = []
             for n in event.nodes where !seen.contains(n) {
                 seen.append(n)
-                if !present(n, ids) { fail(6, "event \(sequence) names missing node \(n)") }
+                if !present(n) { fail(6, "event \(sequence) names missing node \(n)") }
                 eventsFingerprint &+= Self.hash(n, sequence, time)
             }
             expectedTimelineEntries += seen.count
@@ -324,7 +324,7 @@ final class Checker {
     /// `ident` and `node` hold different pairs: name them, entry by entry.
     private func locateIdentMismatches() throws {
         let txn = reader.txn, db = reader.db
-        var before = violations.count
+        let before = violations.count
         try txn.forEach(db.ident) { k, value in
             let n = value.loadBigEndianUInt64(at: 0)
             let matches = try txn.withValue(db.node, key: n) { bytes -> Bool in
@@ -336,7 +336,6 @@ final class Checker {
             return true
         }
         if violations.count > before { return }
-        before = violations.count
         try txn.forEach(db.node) { k, value in
             let n = k.loadBigEndianUInt64(at: 0)
             let record = try NodeRecord(bytes: value)
