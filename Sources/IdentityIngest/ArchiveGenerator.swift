@@ -40,6 +40,10 @@ public struct ArchiveGenerator {
         public var controlShare = 0.0
         /// Share of events repeated later with the same event id (replays), 0…0.5.
         public var duplicateShare = 0.0
+        /// What event ids start with (`e-` in native lines, `m-` as Segment `messageId`s when
+        /// `nil`): an archive generated again with another prefix holds the same people and
+        /// journeys as new events, to load on top of the first.
+        public var eventIDPrefix: String?
         /// Defaults: 10,000 native events, seed 42, no kiosks, no control records.
         public init() {}
     }
@@ -155,7 +159,7 @@ public struct ArchiveGenerator {
                 switch Int.random(in: 0..<4, using: &rng) {
                 case 0: line = #"{"op":"unlink","a":"email:\#(p.emails[0])","b":"cookie:\#(p.cookies[0])"}"#
                 case 1: line = #"{"op":"forget","id":"cookie:\#(pick(p.cookies))"}"#
-                case 2: line = #"{"op":"retract","event_id":"e-\#(pick(recentEvents.isEmpty ? [0] : recentEvents))"}"#
+                case 2: line = #"{"op":"retract","event_id":"\#(options.eventIDPrefix ?? "e-")\#(pick(recentEvents.isEmpty ? [0] : recentEvents))"}"#
                 default:
                     if let crm = p.crm { line = #"{"op":"link","a":"crm:\#(crm)","b":"email:\#(p.emails[0])"}"# }
                     else { line = #"{"op":"link","a":"email:\#(p.emails[0])","b":"cookie:\#(p.cookies[0])"}"# }
@@ -250,7 +254,7 @@ public struct ArchiveGenerator {
                 if let amount, let sku { props = #","props":{"amount":\#(String(format: "%.2f", amount)),"sku":"\#(sku)"}"# }
                 else if !profile.isEmpty { props = #","props":{"# + profile.map { "\"\($0.0)\":\(TextEncoding.jsonString($0.1))" }.joined(separator: ",") + "}" }
                 let source = pick(sources)
-                line = #"{"event_id":"e-\#(number)","ts":\#(time),"type":"\#(type)","source":"\#(source)","ids":{\#(idsJSON)}\#(props)}"#
+                line = #"{"event_id":"\#(options.eventIDPrefix ?? "e-")\#(number)","ts":\#(time),"type":"\#(type)","source":"\#(source)","ids":{\#(idsJSON)}\#(props)}"#
             }
             sink.write(line + "\n")
             written.lines += 1
@@ -284,7 +288,7 @@ public struct ArchiveGenerator {
         default: messageType = "track"
         }
         fields.append(#""type":"\#(messageType)""#)
-        fields.append(#""messageId":"m-\#(number)""#)
+        fields.append(#""messageId":"\#(options.eventIDPrefix ?? "m-")\#(number)""#)
         fields.append(#""timestamp":"\#(isoTime(time))""#)
         if messageType == "track" { fields.append(#""event":"\#(type)""#) }
         var traits: [String] = []

@@ -37,6 +37,7 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
+    @Option(help: ArgumentHelp("What the workload's event ids start with (default: rt-MILLIS-, the run's start time, new on every run: on top of an existing --db the events are new ones, not replays of an earlier run's).", valueName: "prefix")) var idPrefix: String?
     @Option(help: "Seed of the generated workload (default: a random one, printed, so that a run can be repeated with the same events).") var seed: UInt64?
     @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
     @Option(help: ArgumentHelp("Write the full latency distributions (HdrHistogram text) to FILE-ingest.hgrm and FILE-lookup.hgrm.", valueName: "file")) var histogram: String?
@@ -47,6 +48,7 @@ struct BenchRealtime: AsyncParsableCommand {
         if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
         if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
+        if let idPrefix, idPrefix.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
     }
 
     func run() async throws {
@@ -62,6 +64,7 @@ struct BenchRealtime: AsyncParsableCommand {
         generatorOptions.controlShare = controlShare
         let workloadSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
         generatorOptions.seed = workloadSeed
+        generatorOptions.eventIDPrefix = idPrefix ?? "rt-\(currentTimeMillis())-"
         var generator = ArchiveGenerator(options: generatorOptions)
         let archive = path + ".workload.ndjson"
         _ = try generator.write(to: archive)

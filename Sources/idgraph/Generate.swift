@@ -22,6 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Shared kiosk devices used by strangers.") var kiosks = 0
     @Option(help: "Share of control records (unlink, forget, retract, link), 0 to 0.5.") var controlShare = 0.0
     @Option(help: "Share of replayed events (same event id), 0 to 0.5.") var duplicateShare = 0.0
+    @Option(help: ArgumentHelp("What event ids start with (default e-, or m- for Segment messageIds). The same seed with another prefix gives the same people and journeys as new events: a second day to load on top of the first.", valueName: "prefix")) var idPrefix: String?
     @Option(name: .shortAndLong, help: ArgumentHelp("Output file (- for standard output).", valueName: "file")) var output = "-"
     @Flag(help: "Compress the output with gzip.") var gzip = false
     @Option(help: ArgumentHelp("Also write the ground truth identifier,person here.", valueName: "file")) var truth: String?
@@ -33,6 +34,7 @@ struct Generate: ParsableCommand {
         if !(0...0.5).contains(duplicateShare) { throw ValidationError("--duplicate-share must be between 0 and 0.5") }
         if format == .auto { throw ValidationError("--format must be native or segment") }
         if gzip && output == "-" { throw ValidationError("--gzip needs --output FILE") }
+        if let idPrefix, idPrefix.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
     }
 
     func run() throws {
@@ -44,6 +46,7 @@ struct Generate: ParsableCommand {
         options.kiosks = kiosks
         options.controlShare = controlShare
         options.duplicateShare = duplicateShare
+        options.eventIDPrefix = idPrefix
         var generator = ArchiveGenerator(options: options)
         let written = try generator.write(to: output, gzip: gzip, truthPath: truth)
         if output != "-" {

@@ -153,6 +153,33 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect((report["commits"] as? Int ?? 0) >= 40)
     }
 
+    /// Runs on top of an existing database store new events: each run's event ids are its own.
+    @Test func benchRealtimeTwiceOnOneDatabaseStoresBothRuns() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        func events() throws -> Int {
+            let stats = try CLI.run(["stats", "--db", db, "--json"])
+            return (try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as! [String: Any])["events"] as? Int ?? -1
+        }
+        let arguments = ["bench", "realtime", "--db", db, "--events", "500", "--rate", "1000000", "--producers", "1", "--readers", "0",
+                         "--mode", "fast", "--seed", "3", "--control-share", "0"]
+        #expect(try CLI.run(arguments).status == 0)
+        #expect(try events() == 500)
+        #expect(try CLI.run(arguments).status == 0)
+        #expect(try events() == 1000)
+        // The same prefix twice: the second run's events are replays, skipped.
+        #expect(try CLI.run(arguments + ["--id-prefix", "same-"]).status == 0)
+        #expect(try CLI.run(arguments + ["--id-prefix", "same-"]).status == 0)
+        #expect(try events() == 1500)
+        // generate --id-prefix: the same people and journeys under other event ids.
+        let a = try CLI.run(["generate", "--events", "20", "--seed", "9"]).stdout
+        let b = try CLI.run(["generate", "--events", "20", "--seed", "9", "--id-prefix", "day2-"]).stdout
+        #expect(a.contains(#""event_id":"e-0""#))
+        #expect(b.contains(#""event_id":"day2-0""#))
+        #expect(b == a.replacingOccurrences(of: #""event_id":"e-"#, with: #""event_id":"day2-"#))
+        #expect(try CLI.run(["generate", "--events", "5", "--id-prefix", "a\"b"]).status != 0)
+    }
+
     @Test func loadJSONGivesTheMemoryLimitAndTheBulkEstimate() throws {
         let s = Scratch()
         let archive = s.write("a.ndjson", (0..<500).map { #"{"ids":{"email":"u\#($0)@x.com","cookie":"c\#($0 % 7)"}}"# }.joined(separator: "\n") + "\n")
