@@ -15,9 +15,8 @@ public func installInterruptHandler() {
 
 /// How a load runs.
 public struct LoadOptions: Sendable {
-    /// Operations per write transaction; `nil` (the default): ``automaticBatchSize(databaseBytes:)``
-    /// of the database's size, looked at again before every batch.
-    public var batchSize: Int?
+    /// Operations per write transaction.
+    public var batchSize = 100_000
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false
     /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
@@ -47,21 +46,6 @@ public struct LoadOptions: Sendable {
 }
 
 extension LoadOptions {
-    /// The batch size for a database of `databaseBytes`: 100,000 operations below 2 GiB,
-    /// 30,000 from there on.
-    ///
-    /// A write transaction keeps the pages it changed in a sorted list and inserts each new one
-    /// in place, so its cost grows with the square of the distinct pages it touches. In a small
-    /// database a batch's events share pages and larger batches cost less per event; in a large
-    /// one nearly every touch is a page of its own (`mdb_mid2l_insert` 26% of the samples at
-    /// 100,000 on a 17 GB database, 13% at 30,000). Measured, 300,000 events on top of
-    /// bulk-loaded databases, 100,000 against 30,000: 0.5 GB 4.8–5.6 against 5.8–7.6 s; 3.2 GB
-    /// 23.0–24.0 against 15.8 s; 5.4 GB 25.7–28.5 against 18.4–21.2 s; and even (26.5–29.4
-    /// against 25.9–32.3 s) on a 30M-event database whose pages incremental loads had split.
-    public static func automaticBatchSize(databaseBytes: Int) -> Int {
-        databaseBytes < 2 << 30 ? 100_000 : 30_000
-    }
-
     /// The default memory limit of the bulk path: 40% of `availableBytes` (the memory available
     /// when the load starts), at least 256 MiB; 4 GiB when that is unknown.
     ///
@@ -365,8 +349,6 @@ public final class Loader {
         /// The bad line that stops the load (not with --skip-bad).
         private(set) var failure: LoadError?
         var batch: [PreparedOperation] = []
-        /// Operations per transaction for the batch being gathered (see ``LoadOptions/batchSize``).
-        var batchSize = 100_000
         private let schema: Schema
         /// Applies full batches on another thread while the next one is read.
         private let committer = BatchCommitter()
@@ -397,8 +379,7 @@ public final class Loader {
                     prefix = PrefixHasher()
                 }
             }
-            batchSize = options.batchSize ?? LoadOptions.automaticBatchSize(databaseBytes: loader.graph.storageUsage.usedBytes)
-            batch.reserveCapacity(batchSize)
+            batch.reserveCapacity(options.batchSize)
             markDone()
         }
 
@@ -485,7 +466,7 @@ public final class Loader {
                     let (record, more) = try nextRecord(into: &events)
                     if failure != nil { break }
                     if case .none = record {} else { loader.summary.records += 1 }
-                    if events.count >= batchSize { events.removeAll() }
+                    if events.count >= options.batchSize { events.removeAll() }
                     markDone()
                     if !more { break }
                     if options.progress { loader.showProgress(path: path, source: source) }
@@ -514,9 +495,7 @@ public final class Loader {
             if inBackground {
                 let operations = batch
                 batch = []
-                // The database grows as the load goes on: the next batch is sized for it.
-                if options.batchSize == nil { batchSize = LoadOptions.automaticBatchSize(databaseBytes: graph.storageUsage.usedBytes) }
-                batch.reserveCapacity(batchSize)
+                batch.reserveCapacity(options.batchSize)
                 committer.start(operations: operations.count) {
                     try graph.apply(prepared: operations, now: now, metadata: metadata)
                 }
@@ -554,7 +533,7 @@ public final class Loader {
                     if let op { batch.append(op) }
                     markDone()
                     if !more { break }
-                    if batch.count >= batchSize { try commit(inBackground: true) }
+                    if batch.count >= options.batchSize { try commit(inBackground: true) }
                     if options.progress { loader.showProgress(path: path, source: source) }
                 }
                 try commit()

@@ -69,24 +69,4 @@ import Testing
         #expect(again.records == 0)
         #expect(again.resumedLines == 300)
     }
-
-    /// Without `--batch-size`, batches are sized by the database: large in a small one (events
-    /// share pages), smaller past 2 GiB (each event's pages are its own).
-    @Test func theDefaultBatchSizeFollowsTheDatabaseSize() throws {
-        #expect(LoadOptions().batchSize == nil)
-        #expect(LoadOptions.automaticBatchSize(databaseBytes: 0) == 100_000)
-        #expect(LoadOptions.automaticBatchSize(databaseBytes: (2 << 30) - 1) == 100_000)
-        #expect(LoadOptions.automaticBatchSize(databaseBytes: 2 << 30) == 30_000)
-        #expect(LoadOptions.automaticBatchSize(databaseBytes: 40 << 30) == 30_000)
-        // A load with the default batch size goes through.
-        let w = Workspace()
-        let archive = w.file("a.ndjson", (0..<500).map { #"{"ids":{"email":"u\#($0)@x.com","cookie":"c\#($0 % 7)"}}"# })
-        var options = LoadOptions()
-        options.bulk = false
-        options.now = 1_750_000_000_000
-        let graph = try w.graph()
-        let summary = try Loader(graph: graph, options: options).load([archive])
-        #expect(summary.records == 500)
-        #expect(try graph.check().isEmpty)
-    }
 }
