@@ -89,10 +89,7 @@ public final class BulkWriter {
         let current = try Catalog.current(catalog, in: transaction, meta: databases.meta)
         self.catalog = current
         storedCatalogVersion = current.version
-        counters = try transaction.withValue(databases.meta, key: MetaKey.counters) { bytes -> Counters in
-            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
-            return try Counters(bytes: bytes)
-        }
+        counters = try Counters.stored(in: transaction, meta: databases.meta)
         guard counters.isFresh, try transaction.entryCount(databases.tombstone) == 0 else {
             throw BulkLoadError.databaseNotEmpty
         }

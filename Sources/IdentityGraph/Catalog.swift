@@ -156,6 +156,14 @@ struct Counters: Equatable {
     /// Nothing was ever stored: no identifier, no event, no id or sequence handed out.
     var isFresh: Bool { identifiers == 0 && events == 0 && nextID == 1 && nextSequence == 1 }
 
+    /// The counters stored in `meta` (every store has them from its creation on).
+    static func stored(in txn: ReadTransaction, meta: Database) throws -> Counters {
+        try txn.withValue(meta, key: MetaKey.counters) { bytes -> Counters in
+            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
+            return try Counters(bytes: bytes)
+        }
+    }
+
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
         var r = ByteReader(bytes)
         nextID = try r.uint64(); nextSequence = try r.uint64(); nextHistory = try r.uint64()

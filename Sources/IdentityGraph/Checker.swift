@@ -73,10 +73,7 @@ final class Checker {
 
         // How many ids: the counter, unless it is far beyond what is stored (a damaged counter
         // must not make the check allocate without bound).
-        let counters = try txn.withValue(db.meta, key: MetaKey.counters) { bytes -> Counters in
-            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
-            return try Counters(bytes: bytes)
-        }
+        let counters = try Counters.stored(in: txn, meta: db.meta)
         let stored = try txn.entryCount(db.node) + txn.entryCount(db.entity)
         var ids = max(1, Int(clamping: counters.nextID))
         if ids > 4 * stored + 1024 {

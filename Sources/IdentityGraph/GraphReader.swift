@@ -277,10 +277,7 @@ public final class GraphReader {
 
     /// Counts of the whole store (`idgraph stats`).
     public func stats() throws -> GraphStats {
-        let counters = try txn.withValue(db.meta, key: MetaKey.counters) { bytes -> Counters in
-            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
-            return try Counters(bytes: bytes)
-        }
+        let counters = try Counters.stored(in: txn, meta: db.meta)
         var stats = GraphStats()
         stats.identifiers = Int(counters.identifiers)
         stats.entities = Int(counters.entities)

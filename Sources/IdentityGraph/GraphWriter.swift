@@ -48,10 +48,7 @@ final class GraphWriter {
         let current = try Catalog.current(catalog, in: transaction, meta: databases.meta)
         self.catalog = current
         self.storedCatalogVersion = current.version
-        let counters = try transaction.withValue(databases.meta, key: MetaKey.counters) { bytes -> Counters in
-            guard let bytes else { throw GraphError.damaged(.corrupt("meta counters missing")) }
-            return try Counters(bytes: bytes)
-        }
+        let counters = try Counters.stored(in: transaction, meta: databases.meta)
         self.counters = counters
         self.storedCounters = counters
         tombstonesExist = try transaction.entryCount(databases.tombstone) > 0

@@ -44,6 +44,12 @@ public struct ArchiveGenerator {
         /// `nil`): an archive generated again with another prefix holds the same people and
         /// journeys as new events, to load on top of the first.
         public var eventIDPrefix: String?
+
+        /// Whether `prefix` can start event ids: it goes into JSON strings as it is, so no
+        /// quotes, backslashes or line breaks.
+        public static func isValidEventIDPrefix(_ prefix: String) -> Bool {
+            !prefix.contains { $0 == "\"" || $0 == "\\" || $0.isNewline }
+        }
         /// Defaults: 10,000 native events, seed 42, no kiosks, no control records.
         public init() {}
     }

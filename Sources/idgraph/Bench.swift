@@ -48,7 +48,7 @@ struct BenchRealtime: AsyncParsableCommand {
         if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
         if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
-        if let idPrefix, idPrefix.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
+        if let idPrefix, !ArchiveGenerator.Options.isValidEventIDPrefix(idPrefix) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
     }
 
     func run() async throws {

@@ -34,7 +34,7 @@ struct Generate: ParsableCommand {
         if !(0...0.5).contains(duplicateShare) { throw ValidationError("--duplicate-share must be between 0 and 0.5") }
         if format == .auto { throw ValidationError("--format must be native or segment") }
         if gzip && output == "-" { throw ValidationError("--gzip needs --output FILE") }
-        if let idPrefix, idPrefix.contains(where: { $0 == "\"" || $0 == "\\" || $0.isNewline }) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
+        if let idPrefix, !ArchiveGenerator.Options.isValidEventIDPrefix(idPrefix) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
     }
 
     func run() throws {
