@@ -52,9 +52,9 @@ extension LoadOptions {
     /// A fixed 4 GiB ended the bulk part of a 30M-event archive before its 19.3 millionth line
     /// on a 24 GiB machine, and the rest went batch by batch at ~15,000 events/s (some 12
     /// minutes more), while a machine with less memory than that could run out of it. The
-    /// process's peak RSS is 1.15–1.3 times the estimate the limit is checked against (10M
-    /// events: estimate 2,392 MiB, peak 3,005 MiB), so this keeps the peak near half of what
-    /// is available.
+    /// process's peak RSS is 1.3–1.6 times the estimate the limit is checked against (10M
+    /// events: estimate 1,983 MiB, peak 3,053 MiB; 30M: 6,352 and 8,035 MiB), so this keeps
+    /// the peak under two thirds of what is available.
     public static func automaticMemoryLimit(availableBytes: Int?) -> Int {
         guard let availableBytes, availableBytes > 0 else { return 4 << 30 }
         return max(256 << 20, availableBytes / 5 * 2)

@@ -77,7 +77,7 @@ struct Load: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print no summary.") var quiet = false
     @Flag(help: "Print the summary as JSON.") var json = false
     @Flag(help: "Load batch by batch even into an empty database.") var noBulk = false
-    @Option(help: ArgumentHelp("Memory (MiB) the bulk path may hold before it commits and goes on batch by batch (checked against its own estimate, printed in the summary; peak RSS is about 1.3 times it). Default: 40% of the memory available when the load starts, at least 256.", valueName: "MiB")) var memoryLimit: Int?
+    @Option(help: ArgumentHelp("Memory (MiB) the bulk path may hold before it commits and goes on batch by batch (checked against its own estimate, printed in the summary; peak RSS is 1.3 to 1.6 times it). Default: 40% of the memory available when the load starts, at least 256.", valueName: "MiB")) var memoryLimit: Int?
 
     func validate() throws {
         if batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
