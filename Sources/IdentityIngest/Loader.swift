@@ -155,7 +155,11 @@ public enum BatchReason: Sendable, Equatable, CustomStringConvertible {
             return "corrections kept in an archive of their own, loaded after the events', let the events take the bulk path"
         case .memoryLimit:
             return "a larger --memory-limit keeps more of the load in bulk"
-        case .bulkDisabled, .databaseNotEmpty, .policies:
+        case .databaseNotEmpty:
+            // Measured: a second 1M-event day on top of the first took 18.7-20.9 s, both days
+            // in one load into a new database 3.5 s, with the same export.
+            return "archives given to one load into a new database take the bulk path together, some ten times faster per event"
+        case .bulkDisabled, .policies:
             return nil
         }
     }

@@ -46,6 +46,7 @@ import Testing
         let second = try load(graph, [w.file("b.ndjson", events(10..<20))])
         #expect(second.batchRecords == 10)
         #expect(second.batchReason == .databaseNotEmpty)
+        #expect(second.batchReason?.advice?.contains("one load into a new database") == true)
         let off = try load(try w.graph("other"), [w.file("c.ndjson", events(0..<10))], bulk: false)
         #expect(off.batchRecords == 10)
         #expect(off.batchReason == .bulkDisabled)
