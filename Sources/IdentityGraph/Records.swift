@@ -289,6 +289,15 @@ public struct HistoryRecord: Equatable, Sendable {
         return w.bytes
     }
 
+    /// Appends the encoding of a merge of `gone` into `keep` to `w`, the bytes ``bytes`` gives
+    /// for such a record, without building one (the bulk writer records millions of merges:
+    /// an array of entities and one of bytes each).
+    static func encodeMerge(into w: inout ByteWriter, time: Int64, cause: Cause, causeSequence: UInt64, keep: EntityID, gone: EntityID) {
+        w.append(Kind.merge.rawValue); w.append(time); w.append(cause.rawValue); w.append(causeSequence)
+        w.append(UInt32(2))
+        w.append(keep); w.append(gone)
+    }
+
     init(kind: Kind, time: Int64, cause: Cause, causeSequence: UInt64, entities: [EntityID]) {
         self.kind = kind
         self.time = time

@@ -27,8 +27,8 @@ public final class Cursor {
         handle = nil
     }
 
-    private var key = MDB_val()
-    private var value = MDB_val()
+    @usableFromInline var key = MDB_val()
+    @usableFromInline var value = MDB_val()
 
     private func move(_ op: MDB_cursor_op, _ what: @autoclosure () -> String) throws(LMDBError) -> Bool {
         guard let handle else { throw LMDBError.transactionFinished }
@@ -39,7 +39,8 @@ public final class Cursor {
         return true
     }
 
-    private func move(_ op: MDB_cursor_op, key k: UnsafeRawBufferPointer, value v: UnsafeRawBufferPointer?) throws(LMDBError) -> Bool {
+    @usableFromInline
+    func move(_ op: MDB_cursor_op, key k: UnsafeRawBufferPointer, value v: UnsafeRawBufferPointer?) throws(LMDBError) -> Bool {
         key = MDB_val(mv_size: k.count, mv_data: UnsafeMutableRawPointer(mutating: k.baseAddress))
         if let v { value = MDB_val(mv_size: v.count, mv_data: UnsafeMutableRawPointer(mutating: v.baseAddress)) }
         return try move(op, "mdb_cursor_get")
@@ -63,23 +64,28 @@ public final class Cursor {
     public func lastDuplicate() throws(LMDBError) -> Bool { try move(MDB_LAST_DUP, "MDB_LAST_DUP") }
 
     /// Moves to exactly `key` (its first duplicate).
+    @inlinable
     public func seek<K: LMDBBytes>(key k: K) throws -> Bool {
         try k.withLMDBBytes { try move(MDB_SET_KEY, key: $0, value: nil) }
     }
     /// Moves to the first key at or after `key`.
+    @inlinable
     public func seek<K: LMDBBytes>(atOrAfter k: K) throws -> Bool {
         try k.withLMDBBytes { try move(MDB_SET_RANGE, key: $0, value: nil) }
     }
     /// Moves to the first duplicate of `key` at or after `value` (dupSort); `false` if none.
+    @inlinable
     public func seek<K: LMDBBytes, V: LMDBBytes>(key k: K, valueAtOrAfter v: V) throws -> Bool {
         try k.withLMDBBytes { kb in try v.withLMDBBytes { vb in try move(MDB_GET_BOTH_RANGE, key: kb, value: vb) } }
     }
     /// Moves to exactly the pair `key`/`value` (dupSort); `false` if absent.
+    @inlinable
     public func seek<K: LMDBBytes, V: LMDBBytes>(key k: K, value v: V) throws -> Bool {
         try k.withLMDBBytes { kb in try v.withLMDBBytes { vb in try move(MDB_GET_BOTH, key: kb, value: vb) } }
     }
 
     /// Calls `body` with the current key and value (LMDB's memory, valid only during the call).
+    @inlinable
     public func withCurrent<R>(_ body: (UnsafeRawBufferPointer, UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try body(UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
                  UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
@@ -99,38 +105,51 @@ public final class Cursor {
     }
 
     /// Replaces or inserts through the cursor (for `.current`: same size, same sort position).
+    ///
+    /// Inlinable, so that callers get it specialized for their key and value types: called
+    /// generically across the module boundary, each put went through witness tables (the bulk
+    /// writer makes one per record, 100M at 10M events).
+    @inlinable
     public func put<K: LMDBBytes, V: LMDBBytes>(key k: K, value v: V, flags: PutFlags = []) throws {
+        try k.withLMDBBytes { kb in
+            try v.withLMDBBytes { vb in try rawPut(key: kb, value: vb, flags: flags) }
+        }
+    }
+
+    @usableFromInline
+    func rawPut(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, flags: PutFlags) throws(LMDBError) {
         guard let handle else { throw LMDBError.transactionFinished }
         _ = try transaction.handle
-        try k.withLMDBBytes { kb in
-            try v.withLMDBBytes { vb in
-                var kv = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-                var vv = MDB_val(mv_size: vb.count, mv_data: UnsafeMutableRawPointer(mutating: vb.baseAddress))
-                try check(mdb_cursor_put(handle, &kv, &vv, flags.rawValue), "mdb_cursor_put in '\(database.name)'")
-            }
-        }
+        var kv = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var vv = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        try check(mdb_cursor_put(handle, &kv, &vv, flags.rawValue), "mdb_cursor_put in '\(database.name)'")
     }
 
     /// Stores several fixed-size duplicates under `key` in one call (`MDB_MULTIPLE`; the database
     /// must be `dupFixed`). `values` holds them back to back, `elementSize` bytes each, in order.
     /// Throws ``LMDBError`` if LMDB stored fewer than all of them.
+    @inlinable
     public func putMultiple<K: LMDBBytes>(key k: K, values: UnsafeRawBufferPointer, elementSize: Int, flags: PutFlags = []) throws {
+        precondition(elementSize > 0 && values.count % elementSize == 0, "values must be whole elements")
+        guard values.count > 0 else { return }
+        try k.withLMDBBytes { kb in try rawPutMultiple(key: kb, values: values, elementSize: elementSize, flags: flags) }
+    }
+
+    @usableFromInline
+    func rawPutMultiple(key: UnsafeRawBufferPointer, values: UnsafeRawBufferPointer, elementSize: Int, flags: PutFlags) throws(LMDBError) {
         guard let handle else { throw LMDBError.transactionFinished }
         _ = try transaction.handle
-        precondition(elementSize > 0 && values.count % elementSize == 0, "values must be whole elements")
         let count = values.count / elementSize
-        guard count > 0 else { return }
-        try k.withLMDBBytes { kb in
-            var kv = MDB_val(mv_size: kb.count, mv_data: UnsafeMutableRawPointer(mutating: kb.baseAddress))
-            var data = [
-                MDB_val(mv_size: elementSize, mv_data: UnsafeMutableRawPointer(mutating: values.baseAddress)),
-                MDB_val(mv_size: count, mv_data: nil),
-            ]
-            try data.withUnsafeMutableBufferPointer { pair in
-                try check(mdb_cursor_put(handle, &kv, pair.baseAddress, flags.rawValue | UInt32(MDB_MULTIPLE)), "mdb_cursor_put (multiple) in '\(database.name)'")
-            }
-            if data[1].mv_size != count { throw LMDBError(code: LMDBError.incompleteWriteCode, operation: "mdb_cursor_put (multiple) stored \(data[1].mv_size) of \(count) values in '\(database.name)'") }
+        var kv = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        // LMDB takes an array of two MDB_vals: the first element's size and address, then the
+        // count (which it sets to the number stored). A tuple on the stack: an array literal
+        // here was a heap allocation per key (tens of millions in a large bulk load).
+        var pair = (MDB_val(mv_size: elementSize, mv_data: UnsafeMutableRawPointer(mutating: values.baseAddress)), MDB_val(mv_size: count, mv_data: nil))
+        let rc = withUnsafeMutablePointer(to: &pair) { tuple in
+            tuple.withMemoryRebound(to: MDB_val.self, capacity: 2) { mdb_cursor_put(handle, &kv, $0, flags.rawValue | UInt32(MDB_MULTIPLE)) }
         }
+        try check(rc, "mdb_cursor_put (multiple) in '\(database.name)'")
+        if pair.1.mv_size != count { throw LMDBError(code: LMDBError.incompleteWriteCode, operation: "mdb_cursor_put (multiple) stored \(pair.1.mv_size) of \(count) values in '\(database.name)'") }
     }
 
     /// Deletes the current entry (or, with `allDuplicates`, every duplicate of the current key).
