@@ -285,8 +285,20 @@ public final class GraphReader {
         stats.events = Int(counters.events)
         stats.tombstones = try txn.entryCount(db.tombstone)
         stats.historyRecords = Int(counters.nextHistory - 1)
-        try forEachEntity { info in
-            if info.size > stats.largestEntitySize { stats.largestEntitySize = info.size; stats.largestEntity = info.id }
+        // The largest entity, from `member` (entity → its identifiers, one duplicate each; its
+        // size is its count, invariant 2): a walk over the keys, counting without decoding. Read
+        // from the entity records, which hold every summary, STATS took 1.8 s and touched 870 MB
+        // at 10M events. The first of equal sizes wins, as entities come in id order.
+        let members = try txn.cursor(db.member)
+        defer { members.close() }
+        var more = try members.first()
+        while more {
+            let size = try members.duplicateCount()
+            if size > stats.largestEntitySize {
+                stats.largestEntitySize = size
+                stats.largestEntity = members.withCurrent { key, _ in key.loadBigEndianUInt64(at: 0) }
+            }
+            more = try members.nextKey()
         }
         stats.genericIdentifiers = Int(counters.generic)
         stats.refusedLinks = Int(counters.refused)

@@ -156,10 +156,13 @@ import Testing
             let generic = oracle.genericIdentifiers().count
             if stats.genericIdentifiers != generic { return "after batch \(b): \(stats.genericIdentifiers) generic identifiers, oracle has \(generic)" }
             if stats.refusedLinks != oracle.refused.count { return "after batch \(b): \(stats.refusedLinks) refused links, oracle has \(oracle.refused.count)" }
+            // The largest entity: the lowest id among the oracle's largest groups.
+            var largest: (size: Int, entity: EntityID) = (0, 0)
             for group in oracle.partition() {
                 let any = group.first!
                 guard let node = try reader.node(of: any), let entity = try reader.nodeInfo(node)?.entity,
                       let info = try reader.resolve(entity) else { return "after batch \(b): \(any) has no entity" }
+                if group.count > largest.size || (group.count == largest.size && entity < largest.entity) { largest = (group.count, entity) }
                 let want = oracle.summary(of: group)
                 let s = info.summary
                 var got = Oracle.ExpectedSummary(events: Int(s.events), revenueMicros: s.revenueMicros, firstSeen: s.firstSeen, lastSeen: s.lastSeen)
@@ -174,6 +177,9 @@ import Testing
                 have.lists = profile.lists
                 let expectedProfile = oracle.profile(of: group)
                 if have != expectedProfile { return "after batch \(b): profile of the entity of \(any) is \(have), expected \(expectedProfile)" }
+            }
+            if stats.largestEntitySize != largest.size || stats.largestEntity != largest.entity {
+                return "after batch \(b): largest entity \(stats.largestEntity) of \(stats.largestEntitySize), oracle says \(largest.entity) of \(largest.size)"
             }
             return nil
         }
