@@ -266,8 +266,8 @@ public final class GraphReader {
     public func history(of entity: EntityID? = nil) throws -> [(sequence: UInt64, record: HistoryRecord)] {
         var result: [(UInt64, HistoryRecord)] = []
         try txn.forEach(db.history) { key, value in
-            let record = try HistoryRecord(bytes: value)
-            if entity == nil || record.entities.contains(entity!) { result.append((key.loadBigEndianUInt64(at: 0), record)) }
+            if let entity, !HistoryRecord.names(entity, in: value) { return true }
+            result.append((key.loadBigEndianUInt64(at: 0), try HistoryRecord(bytes: value)))
             return true
         }
         return result

@@ -289,6 +289,21 @@ public struct HistoryRecord: Equatable, Sendable {
         return w.bytes
     }
 
+    /// Whether the record encoded in `bytes` names `entity`, read in place (a reader looking for
+    /// one entity's records decodes only those: decoding all 3.2M records of a 10M-event
+    /// database, an array each, took HISTORY 1.6 s). A record too short to hold its entities
+    /// is left to the decoder, which reports it.
+    static func names(_ entity: EntityID, in bytes: UnsafeRawBufferPointer) -> Bool {
+        let countAt = 1 + 8 + 1 + 8  // kind, time, cause, cause sequence
+        guard bytes.count >= countAt + 4 else { return true }
+        let count = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: countAt, as: UInt32.self)))
+        guard bytes.count >= countAt + 4 + count * 8 else { return true }
+        for i in 0..<count where UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: countAt + 4 + i * 8, as: UInt64.self)) == entity {
+            return true
+        }
+        return false
+    }
+
     /// Appends the encoding of a merge of `gone` into `keep` to `w`, the bytes ``bytes`` gives
     /// for such a record, without building one (the bulk writer records millions of merges:
     /// an array of entities and one of bytes each).

@@ -16,4 +16,26 @@ import Testing
             #expect(decoded.kind == .merge && decoded.entities == [keep, gone] && decoded.causeSequence == sequence && decoded.cause == cause)
         }
     }
+
+    /// The in-place filter agrees with decoding: a record names exactly the entities it holds.
+    @Test func aRecordNamesTheEntitiesItHoldsAndNoOther() throws {
+        let records = [
+            HistoryRecord(kind: .merge, time: 5, cause: .event, causeSequence: 9, entities: [3, 8]),
+            HistoryRecord(kind: .split, time: 6, cause: .unlink, causeSequence: 0, entities: [3, 11, 12, 13]),
+            HistoryRecord(kind: .forget, time: 7, cause: .forget, causeSequence: 0, entities: []),
+            HistoryRecord(kind: .erased, time: 8, cause: .forget, causeSequence: 0, entities: [UInt64.max]),
+        ]
+        for record in records {
+            let decoded = try record.bytes.withUnsafeBytes { bytes in
+                for entity: EntityID in [0, 3, 8, 11, 13, 14, UInt64.max] {
+                    #expect(HistoryRecord.names(entity, in: bytes) == record.entities.contains(entity), "\(record.kind) \(entity)")
+                }
+                return try HistoryRecord(bytes: bytes)
+            }
+            #expect(decoded == record)
+        }
+        // Cut short, a record is left to the decoder (which reports it) rather than skipped.
+        let cut = Array(records[1].bytes.dropLast(8))
+        cut.withUnsafeBytes { #expect(HistoryRecord.names(99, in: $0)) }
+    }
 }
