@@ -273,6 +273,40 @@ public final class GraphReader {
         return result
     }
 
+    /// The lineage records that shaped `entity`, oldest first: those naming it and, back through
+    /// each merge into it, those of the entity merged (for an entity that split off, those of the
+    /// one it split from). One walk from the newest record back: an entity joins the set when a
+    /// later record of the set shows it went into (or gave rise to) one of the set.
+    public func lineage(of entity: EntityID) throws -> [(sequence: UInt64, record: HistoryRecord)] {
+        var shaping: Set<EntityID> = [entity]
+        var result: [(UInt64, HistoryRecord)] = []
+        let cursor = try txn.cursor(db.history)
+        defer { cursor.close() }
+        var more = try cursor.last()
+        while more {
+            let found = try cursor.withCurrent { key, value -> (UInt64, HistoryRecord)? in
+                let named = HistoryRecord.entities(in: value)
+                guard named.contains(where: shaping.contains) || named.isEmpty else { return nil }
+                let record = try HistoryRecord(bytes: value)  // a record too short to read names none: the decoder reports it
+                guard record.entities.contains(where: shaping.contains) else { return nil }
+                return (key.loadBigEndianUInt64(at: 0), record)
+            }
+            if let (sequence, record) = found {
+                result.append((sequence, record))
+                switch record.kind {
+                case .merge where shaping.contains(record.entities[0]):
+                    shaping.insert(record.entities[1])  // what it absorbed shaped it
+                case .split where record.entities.dropFirst().contains(where: shaping.contains):
+                    shaping.insert(record.entities[0])  // what it split off from shaped it
+                default:
+                    break
+                }
+            }
+            more = try cursor.previous()
+        }
+        return result.reversed()
+    }
+
     // MARK: stats
 
     /// Counts of the whole store (`idgraph stats`).

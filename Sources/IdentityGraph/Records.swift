@@ -289,6 +289,16 @@ public struct HistoryRecord: Equatable, Sendable {
         return w.bytes
     }
 
+    /// The entities named by the record encoded in `bytes`, read in place; empty for a record
+    /// too short to hold them (the decoder reports those).
+    static func entities(in bytes: UnsafeRawBufferPointer) -> [EntityID] {
+        let countAt = 1 + 8 + 1 + 8
+        guard bytes.count >= countAt + 4 else { return [] }
+        let count = Int(UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: countAt, as: UInt32.self)))
+        guard bytes.count >= countAt + 4 + count * 8 else { return [] }
+        return (0..<count).map { UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: countAt + 4 + $0 * 8, as: UInt64.self)) }
+    }
+
     /// Whether the record encoded in `bytes` names `entity`, read in place (a reader looking for
     /// one entity's records decodes only those: decoding all 3.2M records of a 10M-event
     /// database, an array each, took HISTORY 1.6 s). A record too short to hold its entities

@@ -133,6 +133,9 @@ public indirect enum Statement: Equatable, Sendable {
     case neighbors(RawIdentifier, depth: Int)
     case path(RawIdentifier, RawIdentifier)
     case history(Target)
+    /// Every lineage record that shaped the entity: its own and, back through each merge, those
+    /// of the entities merged into it (and of the one it split off from).
+    case lineage(Target)
     case related(Target)
     case find(Condition?, orderBy: Field?, descending: Bool, limit: Int?)
     case count(Condition?)

@@ -478,14 +478,18 @@ private struct Query {
             }
             return QueryResult(columns: ["step", "from", "to", "evidence", "events"], rows: rows, notes: notes)
 
-        case .history(let target):
-            trace.steps.append("scan history for records naming the entity")
+        case .history(let target), .lineage(let target):
+            let lineage: Bool
+            if case .lineage = statement { lineage = true } else { lineage = false }
+            trace.steps.append(lineage
+                ? "walk history from the newest record back, following the entities merged into (or split from) the entity"
+                : "scan history for records naming the entity")
             let id: EntityID
             switch target {
             case .entity(let e): id = e
             case .identifier: id = try entity(target, notes: &notes).id
             }
-            let records = try reader.history(of: id)
+            let records = try lineage ? reader.lineage(of: id) : reader.history(of: id)
             trace.count("history records matched", records.count)
             let rows: [[Value]] = records.map { seq, r in
                 let what: String

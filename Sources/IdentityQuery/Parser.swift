@@ -8,7 +8,7 @@ public struct Parser {
 
     /// The statement keywords, for completion and help.
     public static let statementKeywords = [
-        "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "EVENT", "NEIGHBORS", "PATH", "HISTORY", "RELATED",
+        "RESOLVE", "ENTITY", "IDENTIFIERS", "EVENTS", "EVENT", "NEIGHBORS", "PATH", "HISTORY", "LINEAGE", "RELATED",
         "FIND", "COUNT", "LINK", "UNLINK", "FORGET", "RETRACT", "PREVIEW", "STATS", "SCHEMA", "EXPLAIN",
         "CREATE", "DROP", "SEGMENTS", "HOUSEHOLD", "COMPUTE",
     ]
@@ -206,6 +206,8 @@ public struct Parser {
             return .path(a, try identifier())
         case "HISTORY":
             return .history(try target())
+        case "LINEAGE":
+            return .lineage(try target())
         case "RELATED":
             return .related(try target())
         case "FIND":

@@ -45,6 +45,10 @@ public struct StatementHelp: Sendable {
             summary: "Merges, splits and erasures that involved the entity, oldest first, with their causes.",
             example: "HISTORY email:bob@example.com"),
         StatementHelp(
+            name: "LINEAGE", syntax: "LINEAGE (id | type:value)",
+            summary: "How the entity came to be, oldest first: its own merges, splits and erasures and, back through each merge, those of the entities merged into it (and, for an entity that split off, those of the one it left).",
+            example: "LINEAGE email:alice@example.com"),
+        StatementHelp(
             name: "RELATED", syntax: "RELATED (id | type:value)",
             summary: "Entities connected to this one without being merged: through a relate identifier (a shared IP or address) or a refused link.",
             example: "RELATED email:alice@example.com"),

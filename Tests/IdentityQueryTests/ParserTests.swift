@@ -17,6 +17,8 @@ import Testing
         #expect(try Parser.parse("NEIGHBORS cookie:c-1 DEPTH 3") == .neighbors(RawIdentifier(type: "cookie", value: "c-1"), depth: 3))
         #expect(try Parser.parse("PATH cookie:c-1 TO 'address:1 Main St'") == .path(RawIdentifier(type: "cookie", value: "c-1"), RawIdentifier(type: "address", value: "1 Main St")))
         #expect(try Parser.parse("HISTORY 3") == .history(.entity(3)))
+        #expect(try Parser.parse("lineage 3") == .lineage(.entity(3)))
+        #expect(try Parser.parse("LINEAGE email:alice@example.com") == .lineage(.identifier(alice)))
         #expect(try Parser.parse("RELATED email:alice@example.com") == .related(.identifier(alice)))
         #expect(try Parser.parse("FIND ENTITIES WHERE revenue > 10 AND NOT (size = 1 OR HAS phone) ORDER BY events.order DESC LIMIT 3")
                 == .find(.and(.compare(.revenue, .greater, 10), .not(.or(.compare(.size, .equal, 1), .has("phone")))), orderBy: .eventsOfType("order"), descending: true, limit: 3))
