@@ -252,7 +252,13 @@ public final class GraphReader {
     /// Calls `body` with every lineage record from sequence number `first` on, oldest first,
     /// until it returns `false` (the change feed).
     public func forEachHistory(from first: UInt64, _ body: (UInt64, HistoryRecord) throws -> Bool) throws {
-        let cursor = try txn.cursor(db.history)
+        try Self.forEachHistory(in: txn, db.history, from: first, body)
+    }
+
+    /// ``forEachHistory(from:_:)`` in any transaction (PREVIEW reads what its own write
+    /// transaction recorded).
+    static func forEachHistory(in txn: ReadTransaction, _ history: Database, from first: UInt64, _ body: (UInt64, HistoryRecord) throws -> Bool) throws {
+        let cursor = try txn.cursor(history)
         defer { cursor.close() }
         var more = try cursor.seek(atOrAfter: first)
         while more {
@@ -285,11 +291,8 @@ public final class GraphReader {
         var more = try cursor.last()
         while more {
             let found = try cursor.withCurrent { key, value -> (UInt64, HistoryRecord)? in
-                let named = HistoryRecord.entities(in: value)
-                guard named.contains(where: shaping.contains) || named.isEmpty else { return nil }
-                let record = try HistoryRecord(bytes: value)  // a record too short to read names none: the decoder reports it
-                guard record.entities.contains(where: shaping.contains) else { return nil }
-                return (key.loadBigEndianUInt64(at: 0), record)
+                guard HistoryRecord.names(in: value, where: shaping.contains) else { return nil }
+                return (key.loadBigEndianUInt64(at: 0), try HistoryRecord(bytes: value))
             }
             if let (sequence, record) = found {
                 result.append((sequence, record))

@@ -230,12 +230,9 @@ public final class IdentityGraph: Sendable {
             // The records these operations wrote, from the first new one on (a scan of the
             // whole table took 0.11 s and touched 1.3 GB at 10M events).
             var history: [HistoryRecord] = []
-            let cursor = try txn.cursor(databases.history)
-            defer { cursor.close() }
-            var more = try cursor.seek(atOrAfter: firstHistory)
-            while more {
-                history.append(try cursor.withCurrent { _, value in try HistoryRecord(bytes: value) })
-                more = try cursor.next()
+            try GraphReader.forEachHistory(in: txn, databases.history, from: firstHistory) { _, record in
+                history.append(record)
+                return true
             }
             let identifiers = try named.map { id in
                 Preview.IdentifierChange(identifier: id, known: known.contains(id), entityBefore: before[id], entityAfter: try writer.entity(of: id))
