@@ -189,6 +189,7 @@ public final class IdentityGraph: Sendable {
     @discardableResult
     public func apply(prepared operations: [PreparedOperation], now: Int64? = nil, metadata: [(key: String, value: [UInt8])] = []) throws -> ApplyReport {
         try withWriter(now: now) { writer, txn in
+            writer.deferWrites()
             for op in operations { try writer.apply(op) }
             for (key, value) in metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
             return writer.report
@@ -201,6 +202,7 @@ public final class IdentityGraph: Sendable {
     /// All or nothing: if the transaction fails, no submission is applied.
     public func apply(groups: [[PreparedOperation]], now: Int64? = nil) throws -> [Resolution] {
         try withWriter(now: now) { writer, _ in
+            writer.deferWrites()
             var results: [Resolution] = []
             results.reserveCapacity(groups.count)
             for group in groups {

@@ -245,6 +245,29 @@ import Testing
         #expect(try db.graph.check().isEmpty)
     }
 
+    /// An entity's `updated` is the time of the last write that changed it (an event counted
+    /// toward it, a merge), its `created` the earliest of what it was made from; counted per
+    /// batch at its end, as the writer does, events and a merge in one batch included.
+    @Test func anEntityKeepsWhenItWasCreatedAndLastChanged() throws {
+        let db = try TemporaryDatabase()
+        try db.graph.apply([event("email:a@x.com", "cookie:c-1", id: "e1"), event("email:b@x.com", id: "e2")], now: 1_000)
+        try db.graph.apply([event("email:a@x.com", id: "e3", type: "order", amount: 5)], now: 2_000)
+        var a = try #require(try db.graph.entityInfo(of: "email:a@x.com"))
+        var b = try #require(try db.graph.entityInfo(of: "email:b@x.com"))
+        #expect(a.created == 1_000 && a.updated == 2_000)
+        #expect(a.summary.events == 2 && a.summary.orders == 1 && a.summary.revenueMicros == 5_000_000)
+        #expect(b.created == 1_000 && b.updated == 1_000)
+        #expect(b.summary.events == 1)
+        // Both entities get an event, then merge, in one batch.
+        try db.graph.apply([event("email:b@x.com", "phone:+15551234567", id: "e4"), event("cookie:c-1", id: "e5"), event("cookie:c-1", "phone:+15551234567", id: "e6")], now: 3_000)
+        a = try #require(try db.graph.entityInfo(of: "email:a@x.com"))
+        b = try #require(try db.graph.entityInfo(of: "email:b@x.com"))
+        #expect(a == b)
+        #expect(a.size == 4 && a.created == 1_000 && a.updated == 3_000)
+        #expect(a.summary.events == 6 && a.summary.orders == 1)
+        #expect(try db.graph.check().isEmpty)
+    }
+
     @Test func theMapGrowsInsteadOfFailing() throws {
         let db = try TemporaryDatabase(mapSize: 64 * 1024)
         let events = (0..<3000).map { i in event("email:user\(i)@x.com", "cookie:c\(i)", id: "e\(i)") }
