@@ -202,6 +202,7 @@ final class GraphWriter {
             try applyUnlink(a, b)
         case .forget(let id):
             try flushDeferredWrites()
+            hints = nil  // it may remove an identifier a hint names
             try applyForget(id)
         case .retract(let eventID):
             try flushDeferredWrites()
@@ -227,6 +228,18 @@ final class GraphWriter {
     /// does not matter, and a merge that folds two summaries before their events are counted
     /// ends with the summary it would have had after. Measured on 1M events loaded batch by
     /// batch on top of a 1M-event database: 19.6 → 14.4 s.
+    /// Hints for the nodes of the identifiers of the events to come, while they hold (see
+    /// ``NodeHints``), and the position of the next event's first identifier in them.
+    private var hints: [UInt64]?
+    private var nextHint = 0
+
+    /// Takes the node ids of `hints` for the events applied from now on (when the database
+    /// has as many tombstones as their snapshot had).
+    func use(_ hints: NodeHints) throws {
+        self.hints = try txn.entryCount(db.tombstone) == hints.tombstones ? hints.nodes : nil
+        nextHint = 0
+    }
+
     func deferWrites() {
         defersWrites = BulkWriter.schemaAllowsBulk(catalog.schema)
     }
@@ -836,6 +849,8 @@ final class GraphWriter {
 
     private func applyEvent(_ event: PreparedEvent) throws {
         let input = event.input
+        let firstHint = nextHint
+        nextHint += event.identifiers.count
         event.countBlocked(in: &blockedCounts, report: &report)
         let eventKey = event.storageKey
         let sequence = counters.nextSequence
@@ -845,9 +860,11 @@ final class GraphWriter {
         var nodes: [NodeID] = []
         nodes.reserveCapacity(event.identifiers.count)
         var anchor: NodeID?
-        for id in event.identifiers {
+        for (i, id) in event.identifiers.enumerated() {
             let node: NodeID
-            if let existing = try nodeID(of: id) {
+            if let hints, firstHint + i < hints.count, case let hint = hints[firstHint + i], hint != 0 {
+                node = hint
+            } else if let existing = try nodeID(of: id) {
                 node = existing
             } else if try isTombstoned(id) {
                 report.erasedIdentifiersSkipped += 1

@@ -186,13 +186,44 @@ public final class IdentityGraph: Sendable {
     ///
     /// `metadata` entries are written in the same transaction (the loader keeps its resume
     /// checkpoint there, so the checkpoint moves exactly when the data it covers commits).
+    ///
+    /// `hints` (from ``nodeHints(for:)`` over the same operations) spare the writer the lookup
+    /// of each identifier a recent snapshot already had; they are used only while they still
+    /// hold (see ``NodeHints``), and change nothing in what is written.
     @discardableResult
-    public func apply(prepared operations: [PreparedOperation], now: Int64? = nil, metadata: [(key: String, value: [UInt8])] = []) throws -> ApplyReport {
+    public func apply(
+        prepared operations: [PreparedOperation], now: Int64? = nil, metadata: [(key: String, value: [UInt8])] = [], hints: NodeHints? = nil
+    ) throws -> ApplyReport {
         try withWriter(now: now) { writer, txn in
             writer.deferWrites()
+            if let hints { try writer.use(hints) }
             for op in operations { try writer.apply(op) }
             for (key, value) in metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
             return writer.report
+        }
+    }
+
+    /// Looks up, in a read-only snapshot, the node of every identifier of `operations`' events,
+    /// for ``apply(prepared:now:metadata:hints:)`` of the same operations: a loader does this on
+    /// its reading thread while the writer applies the batch before (into a database with data,
+    /// each lookup is a B-tree descent that misses the cache, two per event).
+    public func nodeHints(for operations: [PreparedOperation]) throws -> NodeHints {
+        let typeIndex = cachedCatalog.withLock { $0.catalog.typeIndex }
+        return try environment.read { txn in
+            var nodes: [UInt64] = []
+            nodes.reserveCapacity(operations.count * 3)
+            var key: [UInt8] = []
+            for op in operations {
+                if case .forget = op { break }  // the writer stops using hints there
+                guard case .event(let event) = op else { continue }
+                for id in event.identifiers {
+                    guard let type = typeIndex[id.type] else { nodes.append(0); continue }
+                    key.removeAll(keepingCapacity: true)
+                    Keys.appendIdent(type: type, value: id.value, to: &key)
+                    nodes.append(try txn.withValue(databases.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } ?? 0 })
+                }
+            }
+            return NodeHints(nodes: nodes, tombstones: try txn.entryCount(databases.tombstone))
         }
     }
 
@@ -462,6 +493,20 @@ extension PreparedEvent {
         for pattern in blocked { counts[pattern, default: 0] += 1 }
         report.blockedValues += blocked.count
     }
+}
+
+/// The nodes a snapshot had for the identifiers of a batch's events (``IdentityGraph/nodeHints(for:)``).
+///
+/// An identifier's node never changes once created; only a `forget` removes it, and every
+/// `forget` that removes one adds a tombstone. So the hints still hold when the database has as
+/// many tombstones as the snapshot had, until the batch itself applies a `forget`: the writer
+/// checks the first and stops using them at the second. An identifier the snapshot lacked
+/// (0) is looked up as usual: an earlier batch may have created it since.
+public struct NodeHints: Sendable {
+    /// Per identifier of each event, in order: its node id, 0 when the snapshot had none.
+    let nodes: [UInt64]
+    /// Tombstones in the snapshot.
+    let tombstones: Int
 }
 
 /// Thrown inside a write transaction to abort it while keeping what it computed.

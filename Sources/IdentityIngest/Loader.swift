@@ -356,6 +356,9 @@ public final class Loader {
         private let schema: Schema
         /// Applies full batches on another thread while the next one is read.
         private let committer = BatchCommitter()
+        /// The batch the committer applies has a `forget` (hints taken before it commits
+        /// would not be used).
+        private var committingForgets = false
 
         /// Opens `path` and, unless told to restart, skips what an earlier load committed.
         init(loader: Loader, path: String) throws {
@@ -497,6 +500,11 @@ public final class Loader {
                 batch.removeAll(keepingCapacity: true)
                 return
             }
+            // The batch's identifiers looked up while the writer still applies the one before
+            // (a snapshot without that batch: what it creates is looked up again by the writer),
+            // unless that batch forgets identifiers (the hints would not be used).
+            let hints = inBackground && !committingForgets ? try loader.graph.nodeHints(for: batch) : nil
+            committingForgets = inBackground && batch.contains { if case .forget = $0 { true } else { false } }
             try collectCommitted()
             let metadata: [(key: String, value: [UInt8])] = key.map { [($0, checkpoint.bytes)] } ?? []
             // Rejected lines of the batch reach the disk before its checkpoint does.
@@ -507,7 +515,7 @@ public final class Loader {
                 batch = []
                 batch.reserveCapacity(options.batchSize)
                 committer.start(operations: operations.count) {
-                    try graph.apply(prepared: operations, now: now, metadata: metadata)
+                    try graph.apply(prepared: operations, now: now, metadata: metadata, hints: hints)
                 }
             } else {
                 let report = try graph.apply(prepared: batch, now: now, metadata: metadata)
