@@ -39,3 +39,11 @@ final class BatchCommitter: @unchecked Sendable {
         return (try result.get(), operations)
     }
 }
+
+/// A batch of operations shared between the loader and the committer's thread, so that the
+/// loader, not the committer (the graph's writer), frees it once the batch is done.
+final class OperationBox: @unchecked Sendable {
+    /// The operations; the loader empties them after ``BatchCommitter/finish()``.
+    var operations: [PreparedOperation]
+    init(_ operations: [PreparedOperation]) { self.operations = operations }
+}

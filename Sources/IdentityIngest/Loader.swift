@@ -356,6 +356,8 @@ public final class Loader {
         private let schema: Schema
         /// Applies full batches on another thread while the next one is read.
         private let committer = BatchCommitter()
+        /// The batch the committer applies (emptied on this thread once it is done).
+        private var committing: OperationBox?
         /// The batch the committer applies has a `forget` (hints taken before it commits
         /// would not be used).
         private var committingForgets = false
@@ -511,11 +513,12 @@ public final class Loader {
             try loader.rejects?.synchronize()
             let graph = loader.graph, now = options.now
             if inBackground {
-                let operations = batch
+                let box = OperationBox(batch)
                 batch = []
                 batch.reserveCapacity(options.batchSize)
-                committer.start(operations: operations.count) {
-                    try graph.apply(prepared: operations, now: now, metadata: metadata, hints: hints)
+                committing = box
+                committer.start(operations: box.operations.count) {
+                    try graph.apply(prepared: box.operations, now: now, metadata: metadata, hints: hints)
                 }
             } else {
                 let report = try graph.apply(prepared: batch, now: now, metadata: metadata)
@@ -527,6 +530,12 @@ public final class Loader {
 
         /// Waits for the batch the committer is applying, if any, and counts what it did.
         private func collectCommitted() throws {
+            defer {
+                // Freed here, not on the committer's thread (100,000 prepared operations of some
+                // twenty arrays each: 4-6% of the writer's time on a second day's load).
+                committing?.operations.removeAll()
+                committing = nil
+            }
             guard let (report, operations) = try committer.finish() else { return }
             loader.summary.report.add(report)
             loader.summary.records += operations
