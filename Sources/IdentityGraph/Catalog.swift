@@ -144,10 +144,13 @@ struct Counters: Equatable {
     var generic: UInt64 = 0
     /// Links refused by a `limit` policy (conflicts).
     var refused: UInt64 = 0
+    /// Links removed so far (by unlink, retract or forget): while it stays the same, a link
+    /// seen in a snapshot still exists (``NodeHints``).
+    var linkRemovals: UInt64 = 0
 
     var bytes: [UInt8] {
         var w = ByteWriter(capacity: 64)
-        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events, generic, refused] { w.append(v) }
+        for v in [nextID, nextSequence, nextHistory, identifiers, entities, links, events, generic, refused, linkRemovals] { w.append(v) }
         return w.bytes
     }
 
@@ -170,6 +173,7 @@ struct Counters: Equatable {
         identifiers = try r.uint64(); entities = try r.uint64(); links = try r.uint64(); events = try r.uint64()
         generic = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before generic values
         refused = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before limits
+        linkRemovals = r.remaining >= 8 ? try r.uint64() : 0  // absent in databases written before node hints
     }
 }
 

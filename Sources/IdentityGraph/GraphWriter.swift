@@ -199,13 +199,16 @@ final class GraphWriter {
         case .link(let a, let b): try applyLink(a, b)
         case .unlink(let a, let b):
             try flushDeferredWrites()
+            linkHints = nil  // it may remove a link a hint names
             try applyUnlink(a, b)
         case .forget(let id):
             try flushDeferredWrites()
             hints = nil  // it may remove an identifier a hint names
+            linkHints = nil
             try applyForget(id)
         case .retract(let eventID):
             try flushDeferredWrites()
+            linkHints = nil
             try applyRetract(eventID)
         }
         try fixStaleBounds()
@@ -232,12 +235,20 @@ final class GraphWriter {
     /// ``NodeHints``), and the position of the next event's first identifier in them.
     private var hints: [UInt64]?
     private var nextHint = 0
+    /// Per pair of identifiers of each event (see ``NodeHints/links``), while they hold, and
+    /// the position of the next event's first pair in them.
+    private var linkHints: [Bool]?
+    private var nextLinkHint = 0
+    /// Evidence for links that existed (by ``linkHints``), counted at ``flushDeferredWrites()``.
+    private var pendingEvidence: [(u: NodeID, v: NodeID)] = []
 
     /// Takes the node ids of `hints` for the events applied from now on (when the database
     /// has as many tombstones as their snapshot had).
     func use(_ hints: NodeHints) throws {
         self.hints = try txn.entryCount(db.tombstone) == hints.tombstones ? hints.nodes : nil
         nextHint = 0
+        linkHints = self.hints != nil && defersWrites && counters.linkRemovals == hints.linkRemovals ? hints.links : nil
+        nextLinkHint = 0
     }
 
     func deferWrites() {
@@ -248,6 +259,32 @@ final class GraphWriter {
     /// node summaries in node order, then entities in entity order (the entity each anchor
     /// belongs to now, after any merge), each record read and written once.
     func flushDeferredWrites() throws {
+        if !pendingEvidence.isEmpty {
+            // Both directions, in key order, each entry read and rewritten once.
+            var entries: [(key: NodeID, neighbour: NodeID)] = []
+            entries.reserveCapacity(pendingEvidence.count * 2)
+            for (u, v) in pendingEvidence { entries.append((u, v)); entries.append((v, u)) }
+            pendingEvidence.removeAll()
+            entries.sort { ($0.key, $0.neighbour) < ($1.key, $1.neighbour) }
+            let cursor = try txn.cursor(db.adjacency)
+            defer { cursor.close() }
+            var i = 0
+            while i < entries.count {
+                let (key, neighbour) = entries[i]
+                var count: UInt32 = 0
+                while i < entries.count && entries[i] == (key, neighbour) {
+                    count += 1
+                    i += 1
+                }
+                guard try cursor.seek(key: key, valueAtOrAfter: EdgeEntry.probe(neighbour)) else {
+                    throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing"))
+                }
+                var entry = cursor.withCurrent { EdgeEntry(bytes: $1) }
+                guard entry.neighbour == neighbour else { throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing")) }
+                entry.evidence += count
+                try cursor.put(key: key, value: entry, flags: .current)
+            }
+        }
         if !pendingTimeline.isEmpty {
             pendingTimeline.sort { ($0.node, $0.entry.first, $0.entry.second) < ($1.node, $1.entry.first, $1.entry.second) }
             let cursor = try txn.cursor(db.nodeEvent)
@@ -624,6 +661,7 @@ final class GraphWriter {
         try txn.delete(db.adjacency, key: u, value: entry)
         try txn.delete(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: entry.evidence, flags: entry.flags))
         counters.links -= 1
+        counters.linkRemovals += 1
         if entry.flags & EdgeEntry.refusedFlag != 0 { counters.refused -= 1 }
         var ru = try readNode(u)
         var rv = try readNode(v)
@@ -851,6 +889,8 @@ final class GraphWriter {
         let input = event.input
         let firstHint = nextHint
         nextHint += event.identifiers.count
+        let firstLinkHint = nextLinkHint
+        nextLinkHint += event.identifiers.count * (event.identifiers.count - 1) / 2
         event.countBlocked(in: &blockedCounts, report: &report)
         let eventKey = event.storageKey
         let sequence = counters.nextSequence
@@ -897,9 +937,19 @@ final class GraphWriter {
         try addContribution(record)
         counters.events += 1
         report.eventsStored += 1
+        // A link the snapshot of the hints had still exists (no link went since): its new
+        // evidence can neither merge nor change a degree, and is counted at the end. The pairs
+        // of the hints are those of all the event's identifiers: only when none was left out.
+        let pairHints = nodes.count == event.identifiers.count ? linkHints : nil
+        var pair = firstLinkHint
         for i in nodes.indices {
             for j in (i + 1)..<nodes.count {
-                try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence)
+                if let pairHints, pair < pairHints.count, pairHints[pair] {
+                    pendingEvidence.append((nodes[i], nodes[j]))
+                } else {
+                    try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence)
+                }
+                pair += 1
             }
         }
     }
@@ -1024,6 +1074,7 @@ final class GraphWriter {
             if isMergeType(record.typeID) { rw.degree -= 1; try writeNode(w, rw) }
             if xActive && isActive(rw) && entry.flags & EdgeEntry.refusedFlag == 0 && rw.entity == entity { seeds.append(w) }
             counters.links -= 1
+            counters.linkRemovals += 1
             if entry.flags & EdgeEntry.refusedFlag != 0 { counters.refused -= 1 }
         }
         try txn.delete(db.adjacency, key: x)

@@ -212,18 +212,40 @@ public final class IdentityGraph: Sendable {
         return try environment.read { txn in
             var nodes: [UInt64] = []
             nodes.reserveCapacity(operations.count * 3)
+            var links: [Bool] = []
+            links.reserveCapacity(operations.count * 2)
             var key: [UInt8] = []
-            for op in operations {
-                if case .forget = op { break }  // the writer stops using hints there
-                guard case .event(let event) = op else { continue }
-                for id in event.identifiers {
-                    guard let type = typeIndex[id.type] else { nodes.append(0); continue }
-                    key.removeAll(keepingCapacity: true)
-                    Keys.appendIdent(type: type, value: id.value, to: &key)
-                    nodes.append(try txn.withValue(databases.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } ?? 0 })
+            let adjacency = try txn.cursor(databases.adjacency)
+            defer { adjacency.close() }
+            var linksEnded = false
+            scan: for op in operations {
+                switch op {
+                case .forget: break scan  // the writer stops using hints there
+                case .unlink, .retract: linksEnded = true  // and link hints there
+                case .link: break
+                case .event(let event):
+                    let first = nodes.count
+                    for id in event.identifiers {
+                        guard let type = typeIndex[id.type] else { nodes.append(0); continue }
+                        key.removeAll(keepingCapacity: true)
+                        Keys.appendIdent(type: type, value: id.value, to: &key)
+                        nodes.append(try txn.withValue(databases.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } ?? 0 })
+                    }
+                    if linksEnded { continue scan }
+                    for i in first..<nodes.count {
+                        for j in (i + 1)..<nodes.count {
+                            let (u, v) = (nodes[i], nodes[j])
+                            var exists = false
+                            if u != 0 && v != 0, try adjacency.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) {
+                                exists = adjacency.withCurrent { EdgeEntry(bytes: $1) }.neighbour == v
+                            }
+                            links.append(exists)
+                        }
+                    }
                 }
             }
-            return NodeHints(nodes: nodes, tombstones: try txn.entryCount(databases.tombstone))
+            let counters = try Counters.stored(in: txn, meta: databases.meta)
+            return NodeHints(nodes: nodes, links: links, tombstones: try txn.entryCount(databases.tombstone), linkRemovals: counters.linkRemovals)
         }
     }
 
@@ -502,11 +524,24 @@ extension PreparedEvent {
 /// many tombstones as the snapshot had, until the batch itself applies a `forget`: the writer
 /// checks the first and stops using them at the second. An identifier the snapshot lacked
 /// (0) is looked up as usual: an earlier batch may have created it since.
+///
+/// Likewise for the links between an event's identifiers: a link goes only by an unlink, a
+/// retract or a forget, each counted (``Counters/linkRemovals``), so one the snapshot had still
+/// exists while that count is the same and until the batch's first such record; its new
+/// evidence can then neither merge nor change a degree, and the writer counts it at the end of
+/// the transaction instead of looking the link up (second day on a 1M-event database: see
+/// docs/benchmarks.md, session 10).
 public struct NodeHints: Sendable {
     /// Per identifier of each event, in order: its node id, 0 when the snapshot had none.
     let nodes: [UInt64]
+    /// Per pair of identifiers of each event (in the order `(0,1), (0,2), …, (1,2), …`), up
+    /// to the first unlink, forget or retract: whether the snapshot had the link.
+    let links: [Bool]
     /// Tombstones in the snapshot.
     let tombstones: Int
+    /// Links removed before the snapshot (``Counters/linkRemovals``): the link hints hold
+    /// while no link has gone since, and until the batch's first unlink, forget or retract.
+    let linkRemovals: UInt64
 }
 
 /// Thrown inside a write transaction to abort it while keeping what it computed.
