@@ -255,44 +255,53 @@ final class GraphWriter {
         defersWrites = BulkWriter.schemaAllowsBulk(catalog.schema)
     }
 
-    /// Writes the pending timeline entries in key order, then counts the pending contributions:
-    /// node summaries in node order, then entities in entity order (the entity each anchor
-    /// belongs to now, after any merge), each record read and written once.
+    /// Writes what ``deferWrites()`` and the link hints left for the end of the transaction:
+    /// evidence of existing links, timeline entries, summary contributions.
     func flushDeferredWrites() throws {
-        if !pendingEvidence.isEmpty {
-            // Both directions, in key order, each entry read and rewritten once.
-            var entries: [(key: NodeID, neighbour: NodeID)] = []
-            entries.reserveCapacity(pendingEvidence.count * 2)
-            for (u, v) in pendingEvidence { entries.append((u, v)); entries.append((v, u)) }
-            pendingEvidence.removeAll()
-            entries.sort { ($0.key, $0.neighbour) < ($1.key, $1.neighbour) }
-            let cursor = try txn.cursor(db.adjacency)
-            defer { cursor.close() }
-            var i = 0
-            while i < entries.count {
-                let (key, neighbour) = entries[i]
-                var count: UInt32 = 0
-                while i < entries.count && entries[i] == (key, neighbour) {
-                    count += 1
-                    i += 1
-                }
-                guard try cursor.seek(key: key, valueAtOrAfter: EdgeEntry.probe(neighbour)) else {
-                    throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing"))
-                }
-                var entry = cursor.withCurrent { EdgeEntry(bytes: $1) }
-                guard entry.neighbour == neighbour else { throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing")) }
-                entry.evidence += count
-                try cursor.put(key: key, value: entry, flags: .current)
+        if !pendingEvidence.isEmpty { try flushEvidence() }
+        if !pendingTimeline.isEmpty { try flushTimeline() }
+        if !pendingContributions.isEmpty { try flushContributions() }
+    }
+
+    /// Counts the pending evidence of existing links: both directions, in key order, each
+    /// entry read and rewritten once.
+    private func flushEvidence() throws {
+        var entries: [(key: NodeID, neighbour: NodeID)] = []
+        entries.reserveCapacity(pendingEvidence.count * 2)
+        for (u, v) in pendingEvidence { entries.append((u, v)); entries.append((v, u)) }
+        pendingEvidence.removeAll()
+        entries.sort { ($0.key, $0.neighbour) < ($1.key, $1.neighbour) }
+        let cursor = try txn.cursor(db.adjacency)
+        defer { cursor.close() }
+        var i = 0
+        while i < entries.count {
+            let (key, neighbour) = entries[i]
+            var count: UInt32 = 0
+            while i < entries.count && entries[i] == (key, neighbour) {
+                count += 1
+                i += 1
             }
+            guard try cursor.seek(key: key, valueAtOrAfter: EdgeEntry.probe(neighbour)),
+                case var entry = cursor.withCurrent({ EdgeEntry(bytes: $1) }), entry.neighbour == neighbour
+            else { throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing")) }
+            entry.evidence += count
+            try cursor.put(key: key, value: entry, flags: .current)
         }
-        if !pendingTimeline.isEmpty {
-            pendingTimeline.sort { ($0.node, $0.entry.first, $0.entry.second) < ($1.node, $1.entry.first, $1.entry.second) }
-            let cursor = try txn.cursor(db.nodeEvent)
-            defer { cursor.close() }
-            for (node, entry) in pendingTimeline { try cursor.put(key: node, value: entry) }
-            pendingTimeline.removeAll()
-        }
-        guard !pendingContributions.isEmpty else { return }
+    }
+
+    /// Writes the pending timeline entries in key order.
+    private func flushTimeline() throws {
+        pendingTimeline.sort { ($0.node, $0.entry.first, $0.entry.second) < ($1.node, $1.entry.first, $1.entry.second) }
+        let cursor = try txn.cursor(db.nodeEvent)
+        defer { cursor.close() }
+        for (node, entry) in pendingTimeline { try cursor.put(key: node, value: entry) }
+        pendingTimeline.removeAll()
+    }
+
+    /// Counts the pending contributions: node summaries in node order, then entities in entity
+    /// order (the entity each anchor belongs to now, after any merge), each record read and
+    /// written once.
+    private func flushContributions() throws {
         var pending = pendingContributions
         pendingContributions = []
         pending.sort { $0.anchor < $1.anchor }
