@@ -292,9 +292,9 @@ final class GraphWriter {
     /// Writes the pending timeline entries in key order.
     private func flushTimeline() throws {
         pendingTimeline.sort { ($0.node, $0.entry.first, $0.entry.second) < ($1.node, $1.entry.first, $1.entry.second) }
-        let cursor = try txn.cursor(db.nodeEvent)
-        defer { cursor.close() }
-        for (node, entry) in pendingTimeline { try cursor.put(key: node, value: entry) }
+        // (A cursor of our own would save nothing: a put that is not an append searches from
+        // the root either way, and in key order the pages it passes are in cache.)
+        for (node, entry) in pendingTimeline { try txn.put(db.nodeEvent, key: node, value: entry) }
         pendingTimeline.removeAll()
     }
 
