@@ -350,8 +350,7 @@ final class Checker {
         try txn.forEach(db.adjacency) { k, value in
             let u = k.loadBigEndianUInt64(at: 0)
             let e = EdgeEntry(bytes: value)
-            guard try reverse.seek(key: e.neighbour, valueAtOrAfter: EdgeEntry.probe(u)),
-                  case let other = reverse.withCurrent({ EdgeEntry(bytes: $1) }), other.neighbour == u else {
+            guard let other = try reverse.seekEdge(e.neighbour, to: u) else {
                 fail(3, "link \(u)→\(e.neighbour) has no reverse entry")
                 return true
             }

@@ -283,9 +283,9 @@ final class GraphWriter {
                 count += 1
                 i += 1
             }
-            guard try cursor.seek(key: key, valueAtOrAfter: EdgeEntry.probe(neighbour)),
-                case var entry = cursor.withCurrent({ EdgeEntry(bytes: $1) }), entry.neighbour == neighbour
-            else { throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing")) }
+            guard var entry = try cursor.seekEdge(key, to: neighbour) else {
+                throw GraphError.damaged(.corrupt("adjacency \(key)→\(neighbour) missing"))
+            }
             entry.evidence += count
             try cursor.put(key: key, value: entry, flags: .current)
         }
@@ -567,9 +567,7 @@ final class GraphWriter {
     private func edge(_ u: NodeID, _ v: NodeID) throws -> EdgeEntry? {
         let cursor = try txn.cursor(db.adjacency)
         defer { cursor.close() }
-        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return nil }
-        let entry = cursor.withCurrent { EdgeEntry(bytes: $1) }
-        return entry.neighbour == v ? entry : nil
+        return try cursor.seekEdge(u, to: v)
     }
 
     /// Changes the link `u–v` in both directions, if it exists: `change` edits its entry under `u`
@@ -581,9 +579,7 @@ final class GraphWriter {
     private func changeLink(_ u: NodeID, _ v: NodeID, _ change: (inout EdgeEntry) -> Void) throws -> EdgeEntry? {
         let cursor = try txn.cursor(db.adjacency)
         defer { cursor.close() }
-        guard try cursor.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) else { return nil }
-        let old = cursor.withCurrent { EdgeEntry(bytes: $1) }
-        guard old.neighbour == v else { return nil }
+        guard let old = try cursor.seekEdge(u, to: v) else { return nil }
         var new = old
         change(&new)
         new.neighbour = v

@@ -235,11 +235,7 @@ public final class IdentityGraph: Sendable {
                     for i in first..<nodes.count {
                         for j in (i + 1)..<nodes.count {
                             let (u, v) = (nodes[i], nodes[j])
-                            var exists = false
-                            if u != 0 && v != 0, try adjacency.seek(key: u, valueAtOrAfter: EdgeEntry.probe(v)) {
-                                exists = adjacency.withCurrent { EdgeEntry(bytes: $1) }.neighbour == v
-                            }
-                            links.append(exists)
+                            links.append(try u != 0 && v != 0 && adjacency.seekEdge(u, to: v) != nil)
                         }
                     }
                 }

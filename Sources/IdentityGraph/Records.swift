@@ -339,3 +339,13 @@ public struct HistoryRecord: Equatable, Sendable {
         for _ in 0..<n { entities.append(try r.uint64()) }
     }
 }
+
+extension Cursor {
+    /// Positions this `adj` cursor on `u`'s entry for `neighbour` (`MDB_GET_BOTH_RANGE` on the
+    /// probe) and returns it; `nil` when `u` has no link to it (the position is then undefined).
+    func seekEdge(_ u: NodeID, to neighbour: NodeID) throws -> EdgeEntry? {
+        guard try seek(key: u, valueAtOrAfter: EdgeEntry.probe(neighbour)) else { return nil }
+        let entry = withCurrent { EdgeEntry(bytes: $1) }
+        return entry.neighbour == neighbour ? entry : nil
+    }
+}
