@@ -358,9 +358,6 @@ public final class Loader {
         private let committer = BatchCommitter()
         /// The batch the committer applies (emptied on this thread once it is done).
         private var committing: OperationBox?
-        /// The batch the committer applies has a `forget` (hints taken before it commits
-        /// would not be used).
-        private var committingForgets = false
 
         /// Opens `path` and, unless told to restart, skips what an earlier load committed.
         init(loader: Loader, path: String) throws {
@@ -505,8 +502,8 @@ public final class Loader {
             // The batch's identifiers looked up while the writer still applies the one before
             // (a snapshot without that batch: what it creates is looked up again by the writer),
             // unless that batch forgets identifiers (the hints would not be used).
+            let committingForgets = committing?.operations.contains { if case .forget = $0 { true } else { false } } ?? false
             let hints = inBackground && !committingForgets ? try loader.graph.nodeHints(for: batch) : nil
-            committingForgets = inBackground && batch.contains { if case .forget = $0 { true } else { false } }
             try collectCommitted()
             let metadata: [(key: String, value: [UInt8])] = key.map { [($0, checkpoint.bytes)] } ?? []
             // Rejected lines of the batch reach the disk before its checkpoint does.
