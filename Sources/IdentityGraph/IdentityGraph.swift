@@ -208,14 +208,12 @@ public final class IdentityGraph: Sendable {
     /// its reading thread while the writer applies the batch before (into a database with data,
     /// each lookup is a B-tree descent that misses the cache, two per event).
     public func nodeHints(for operations: [PreparedOperation]) throws -> NodeHints {
-        let typeIndex = cachedCatalog.withLock { $0.catalog.typeIndex }
-        return try environment.read { txn in
+        try read { reader in
             var nodes: [UInt64] = []
             nodes.reserveCapacity(operations.count * 3)
             var links: [Bool] = []
             links.reserveCapacity(operations.count * 2)
-            var key: [UInt8] = []
-            let adjacency = try txn.cursor(databases.adjacency)
+            let adjacency = try reader.txn.cursor(reader.db.adjacency)
             defer { adjacency.close() }
             var linksEnded = false
             scan: for op in operations {
@@ -225,12 +223,7 @@ public final class IdentityGraph: Sendable {
                 case .link: break
                 case .event(let event):
                     let first = nodes.count
-                    for id in event.identifiers {
-                        guard let type = typeIndex[id.type] else { nodes.append(0); continue }
-                        key.removeAll(keepingCapacity: true)
-                        Keys.appendIdent(type: type, value: id.value, to: &key)
-                        nodes.append(try txn.withValue(databases.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } ?? 0 })
-                    }
+                    for id in event.identifiers { nodes.append(try reader.node(of: id) ?? 0) }
                     if linksEnded { continue scan }
                     for i in first..<nodes.count {
                         for j in (i + 1)..<nodes.count {
@@ -240,8 +233,8 @@ public final class IdentityGraph: Sendable {
                     }
                 }
             }
-            let counters = try Counters.stored(in: txn, meta: databases.meta)
-            return NodeHints(nodes: nodes, links: links, tombstones: try txn.entryCount(databases.tombstone), linkRemovals: counters.linkRemovals)
+            let counters = try Counters.stored(in: reader.txn, meta: reader.db.meta)
+            return NodeHints(nodes: nodes, links: links, tombstones: try reader.txn.entryCount(reader.db.tombstone), linkRemovals: counters.linkRemovals)
         }
     }
 
