@@ -309,6 +309,70 @@ public final class IdentityGraph: Sendable {
     /// Runs `body` with a writer inside one write transaction. With `keep`, the writer's counters
     /// and catalog are written and the transaction commits; without, it is aborted after `body`
     /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
+    /// Applies the batches `next` hands over, several to one write transaction, for a caller
+    /// that reads the next batch while this one is applied (a loader: ``apply(prepared:now:metadata:hints:)``
+    /// would end the transaction with every batch).
+    ///
+    /// A transaction ends after the batch that brings it to `operationsPerTransaction`
+    /// operations or more, after a batch marked ``QueuedBatch/endsTransaction``, or when `next`
+    /// returns nil; it commits with the `metadata` of its last batch. Within it the batches are
+    /// applied by one writer, exactly as their concatenation would be in one
+    /// ``apply(prepared:now:metadata:hints:)`` (each batch's hints validated as it starts).
+    /// `applied` is called once per batch, when it is applied (not yet committed), so the
+    /// caller may hand over the next; `committed` with the transaction's batches and what
+    /// they did, after each commit. When the map is full, the transaction's batches are
+    /// applied again after the map grows (the caller keeps them until `committed`). On an
+    /// error nothing of the open transaction is kept; earlier ones stay committed.
+    ///
+    /// Runs on the calling thread (it holds the write transaction between calls of `next`, so
+    /// no other write starts meanwhile).
+    public func applyBatches(
+        now: Int64? = nil, operationsPerTransaction: Int, next: () throws -> QueuedBatch?,
+        applied: (QueuedBatch) -> Void, committed: ([QueuedBatch], ApplyReport) -> Void
+    ) throws {
+        var pending: QueuedBatch? = try next()
+        while let first = pending {
+            pending = nil
+            let time = now ?? currentTimeMillis()
+            var taken = [first]
+            var announced = 0  // batches `applied` was called for
+            var streamEnded = false
+            let (report, catalog) = try environment.write(onRetry: {}) { txn -> (ApplyReport, Catalog) in
+                let writer = try GraphWriter(
+                    transaction: txn, databases: databases, catalog: cachedCatalog.withLock { $0.catalog }, now: time, tombstoneKey: tombstoneKey)
+                writer.deferWrites()
+                func apply(_ batch: QueuedBatch) throws {
+                    if let hints = batch.hints { try writer.use(hints) }
+                    for op in batch.operations { try writer.apply(op) }
+                }
+                // (After a full map, what this transaction took so far, again.)
+                for batch in taken { try apply(batch) }
+                while announced < taken.count {
+                    applied(taken[announced])
+                    announced += 1
+                }
+                var operations = taken.reduce(0) { $0 + $1.operations.count }
+                while !streamEnded && !taken.last!.endsTransaction && operations < operationsPerTransaction {
+                    guard let batch = try next() else {
+                        streamEnded = true
+                        break
+                    }
+                    taken.append(batch)
+                    try apply(batch)
+                    operations += batch.operations.count
+                    applied(batch)
+                    announced += 1
+                }
+                for (key, value) in taken.last!.metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
+                try writer.finish()
+                return (writer.report, writer.catalog)
+            }
+            remember(catalog)
+            committed(taken, report)
+            if !streamEnded { pending = try next() }
+        }
+    }
+
     private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.withLock { $0.catalog }
@@ -503,6 +567,29 @@ extension PreparedEvent {
     func countBlocked(in counts: inout [String: Int], report: inout ApplyReport) {
         for pattern in blocked { counts[pattern, default: 0] += 1 }
         report.blockedValues += blocked.count
+    }
+}
+
+/// One batch of ``IdentityGraph/applyBatches(now:operationsPerTransaction:next:applied:committed:)``:
+/// shared between the thread that reads it and the one that applies it (each hands it over
+/// once, through a lock), so that the reader, not the writer, frees its operations.
+public final class QueuedBatch: @unchecked Sendable {
+    /// The operations (the caller may empty them once the batch is committed).
+    public var operations: [PreparedOperation]
+    /// From ``IdentityGraph/nodeHints(for:)`` over the same operations, or nil.
+    public let hints: NodeHints?
+    /// Written in the transaction when this batch is its last (a loader's checkpoint).
+    public let metadata: [(key: String, value: [UInt8])]
+    /// The transaction commits after this batch.
+    public let endsTransaction: Bool
+
+    /// A batch of `operations`, with their `hints`, the `metadata` that marks it done, and
+    /// whether its transaction must commit after it.
+    public init(operations: [PreparedOperation], hints: NodeHints?, metadata: [(key: String, value: [UInt8])], endsTransaction: Bool) {
+        self.operations = operations
+        self.hints = hints
+        self.metadata = metadata
+        self.endsTransaction = endsTransaction
     }
 }
 

@@ -244,7 +244,10 @@ func partition(csv: String) -> Set<Set<String>> {
 
         for round in 0..<6 {
             let db = s.path + "/killed-\(round)"
-            try CLI.runKilledThenToCompletion(["load", "-q", "--db", db, "--batch-size", "50", "--durability", "durable", archive], killAfterMicroseconds: 2_000...150_000)
+            // Every other round four batches to a transaction: a kill loses the open one whole.
+            let transactions = round % 2 == 1 ? ["--transaction-size", "200"] : []
+            try CLI.runKilledThenToCompletion(
+                ["load", "-q", "--db", db, "--batch-size", "50", "--durability", "durable"] + transactions + [archive], killAfterMicroseconds: 2_000...150_000)
             #expect(try CLI.run(["check", "--db", db]).status == 0)
             #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
             #expect(partition(csv: try CLI.run(["export", "--db", db]).stdout) == partition(csv: expectedExport))
