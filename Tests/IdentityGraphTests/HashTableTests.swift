@@ -86,6 +86,27 @@ import Testing
         #expect(walk.taken == walk.count && walk.count == 2 * evidence.count)
     }
 
+    /// Keys of bytes 0, 1 and 255 (zero bytes that look like the padding of a shorter key),
+    /// many of them prefixes of others, some with long shared beginnings: the order is memcmp's,
+    /// a key before every longer key it starts.
+    @Test(arguments: [1, 2, 3])
+    func sortedEntriesAreInByteOrderWithPrefixesAndZeroBytes(seed: UInt64) {
+        var rng = SplitMix(seed: seed)
+        let alphabet: [UInt8] = [0, 1, 255]
+        var table = ByteKeyTable()
+        var keys = Set<[UInt8]>()
+        for _ in 0..<6_000 {
+            let shared = rng.next() % 3 == 0 ? [UInt8](repeating: 255, count: Int(rng.next() % 30)) : []
+            let key = shared + (0..<Int(rng.next() % 20)).map { _ in alphabet[Int(rng.next() % 3)] }
+            keys.insert(key)
+            _ = key.withUnsafeBytes { table.insert($0) }
+        }
+        var order: [[UInt8]] = []
+        table.forEachKey(inEntries: table.sortedEntries()) { _, key in order.append(Array(key)) }
+        #expect(order.count == keys.count)
+        #expect(order == keys.sorted { $0.lexicographicallyPrecedes($1) })
+    }
+
     @Test func forEachKeyHandsOutTheKeysOfAnOrderWithTheirNumbers() {
         var table = ByteKeyTable()
         let keys = Self.keys(count: 5_000, seed: 3)
