@@ -569,7 +569,7 @@ public final class BulkWriter {
             membership.reserveCapacity(inputs.entityOf.count)
             for (i, e) in inputs.entityOf.enumerated() where e != BulkWriter.none { membership.append(UInt64(e) << 32 | UInt64(i)) }
             inputs.entityOf = []
-            membership.sort()
+            RadixSort.sort(&membership)
             sorted.membership = membership
             tally.addBackward()
             sorted.links = tally

@@ -29,7 +29,7 @@ struct LinkLog {
     mutating func tally() -> LinkTally {
         var keys = self.keys
         self.keys = []
-        keys.sort()
+        RadixSort.sort(&keys)
         var evidence: [UInt32] = []
         var distinct = 0
         var k = 0

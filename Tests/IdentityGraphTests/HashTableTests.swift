@@ -128,3 +128,25 @@ import Testing
         }
     }
 }
+
+/// The bulk writer's radix sort against `Array.sort()`.
+@Suite struct RadixSortTests {
+    @Test(arguments: [0, 1, 2, 47, 48, 49, 1_000, 100_000])
+    func radixSortEqualsTheStandardSort(count: Int) {
+        var rng = SplitMix(seed: UInt64(count) + 1)
+        // Full 64-bit values, packed pairs of small node numbers (many equal: evidence seen
+        // again), values that differ in the low byte only, and all equal.
+        let kinds: [() -> UInt64] = [
+            { rng.next() },
+            { (rng.next() % 300) << 32 | rng.next() % 300 },
+            { 0xABCD_0000_0000_0000 | rng.next() % 256 },
+            { 7 },
+        ]
+        for make in kinds {
+            var values = (0..<count).map { _ in make() }
+            let expected = values.sorted()
+            RadixSort.sort(&values)
+            #expect(values == expected)
+        }
+    }
+}
