@@ -319,7 +319,8 @@ public final class IdentityGraph: Sendable {
     /// applied by one writer, exactly as their concatenation would be in one
     /// ``apply(prepared:now:metadata:hints:)`` (each batch's hints validated as it starts).
     /// `applied` is called once per batch, when it is applied (not yet committed), so the
-    /// caller may hand over the next; `committed` with the transaction's batches and what
+    /// caller may hand over the next, and says whether the transaction commits next (a caller
+    /// that frees batches once committed may wait for that); `committed` with the transaction's batches and what
     /// they did, after each commit. When the map is full, the transaction's batches are
     /// applied again after the map grows (the caller keeps them until `committed`). On an
     /// error nothing of the open transaction is kept; earlier ones stay committed.
@@ -328,7 +329,7 @@ public final class IdentityGraph: Sendable {
     /// no other write starts meanwhile).
     public func applyBatches(
         now: Int64? = nil, operationsPerTransaction: Int, next: () throws -> QueuedBatch?,
-        applied: (QueuedBatch) -> Void, committed: ([QueuedBatch], ApplyReport) -> Void
+        applied: (_ batch: QueuedBatch, _ commitsNext: Bool) -> Void, committed: ([QueuedBatch], ApplyReport) -> Void
     ) throws {
         var pending: QueuedBatch? = try next()
         while let first = pending {
@@ -345,14 +346,18 @@ public final class IdentityGraph: Sendable {
                     if let hints = batch.hints { try writer.use(hints) }
                     for op in batch.operations { try writer.apply(op) }
                 }
+                var operations = 0
+                func ends() -> Bool { taken.last!.endsTransaction || operations >= operationsPerTransaction }
                 // (After a full map, what this transaction took so far, again.)
-                for batch in taken { try apply(batch) }
+                for batch in taken {
+                    try apply(batch)
+                    operations += batch.operations.count
+                }
                 while announced < taken.count {
-                    applied(taken[announced])
+                    applied(taken[announced], announced == taken.count - 1 && ends())
                     announced += 1
                 }
-                var operations = taken.reduce(0) { $0 + $1.operations.count }
-                while !streamEnded && !taken.last!.endsTransaction && operations < operationsPerTransaction {
+                while !streamEnded && !ends() {
                     guard let batch = try next() else {
                         streamEnded = true
                         break
@@ -360,7 +365,7 @@ public final class IdentityGraph: Sendable {
                     taken.append(batch)
                     try apply(batch)
                     operations += batch.operations.count
-                    applied(batch)
+                    applied(batch, ends())
                     announced += 1
                 }
                 for (key, value) in taken.last!.metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }

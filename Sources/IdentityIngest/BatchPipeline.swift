@@ -41,7 +41,11 @@ final class BatchPipeline: @unchecked Sendable {
                         applying = true
                         return batch
                     },
-                    applied: { [self] _ in
+                    applied: { [self] _, commitsNext in
+                        // A batch its transaction's commit follows counts as applied once
+                        // committed: the loader frees the transaction's batches before it reads
+                        // another (else one more batch of prepared operations is held).
+                        guard !commitsNext else { return }
                         condition.lock()
                         applying = false
                         condition.broadcast()
@@ -50,6 +54,8 @@ final class BatchPipeline: @unchecked Sendable {
                     committed: { [self] batches, report in
                         condition.lock()
                         commits.append((batches, report))
+                        applying = false
+                        condition.broadcast()
                         condition.unlock()
                     })
             } catch {
@@ -66,7 +72,8 @@ final class BatchPipeline: @unchecked Sendable {
         thread.start()
     }
 
-    /// Hands `batch` over once the batch before it is applied; rethrows the writer's failure.
+    /// Hands `batch` over once the batch before it is applied (and committed, when its
+    /// transaction ends with it); rethrows the writer's failure.
     func submit(_ batch: QueuedBatch) throws {
         condition.lock()
         defer { condition.unlock() }

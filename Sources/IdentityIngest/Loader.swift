@@ -550,6 +550,8 @@ public final class Loader {
             self.pipeline = pipeline
             lastSubmitted = queued
             try pipeline.submit(queued)
+            // What committed while this batch waited is freed now, not after the next batch is read.
+            collectCommitted()
             if !inBackground { try closePipeline() }
         }
 

@@ -35,11 +35,12 @@ import Testing
     /// load), the metadata `"at" = its end`; returns the batches of each commit.
     static func applyInBatches(
         _ graph: IdentityGraph, _ operations: [PreparedOperation], batchSize: Int, perTransaction: Int, failAt: Int? = nil
-    ) throws -> (commits: [[Int]], applied: [Int]) {
+    ) throws -> (commits: [[Int]], applied: [Int], commitsNext: [Bool]) {
         var next = 0
         var calls = 0
         var commits: [[Int]] = []
         var applied: [Int] = []
+        var commitsNext: [Bool] = []
         try graph.applyBatches(
             now: now, operationsPerTransaction: perTransaction,
             next: {
@@ -50,9 +51,12 @@ import Testing
                 next += slice.count
                 return QueuedBatch(operations: slice, hints: try graph.nodeHints(for: slice), metadata: [("at", Array("\(next)".utf8))], endsTransaction: false)
             },
-            applied: { applied.append($0.operations.count) },
+            applied: { batch, commits in
+                applied.append(batch.operations.count)
+                commitsNext.append(commits)
+            },
             committed: { batches, _ in commits.append(batches.map(\.operations.count)) })
-        return (commits, applied)
+        return (commits, applied, commitsNext)
     }
 
     @Test(arguments: [(1, 1), (7, 20), (7, 21), (50, 1_000)])
@@ -60,12 +64,13 @@ import Testing
         let w = Workspace()
         let graph = try w.graph("batches"), reference = try w.graph("reference")
         let operations = try Self.operations(graph.schema)
-        let (commits, applied) = try Self.applyInBatches(graph, operations, batchSize: batchSize, perTransaction: perTransaction)
+        let (commits, applied, commitsNext) = try Self.applyInBatches(graph, operations, batchSize: batchSize, perTransaction: perTransaction)
         try reference.apply(prepared: operations, now: Self.now, metadata: [("at", Array("\(operations.count)".utf8))])
 
-        // Whole batches, a commit after the batch that reaches the size.
+        // Whole batches, a commit after the batch that reaches the size, announced with it.
         #expect(applied.reduce(0, +) == operations.count)
         #expect(commits.flatMap { $0 } == applied)
+        #expect(commitsNext == commits.flatMap { commit in commit.indices.map { $0 == commit.count - 1 && commit.reduce(0, +) >= perTransaction } })
         for commit in commits.dropLast() {
             #expect(commit.reduce(0, +) >= perTransaction)
             #expect(commit.dropLast().reduce(0, +) < perTransaction)
@@ -96,7 +101,7 @@ import Testing
         let graph = try IdentityGraph.open(at: w.path + "/small", options: options, createIfMissing: true)
         let reference = try w.graph("reference")
         let operations = try Self.operations(graph.schema, count: 4_000)
-        let (commits, applied) = try Self.applyInBatches(graph, operations, batchSize: 500, perTransaction: 2_000)
+        let (commits, applied, _) = try Self.applyInBatches(graph, operations, batchSize: 500, perTransaction: 2_000)
         try reference.apply(prepared: operations, now: Self.now, metadata: [("at", Array("\(operations.count)".utf8))])
         #expect(graph.storageUsage.mapSize > 256 * 1024)  // it grew, so a transaction ran again
         #expect(applied == Array(repeating: 500, count: 8))
