@@ -1,4 +1,7 @@
 import CLMDB
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An error reported by LMDB, or by this wrapper when it is misused.
 ///
@@ -24,7 +27,20 @@ public struct LMDBError: Error, CustomStringConvertible, Sendable, Equatable {
         return String(cString: mdb_strerror(code))
     }
 
-    public var description: String { "\(operation): \(message)" }
+    public var description: String { "\(operation): \(message)" + (advice.map { " (\($0))" } ?? "") }
+
+    /// What to do, for the codes a full or failing disk gives (a write that does not reach the
+    /// file fails the transaction; what committed before it is intact).
+    public var advice: String? {
+        switch code {
+        case ENOSPC, EDQUOT:
+            return "the disk is full: free space on the database's file system (df -h) and run the command again; nothing committed is lost, and a load resumes after its last commit"
+        case EIO:
+            return "the disk did not take a write: it may be full (df -h) or failing (the system log says which); free space and run the command again, nothing committed is lost and a load resumes after its last commit"
+        default:
+            return nil
+        }
+    }
 
     /// Two errors are equal when their codes are: the operation is context, not identity.
     public static func == (lhs: LMDBError, rhs: LMDBError) -> Bool { lhs.code == rhs.code }

@@ -78,6 +78,18 @@ final class TemporaryEnvironment {
         #expect(try t.environment.read { try $0.value(db, key: UInt64(1)) } == nil)
     }
 
+    /// A full or failing disk names itself and says what to do; other errors add nothing.
+    @Test func diskErrorsSayWhatToDo() {
+        for code in [ENOSPC, EDQUOT, EIO] {
+            let error = LMDBError(code: code, operation: "mdb_put in 'node_summary'")
+            #expect(error.description.hasPrefix("mdb_put in 'node_summary': "))
+            #expect(error.description.contains("df -h"))
+            #expect(error.description.contains("run the command again"))
+        }
+        #expect(LMDBError.mapFull.advice == nil)
+        #expect(!LMDBError(code: EACCES, operation: "opening").description.contains("df -h"))
+    }
+
     @Test func aTransactionCannotBeUsedAfterItEnds() throws {
         let t = try TemporaryEnvironment()
         let db = try t.environment.database("kv")
