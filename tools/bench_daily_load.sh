@@ -9,7 +9,7 @@
 #      seen all through it, so their nodes are spread over the whole database, and part of
 #      their identifiers are new (new nodes, links and merges). With DAY_EVENTS = BASE_EVENTS it
 #      is the known day again: make the base larger. Loaded twice: with the default
-#      --transaction-size and with 1,000,000.
+#      --transaction-size and with 100,000 (one batch per transaction, as before session 11).
 # Each load is checked with `idgraph check`. Release build; prints wall time and peak RSS.
 #   tools/bench_daily_load.sh [BASE_EVENTS [DAY_EVENTS [WORKDIR]]]   (default 10000000 1000000 /tmp/idgraph-daily)
 # Needs the archives (160 MB per million events) and twice the base database (about 0.55 GB per
@@ -43,13 +43,13 @@ if [ ! -f "$work/spread-$day.ndjson" ]; then
 fi
 rm -rf "$work/base.db"
 timed "bulk load of $base base events" "$bin" load --quiet --db "$work/base.db" "$work/base-$base.ndjson"
-# The spread day twice: with the default transaction size, and in transactions of a million
-# operations (--transaction-size: faster when a day's events touch records all over a large file).
-for kind in known spread spread-1m; do
+# The spread day twice: with the default transaction size (up to a million operations on a large
+# database) and in transactions of one batch.
+for kind in known spread spread-100k; do
   file=$work/$kind-$base-$day.ndjson
   options=()
   [ "$kind" != known ] && file=$work/spread-$day.ndjson
-  [ "$kind" = spread-1m ] && options=(--transaction-size 1000000)
+  [ "$kind" = spread-100k ] && options=(--transaction-size 100000)
   rm -rf "$work/day.db"
   cp -r "$work/base.db" "$work/day.db"
   sync

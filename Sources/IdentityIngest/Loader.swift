@@ -23,20 +23,22 @@ public struct LoadOptions: Sendable {
     /// this many. nil: ``automaticTransactionSize(batchSize:databaseBytes:)``.
     public var transactionSize: Int?
 
-    /// In the automatic transaction size, one more batch per this many bytes of database.
-    static let databaseBytesPerExtraBatch = 5 << 30
+    /// In the automatic transaction size, one batch per this many bytes of database.
+    static let databaseBytesPerBatch = 512 << 20
 
-    /// The transaction size for a database of `databaseBytes`: one batch, and one more per
-    /// 5 GiB of database (at most ten). A commit writes every page its transaction changed; in
-    /// a large database a batch's events share few pages, so more of them per transaction
-    /// share more, while each page a transaction adds to the file is memory the kernel touches
-    /// anew. Measured on copies of a 10M-event database (5.4 GB), 1M events per load, by
-    /// operations per transaction (100k / 200k / 500k / 1M): a day of returning customers
-    /// spread over the database 58 / 50 / 45 / 42 s, a day of customers close together in it
-    /// 11.2 / 9.5-10.3 / 12.2 / 13.8 s; on a 0.5 GB database 1M took 13 s against 8.8 s for
-    /// 100k (past LMDB's 2^17 dirty pages a transaction spills to disk as it goes).
+    /// The transaction size for a database of `databaseBytes`: one batch per 512 MiB of
+    /// database, at least one, at most ten. A commit writes every page its transaction changed.
+    /// In a small database one batch of events spread over it changes most of its pages
+    /// already, and a longer transaction only adds pages to the file (memory the kernel touches
+    /// anew, and past 2^17 dirty pages LMDB spills them as it goes); in a large one a batch
+    /// changes a fraction of them, and more batches per transaction share their pages.
+    /// Measured with 1M events per load spread over the database, by operations per transaction
+    /// (docs/benchmarks.md, session 11): 0.5 GB, 100,000 8.8 s against 13 s for 1,000,000;
+    /// 1.6 GB, 100,000 / 300,000 / 1,000,000 32.3 / 32.8 / 37.5 s; 5.4 GB, 100,000 / 200,000 /
+    /// 1,000,000 51.6–58 / 44–50 / 29–42 s, and a day of customers close together in it
+    /// 11.5–11.7 s with 200,000 and 1,000,000 alike.
     public static func automaticTransactionSize(batchSize: Int, databaseBytes: Int) -> Int {
-        batchSize * min(10, 1 + databaseBytes / databaseBytesPerExtraBatch)
+        batchSize * min(10, max(1, databaseBytes / databaseBytesPerBatch))
     }
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false

@@ -164,8 +164,8 @@ import Testing
     @Test func theAutomaticTransactionSizeGrowsWithTheDatabase() {
         #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 0) == 100_000)
         #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 600 << 20) == 100_000)
-        #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 5_400_000_000) == 200_000)
-        #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 16 << 30) == 400_000)
+        #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 1_600_000_000) == 200_000)
+        #expect(LoadOptions.automaticTransactionSize(batchSize: 100_000, databaseBytes: 5_400_000_000) == 1_000_000)
         #expect(LoadOptions.automaticTransactionSize(batchSize: 7, databaseBytes: 1 << 40) == 70)
     }
 }
