@@ -23,23 +23,6 @@ public struct LoadOptions: Sendable {
     /// this many. nil: ``automaticTransactionSize(batchSize:databaseBytes:)``.
     public var transactionSize: Int?
 
-    /// In the automatic transaction size, one batch per this many bytes of database.
-    static let databaseBytesPerBatch = 512 << 20
-
-    /// The transaction size for a database of `databaseBytes`: one batch per 512 MiB of
-    /// database, at least one, at most ten. A commit writes every page its transaction changed.
-    /// In a small database one batch of events spread over it changes most of its pages
-    /// already, and a longer transaction only adds pages to the file (memory the kernel touches
-    /// anew, and past 2^17 dirty pages LMDB spills them as it goes); in a large one a batch
-    /// changes a fraction of them, and more batches per transaction share their pages.
-    /// Measured with 1M events per load spread over the database, by operations per transaction
-    /// (docs/benchmarks.md, session 11): 0.5 GB, 100,000 8.8 s against 13 s for 1,000,000;
-    /// 1.6 GB, 100,000 / 300,000 / 1,000,000 32.3 / 32.8 / 37.5 s; 5.4 GB, 100,000 / 200,000 /
-    /// 1,000,000 51.6–58 / 44–50 / 29–42 s, and a day of customers close together in it
-    /// 11.5–11.7 s with 200,000 and 1,000,000 alike.
-    public static func automaticTransactionSize(batchSize: Int, databaseBytes: Int) -> Int {
-        batchSize * min(10, max(1, databaseBytes / databaseBytesPerBatch))
-    }
     /// Keep going after a bad line (it goes to the rejects file) instead of stopping.
     public var skipBad = false
     /// Where rejected lines go (NDJSON, one object per bad line); default `<db>/rejects.ndjson`.
@@ -66,6 +49,24 @@ public struct LoadOptions: Sendable {
 
     /// Defaults: 100,000 operations per batch, stop at the first bad line, resume from checkpoints.
     public init() {}
+
+    /// In the automatic transaction size, one batch per this many bytes of database.
+    static let databaseBytesPerBatch = 512 << 20
+
+    /// The transaction size for a database of `databaseBytes`: one batch per 512 MiB of
+    /// database, at least one, at most ten. A commit writes every page its transaction changed.
+    /// In a small database one batch of events spread over it changes most of its pages
+    /// already, and a longer transaction only adds pages to the file (memory the kernel touches
+    /// anew, and past 2^17 dirty pages LMDB spills them as it goes); in a large one a batch
+    /// changes a fraction of them, and more batches per transaction share their pages.
+    /// Measured with 1M events per load spread over the database, by operations per transaction
+    /// (docs/benchmarks.md, session 11): 0.5 GB, 100,000 8.8 s against 13 s for 1,000,000;
+    /// 1.6 GB, 100,000 / 300,000 / 1,000,000 32.3 / 32.8 / 37.5 s; 5.4 GB, 100,000 / 200,000 /
+    /// 1,000,000 51.6–58 / 44–50 / 29–42 s, while a day of customers close together in it took
+    /// 13.1–13.6 s with 100,000 and 14.2–14.7 s with 1,000,000.
+    public static func automaticTransactionSize(batchSize: Int, databaseBytes: Int) -> Int {
+        batchSize * min(10, max(1, databaseBytes / databaseBytesPerBatch))
+    }
 }
 
 extension LoadOptions {

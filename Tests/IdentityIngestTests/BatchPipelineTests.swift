@@ -95,10 +95,7 @@ import Testing
 
     @Test func aFullMapAppliesTheTransactionsBatchesAgainAndAnnouncesEachOnce() throws {
         let w = Workspace()
-        var options = IdentityGraph.Options()
-        options.durability = .fast
-        options.initialMapSize = 256 * 1024
-        let graph = try IdentityGraph.open(at: w.path + "/small", options: options, createIfMissing: true)
+        let graph = try w.graph("small", mapSize: 256 * 1024)
         let reference = try w.graph("reference")
         let operations = try Self.operations(graph.schema, count: 4_000)
         let (commits, applied, _) = try Self.applyInBatches(graph, operations, batchSize: 500, perTransaction: 2_000)

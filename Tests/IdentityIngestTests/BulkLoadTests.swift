@@ -174,10 +174,7 @@ func expectSameTables(_ a: IdentityGraph, _ b: IdentityGraph, includeLoadCheckpo
 
     @Test func aFullMapAbandonsTheBulkRunAndKeepsNothing() throws {
         let w = Workspace()
-        var options = IdentityGraph.Options()
-        options.durability = .fast
-        options.initialMapSize = 256 * 1024
-        let graph = try IdentityGraph.open(at: w.path + "/small", options: options, createIfMissing: true)
+        let graph = try w.graph("small", mapSize: 256 * 1024)
         let schema = graph.schema
         let events = try (0..<3000).map { i -> PreparedOperation in
             let op = GraphOperation.event(EventInput(eventID: Array("e\(i)".utf8), identifiers: [

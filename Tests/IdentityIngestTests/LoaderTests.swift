@@ -14,9 +14,12 @@ final class Workspace {
         return p
     }
 
-    func graph(_ name: String = "db") throws -> IdentityGraph {
+    /// A new database named `name` in the workspace (`fast` commits; `mapSize` bytes of map to
+    /// begin with, when given, for tests of a full map).
+    func graph(_ name: String = "db", mapSize: Int? = nil) throws -> IdentityGraph {
         var options = IdentityGraph.Options()
         options.durability = .fast
+        if let mapSize { options.initialMapSize = mapSize }
         return try IdentityGraph.open(at: path + "/" + name, options: options, createIfMissing: true)
     }
 }
