@@ -334,13 +334,11 @@ public final class IdentityGraph: Sendable {
         var pending: QueuedBatch? = try next()
         while let first = pending {
             pending = nil
-            let time = now ?? currentTimeMillis()
             var taken = [first]
             var announced = 0  // batches `applied` was called for
             var streamEnded = false
-            let (report, catalog) = try environment.write(onRetry: {}) { txn -> (ApplyReport, Catalog) in
-                let writer = try GraphWriter(
-                    transaction: txn, databases: databases, catalog: cachedCatalog.withLock { $0.catalog }, now: time, tombstoneKey: tombstoneKey)
+            // (After a full map the body runs again: what this transaction took so far, again.)
+            let report = try withWriter(now: now) { writer, txn -> ApplyReport in
                 writer.deferWrites()
                 func apply(_ batch: QueuedBatch) throws {
                     if let hints = batch.hints { try writer.use(hints) }
@@ -348,7 +346,6 @@ public final class IdentityGraph: Sendable {
                 }
                 var operations = 0
                 func ends() -> Bool { taken.last!.endsTransaction || operations >= operationsPerTransaction }
-                // (After a full map, what this transaction took so far, again.)
                 for batch in taken {
                     try apply(batch)
                     operations += batch.operations.count
@@ -369,10 +366,8 @@ public final class IdentityGraph: Sendable {
                     announced += 1
                 }
                 for (key, value) in taken.last!.metadata { try txn.put(databases.meta, key: Self.userMetaPrefix + key, value: value) }
-                try writer.finish()
-                return (writer.report, writer.catalog)
+                return writer.report
             }
-            remember(catalog)
             committed(taken, report)
             if !streamEnded { pending = try next() }
         }
