@@ -105,7 +105,7 @@ struct ByteKeyTable {
     func withKey<R>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try arena.withUnsafeBytes { bytes in
             let offset = offsets[index]
-            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            let length = Self.length(of: offset, bytes)
             return try body(UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
         }
     }
@@ -129,11 +129,17 @@ struct ByteKeyTable {
                     if j + entryDistance < end { idgraph_prefetch(base + order[j + entryDistance]) }
                     if j + numberDistance < end { ahead(Self.number(at: order[j + numberDistance], in: bytes)) }
                     let offset = order[j]
-                    let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+                    let length = Self.length(of: offset, bytes)
                     try body(Self.number(at: offset, in: bytes), UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
                 }
             }
         }
+    }
+
+    /// The length of the key whose entry starts at `offset` (the entry's first two bytes).
+    @inline(__always)
+    private static func length(of offset: Int, _ bytes: UnsafeRawBufferPointer) -> Int {
+        Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
     }
 
     @inline(__always)
@@ -218,11 +224,6 @@ struct ByteKeyTable {
         }
     }
 
-    @inline(__always)
-    private static func length(of offset: Int, _ bytes: UnsafeRawBufferPointer) -> Int {
-        Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
-    }
-
     /// Bytes `depth..<depth + 4` of the key whose entry starts at `offset`, big-endian, zero
     /// past its end.
     @inline(__always)
@@ -239,7 +240,7 @@ struct ByteKeyTable {
     @inline(__always)
     private func match(at offset: Int, _ key: UnsafeRawBufferPointer) -> Int? {
         arena.withUnsafeBytes { bytes in
-            let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+            let length = Self.length(of: offset, bytes)
             guard length == key.count else { return nil }
             if length > 0 && memcmp(bytes.baseAddress! + offset + Self.header, key.baseAddress!, length) != 0 { return nil }
             return Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset + 2, as: UInt32.self)))
@@ -254,7 +255,7 @@ struct ByteKeyTable {
         arena.withUnsafeBytes { bytes in
             for offset in offsets {
                 // The slot position needs the hash's low bits, which the tag (high bits) lacks.
-                let length = Int(bytes[offset]) << 8 | Int(bytes[offset + 1])
+                let length = Self.length(of: offset, bytes)
                 let hash = Self.hash(UnsafeRawBufferPointer(rebasing: bytes[(offset + Self.header)..<(offset + Self.header + length)]))
                 var slot = Int(truncatingIfNeeded: hash) & mask
                 while slots[slot] != 0 { slot = (slot + 1) & mask }

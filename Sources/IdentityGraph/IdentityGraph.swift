@@ -306,9 +306,6 @@ public final class IdentityGraph: Sendable {
         }
     }
 
-    /// Runs `body` with a writer inside one write transaction. With `keep`, the writer's counters
-    /// and catalog are written and the transaction commits; without, it is aborted after `body`
-    /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
     /// Applies the batches `next` hands over, several to one write transaction, for a caller
     /// that reads the next batch while this one is applied (a loader: ``apply(prepared:now:metadata:hints:)``
     /// would end the transaction with every batch).
@@ -320,8 +317,8 @@ public final class IdentityGraph: Sendable {
     /// ``apply(prepared:now:metadata:hints:)`` (each batch's hints validated as it starts).
     /// `applied` is called once per batch, when it is applied (not yet committed), so the
     /// caller may hand over the next, and says whether the transaction commits next (a caller
-    /// that frees batches once committed may wait for that); `committed` with the transaction's batches and what
-    /// they did, after each commit. When the map is full, the transaction's batches are
+    /// that frees batches once committed may wait for that); `committed` with the
+    /// transaction's batches and what they did, after each commit. When the map is full, the transaction's batches are
     /// applied again after the map grows (the caller keeps them until `committed`). On an
     /// error nothing of the open transaction is kept; earlier ones stay committed.
     ///
@@ -373,6 +370,9 @@ public final class IdentityGraph: Sendable {
         }
     }
 
+    /// Runs `body` with a writer inside one write transaction. With `keep`, the writer's counters
+    /// and catalog are written and the transaction commits; without, it is aborted after `body`
+    /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
     private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.withLock { $0.catalog }
