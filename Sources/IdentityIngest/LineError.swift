@@ -20,6 +20,9 @@ public enum LineError: Error, Equatable, CustomStringConvertible {
     case badIdentifier(field: String, IdentifierError)
     /// `ids` names no identifier.
     case noIdentifiers
+    /// A Segment message (a line without `ids` or `op`, read as Segment) carries none of the
+    /// fields identifiers are taken from.
+    case noSegmentIdentifiers
     /// `props.amount` is not a finite number in range.
     case badAmount(String)
 
@@ -43,6 +46,9 @@ public enum LineError: Error, Equatable, CustomStringConvertible {
             return "field \"\(field)\": \(reason)"
         case .noIdentifiers:
             return "field \"ids\": names no identifier; an event needs at least one, e.g. {\"email\": \"a@x.com\"}"
+        case .noSegmentIdentifiers:
+            return "read as a Segment message (it has no \"ids\" object; a native event needs one) but names no identifier: "
+                + "expected userId, anonymousId, previousId, traits.email or .phone, context.traits.email or .phone, context.device.id or context.ip"
         case .badAmount(let text):
             return "field \"props.amount\": '\(text.prefix(40))' is not a finite amount"
         }

@@ -441,7 +441,7 @@ private struct Fields {
         add(kPhone, contextPhone)
         add(kDevice, deviceID)
         add(kIP, contextIP)
-        guard batch.pendingIdentifierCount > 0 else { throw LineError.noIdentifiers }
+        guard batch.pendingIdentifierCount > 0 else { throw LineError.noSegmentIdentifiers }
     }
 
     /// A Segment message's time, if it has one.

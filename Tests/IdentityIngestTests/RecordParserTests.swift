@@ -169,13 +169,17 @@ import Testing
     @Test func segmentNullsAreAbsent() throws {
         guard case .event(let e) = try parse(#"{"type":"page","userId":null,"anonymousId":"a-1","traits":null,"context":{"traits":{"email":null}}}"#) else { Issue.record("not an event"); return }
         #expect(e.identifiers == [RawIdentifier(type: "anonymous_id", value: "a-1")])
-        #expect(throws: LineError.noIdentifiers) { try parse(#"{"type":"page","userId":null}"#) }
+        #expect(throws: LineError.noSegmentIdentifiers) { try parse(#"{"type":"page","userId":null}"#) }
     }
 
     @Test func formatDetectionIsPerLine() throws {
         if case .event(let e) = try parse(#"{"type":"track","ids":{"email":"a@x.com"}}"#) { #expect(e.type == Array("track".utf8)) }
         else { Issue.record("a line with ids is native") }
         #expect(throws: LineError.notARecord) { try parse(#"{"userId":"u-1"}"#) }  // Segment needs a type
+        // A native event with its identifiers under a wrong name reads as a Segment message,
+        // and the message says so instead of blaming an "ids" field the line does not have.
+        #expect(throws: LineError.noSegmentIdentifiers) { try parse(#"{"type":"x","identifiers":{"email":"a@b.c"}}"#) }
+        #expect(LineError.noSegmentIdentifiers.description.contains("no \"ids\" object"))
     }
 }
 
