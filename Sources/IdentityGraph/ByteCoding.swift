@@ -57,6 +57,11 @@ struct ByteReader {
         try need(n); defer { offset += n }
         return Array(buffer[offset..<offset + n])
     }
+    /// The next `n` bytes as a view into the buffer (valid as long as the buffer is).
+    mutating func slice(_ n: Int) throws(RecordError) -> UnsafeRawBufferPointer {
+        try need(n); defer { offset += n }
+        return UnsafeRawBufferPointer(rebasing: buffer[offset..<offset + n])
+    }
     mutating func skip(_ n: Int) throws(RecordError) {
         try need(n)
         offset += n

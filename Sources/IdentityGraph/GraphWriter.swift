@@ -495,8 +495,13 @@ final class GraphWriter {
         for entity in staleEntityBounds {
             guard case .live? = try entityRecord(entity) else { continue }
             var e = try readEntity(entity)
-            let summaries = try members(of: entity).map { try nodeSummary($0) }
-            e.summary.refreshMaxima(from: summaries)
+            // Read from the members' stored bytes: folding their decoded summaries cost
+            // O(members × tallies) allocations per refresh (see SummaryBounds).
+            var bounds = SummaryBounds(tallies: e.summary.tallyKeys)
+            for member in try members(of: entity) {
+                try txn.withValue(db.nodeSummary, key: member) { bytes in if let bytes { try bounds.add(encoded: bytes) } }
+            }
+            e.summary.refreshBounds(from: bounds)
             try writeEntity(entity, e)
         }
         staleEntityBounds.removeAll()

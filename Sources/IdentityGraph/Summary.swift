@@ -179,7 +179,7 @@ public struct Summary: Sendable {
     /// (and this is empty): most writes change no tally, so a summary read from the store and
     /// written back copies its tallies as bytes instead of decoding and re-encoding each.
     var tallyMap = SortedMap<TallyKey, Tally>()
-    private var rawTallies: RawTallies?
+    private(set) var rawTallies: RawTallies?
 
     /// Tallies as stored: their count and encoded bytes.
     struct RawTallies: Equatable, Sendable {
@@ -316,15 +316,21 @@ public struct Summary: Sendable {
     /// Recomputes every maximum and minimum (first and last seen, last order, each tally's last
     /// time) from `summaries`, whose fold this summary is (after a subtraction hit one).
     public mutating func refreshMaxima(from summaries: some Sequence<Summary>) {
-        var fold = Summary()
-        for s in summaries { fold.merge(s) }
-        firstSeen = fold.firstSeen
-        lastSeen = fold.lastSeen
-        lastOrder = orders == 0 ? nil : fold.lastOrder
+        var bounds = SummaryBounds(tallies: tallyKeys)
+        for s in summaries { bounds.add(s) }
+        refreshBounds(from: bounds)
+    }
+
+    /// Takes the minima and maxima `bounds` gathered over the summaries this one is the fold
+    /// of (made with this summary's ``tallyKeys``): ``refreshMaxima(from:)`` for parts read
+    /// straight from storage.
+    mutating func refreshBounds(from bounds: SummaryBounds) {
+        firstSeen = bounds.firstSeen
+        lastSeen = bounds.lastSeen
+        lastOrder = orders == 0 ? nil : bounds.lastOrder
         materializeTallies()
-        let folded = fold.decodedTallies
-        for (i, e) in tallyMap.entries.enumerated() {
-            if let f = folded[e.key] { tallyMap.setValue(at: i, Tally(count: e.value.count, last: f.last)) }
+        for i in tallyMap.entries.indices {
+            if let last = bounds.latestTime(ofTally: i) { tallyMap.setValue(at: i, Tally(count: tallyMap.entries[i].value.count, last: last)) }
         }
     }
 
