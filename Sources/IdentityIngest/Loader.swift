@@ -652,6 +652,9 @@ public final class Loader {
                 // Parsing here, resolving and writing on the bulk writer's thread.
                 var metadata: [(key: String, value: [UInt8])] = []
                 var events = EventBatch(schema: graph.schema)
+                // Where the bulk transaction's checkpoint ends in the archive it stopped in,
+                // when that is before the last line read (see the control records below).
+                var bulkEnd: Checkpoint?
                 archives: while finished < files.count {
                     let file = try FileLoad(loader: self, path: files[finished])
                     current = file
@@ -684,7 +687,12 @@ public final class Loader {
                                 }
                             case .control(let op):
                                 guard BulkWriter.accepts(op) else {
-                                    file.batch.append(op)  // the incremental path applies it first
+                                    // The incremental path applies it, in a later transaction:
+                                    // the bulk one's checkpoint ends before it, so that a load
+                                    // killed between the two reads it again (it once covered
+                                    // the line, and a forget ending the bulk part was lost).
+                                    bulkEnd = file.checkpoint
+                                    file.batch.append(op)
                                     file.markDone()
                                     summary.batchReason = .controlRecord(kind: op.kind, file: file.path, line: file.doneLine)
                                     stop = .controlRecord
@@ -709,7 +717,7 @@ public final class Loader {
                     current = nil
                     finished += 1
                 }
-                if let current, let key = current.key { metadata.append((key, current.checkpoint.bytes)) }
+                if let current, let key = current.key { metadata.append((key, (bulkEnd ?? current.checkpoint).bytes)) }
                 if !events.isEmpty { try feed.send(&events) }
                 if options.progress {
                     // The writer still resolves what is queued and writes every table: say so.

@@ -277,6 +277,50 @@ func partition(csv: String) -> Set<Set<String>> {
         }
     }
 
+    /// The bulk part ends at the first unlink, forget or retract, which the batches after it
+    /// apply in a transaction of their own. A load killed after the bulk part committed and
+    /// before that transaction did must read the record again: its checkpoint once covered the
+    /// line, and the resumed load went on without the forget.
+    @Test func aLoadKilledRightAfterItsBulkPartKeepsTheRecordThatEndedIt() throws {
+        let s = Scratch()
+        var lines = (0..<100).map { #"{"ts":\#($0),"ids":{"email":"u\#($0)@x.com"}}"# }
+        lines.append(#"{"op":"forget","id":"cookie:gone"}"#)
+        lines.append(#"{"ts":500,"ids":{"email":"u1@x.com","cookie":"gone"}}"#)  // the erased cookie is left out
+        // Enough lines after it, in one batch, that its commit comes long after the bulk part's.
+        lines += (0..<30_000).map { #"{"ts":\#(1_000 + $0),"ids":{"email":"v\#($0 % 3_000)@x.com","cookie":"k\#($0)"}}"# }
+        let archive = s.write("a.ndjson", lines.joined(separator: "\n") + "\n")
+        let reference = s.path + "/reference"
+        #expect(try CLI.run(["load", "-q", "--db", reference, archive]).status == 0)
+        let expectedStats = try CLI.run(["stats", "--db", reference, "--json"]).stdout
+        #expect(expectedStats.contains("\"tombstones\":1"))
+
+        let db = s.path + "/killed"
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: CLI.binary)
+        child.arguments = ["load", "-q", "--db", db, "--batch-size", "1000000", archive]
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        // Killed as soon as the bulk part (the first 100 events) is committed.
+        var sawBulkPart = false
+        while child.isRunning {
+            let stats = try CLI.run(["stats", "--db", db, "--json"])
+            if stats.status == 0 && stats.stdout.contains("\"events\":100,") {
+                kill(child.processIdentifier, SIGKILL)
+                sawBulkPart = true
+                break
+            }
+            usleep(2_000)
+        }
+        child.waitUntilExit()
+        #expect(sawBulkPart, "the load ended before a check saw its bulk part alone")
+        let resumed = try CLI.run(["load", "--db", db, archive])
+        #expect(resumed.status == 0)
+        #expect(resumed.stderr.contains("resuming after line 100"))
+        #expect(try CLI.run(["stats", "--db", db, "--json"]).stdout == expectedStats)
+        #expect(try CLI.run(["query", "--db", db, "RESOLVE cookie:gone"]).stdout.contains("0 rows"))
+    }
+
     @Test func skipBadKeepsGoingAndReportsTheRejects() throws {
         let s = Scratch()
         let db = s.path + "/db"
