@@ -188,6 +188,7 @@ final class GraphWriter {
     /// Writes counters and (when changed) the catalog.
     func finish() throws {
         try flushDeferredWrites()
+        try fixStaleBounds()
         try MetaKey.addBlockedCounts(blockedCounts, in: txn, meta: db.meta)
         if counters != storedCounters { try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes) }
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
@@ -211,7 +212,7 @@ final class GraphWriter {
             linkHints = nil
             try applyRetract(eventID)
         }
-        try fixStaleBounds()
+        try fixStaleNodeBounds()
     }
 
     /// Whether events' timeline entries and contributions to summaries wait until
@@ -483,7 +484,14 @@ final class GraphWriter {
     /// Recomputes maxima and minima (first/last seen, last order, tally times) where a
     /// subtraction removed one: a node's from its anchored events, an entity's from its members.
     private func fixStaleBounds() throws {
-        if staleNodeBounds.isEmpty && staleEntityBounds.isEmpty { return }
+        try fixStaleNodeBounds()
+        try fixStaleEntityBounds()
+    }
+
+    /// The nodes' part of ``fixStaleBounds()``, after every operation and before a node's
+    /// summary is folded into an entity's (a split, a value turning back from generic).
+    private func fixStaleNodeBounds() throws {
+        if staleNodeBounds.isEmpty { return }
         for node in staleNodeBounds {
             guard try txn.contains(db.node, key: node) else { continue }
             var s = try nodeSummary(node)
@@ -492,6 +500,17 @@ final class GraphWriter {
             try writeNodeSummary(node, s)
         }
         staleNodeBounds.removeAll()
+    }
+
+    /// The entities' part of ``fixStaleBounds()``, once per transaction (from ``finish()``).
+    /// An entity's bounds gathered again cost a read of every member's summary, and a device
+    /// shared by strangers holds an entity of 143,748 identifiers together: done after every
+    /// retract, forget and split it took part in, that was a fifth of a load's time. Until
+    /// then its stale bounds are only wider than the true ones; the counts stay exact, a merge
+    /// hands the mark on to the entity that absorbs it, and nothing in the transaction reads
+    /// an entity's bounds to decide anything.
+    private func fixStaleEntityBounds() throws {
+        if staleEntityBounds.isEmpty { return }
         for entity in staleEntityBounds {
             guard case .live? = try entityRecord(entity) else { continue }
             var e = try readEntity(entity)
@@ -723,7 +742,7 @@ final class GraphWriter {
             report.demotions += 1
             try separate(seeds: neighbours, cause: cause, sequence: sequence)
         } else {
-            try fixStaleBounds()  // the new entity starts from the node's summary
+            try fixStaleNodeBounds()  // the new entity starts from the node's summary
             let id = counters.nextID
             counters.nextID += 1
             record.flags &= ~NodeRecord.genericFlag
@@ -753,13 +772,18 @@ final class GraphWriter {
 
     /// Calls `body` with each neighbour joined to `node` by an active link.
     private func forEachActiveNeighbour(of node: NodeID, _ body: (NodeID) throws -> Void) throws {
+        for w in try linkedNeighbours(of: node) where isActive(try readNode(w)) { try body(w) }
+    }
+
+    /// The neighbours joined to `node` by links that are not refused (active or not).
+    private func linkedNeighbours(of node: NodeID) throws -> [NodeID] {
         var neighbours: [NodeID] = []
         try txn.forEachDuplicate(db.adjacency, key: node) { value in
             let entry = EdgeEntry(bytes: value)
             if entry.flags & EdgeEntry.refusedFlag == 0 { neighbours.append(entry.neighbour) }
             return true
         }
-        for w in neighbours where isActive(try readNode(w)) { try body(w) }
+        return neighbours
     }
 
     // MARK: - Merge and split
@@ -767,12 +791,13 @@ final class GraphWriter {
     /// Merges two entities: the smaller one's members move to the larger (union by size), its
     /// summary folds in, and its id becomes a redirect.
     private func merge(_ a: EntityID, _ b: EntityID, cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        // A fold must never carry bounds that a subtraction made stale.
-        try fixStaleBounds()
         let ea = try readEntity(a)
         let eb = try readEntity(b)
         let keepA = ea.size > eb.size || (ea.size == eb.size && a < b)
         let (keep, gone) = keepA ? (a, b) : (b, a)
+        // Bounds a subtraction made stale stay stale in the fold: the survivor is gathered
+        // again at the end of the transaction (``fixStaleEntityBounds()``).
+        if staleEntityBounds.remove(gone) != nil { staleEntityBounds.insert(keep) }
         var kept = keepA ? ea : eb
         let absorbed = keepA ? eb : ea
         for node in try members(of: gone) {
@@ -823,7 +848,7 @@ final class GraphWriter {
     }
 
     private func separate(_ entity: EntityID, seeds: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
-        try fixStaleBounds()
+        try fixStaleNodeBounds()  // the parts' summaries are folded from their nodes'
 
         var searches = seeds.map { Search(nodes: [$0], pending: [$0]) }
         var parent = Array(searches.indices)
@@ -846,7 +871,11 @@ final class GraphWriter {
                     running -= 1
                     continue
                 }
-                try forEachActiveNeighbour(of: x) { w in
+                // A node a search took is active (seeds are, the others were read before they
+                // were taken): only a node no search has is read. Once a single search is left,
+                // the rest of a hub's neighbours need not be read at all (a device shared by
+                // strangers has tens of thousands).
+                for w in try linkedNeighbours(of: x) {
                     let mine = root(i)
                     if let o = owner[w] {
                         let theirs = root(o)
@@ -857,8 +886,9 @@ final class GraphWriter {
                             searches[small] = Search(nodes: [], pending: [], exhausted: true)
                             parent[small] = big
                             running -= 1
+                            if running == 1 { break }
                         }
-                    } else {
+                    } else if isActive(try readNode(w)) {
                         owner[w] = mine
                         searches[mine].nodes.append(w)
                         searches[mine].pending.append(w)
@@ -892,7 +922,6 @@ final class GraphWriter {
         remaining.updated = now
         try writeEntity(entity, remaining)
         try recordHistory(.split, cause: cause, sequence: sequence, entities: [entity] + newIDs)
-        try fixStaleBounds()
     }
 
     // MARK: - Operations
