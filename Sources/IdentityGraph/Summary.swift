@@ -287,8 +287,14 @@ public struct Summary: Sendable {
         typeCounts.merge(other.typeCounts, +)
         sourceCounts.merge(other.sourceCounts, +)
         if other.hasTallies {
-            materializeTallies()
-            tallyMap.merge(other.decodedTallies) { Tally(count: $0.count + $1.count, last: Swift.max($0.last, $1.last)) }
+            if let raw = rawTallies {
+                // Still as stored (an entity record just read): merged as bytes, no key built.
+                rawTallies = Self.mergeEncoded(raw, other.encodedTallies)
+            } else if tallyMap.isEmpty {
+                rawTallies = other.encodedTallies
+            } else {
+                tallyMap.merge(other.decodedTallies) { Tally(count: $0.count + $1.count, last: Swift.max($0.last, $1.last)) }
+            }
         }
     }
 

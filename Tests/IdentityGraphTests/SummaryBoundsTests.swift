@@ -62,6 +62,26 @@ import Testing
         }
     }
 
+    /// Summaries folded as stored bytes (``Summary/mergeEncoded(_:_:)``, what a merge into an
+    /// entity just read does) equal the fold of the same summaries decoded, byte for byte.
+    @Test(arguments: [6, 7, 8] as [UInt64])
+    func foldingStoredTalliesEqualsFoldingDecodedOnes(seed: UInt64) throws {
+        var rng = SplitMix(seed: seed)
+        for _ in 0..<200 {
+            let parts = (0..<Int(1 + rng.next() % 8)).map { _ in Self.part(&rng, events: Int(rng.next() % 7)) }
+            var decoded = Summary()
+            for p in parts { decoded.merge(p) }  // built by `add`: the decoded form throughout
+            var stored = Summary()
+            for p in parts { stored.merge(try Self.stored(p)) }  // starts raw: merged as bytes
+            var mixed = try Self.stored(parts[0])
+            for p in parts.dropFirst() { mixed.merge(rng.next() % 2 == 0 ? p : try Self.stored(p)) }
+            #expect(stored == decoded)
+            #expect(stored.bytes == decoded.bytes)
+            #expect(mixed.bytes == decoded.bytes)
+            #expect(stored.decodedTallies == decoded.decodedTallies)
+        }
+    }
+
     /// A tally the parts no longer have keeps its time; one they have takes their latest.
     @Test func onlyTalliesThePartsHaveChange() throws {
         let kept = TallyKey(kind: .product, value: Array("gone".utf8))
