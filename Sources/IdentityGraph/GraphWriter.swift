@@ -859,37 +859,49 @@ final class GraphWriter {
         }
         var owner: [NodeID: Int] = [:]
         for (i, s) in seeds.enumerated() { owner[s] = i }
+        // A search takes a node's neighbours without reading them (a device shared by
+        // strangers has tens of thousands, and the search that reaches it is usually met, and
+        // done, a few steps later); a taken node is read when it is expanded or met, and one
+        // found inactive (a `relate` value, a generic one) is passed over.
+        var unread: Set<NodeID> = []
+        var inactive: Set<NodeID> = []
+        func isActiveTaken(_ w: NodeID) throws -> Bool {
+            if unread.remove(w) != nil, !isActive(try readNode(w)) { inactive.insert(w) }
+            return !inactive.contains(w)
+        }
         var running = seeds.count
         var parts: [[NodeID]] = []
 
         while running > 1 {
             for i in searches.indices where running > 1 && parent[i] == i && !searches[i].exhausted {
-                guard let x = searches[i].pending.popLast() else {
+                var next: NodeID?
+                while let x = searches[i].pending.popLast() {
+                    if try isActiveTaken(x) { next = x; break }
+                }
+                guard let x = next else {
+                    // Every node it took was expanded, so read: the inactive ones are known.
                     searches[i].exhausted = true
-                    parts.append(searches[i].nodes)
+                    parts.append(searches[i].nodes.filter { !inactive.contains($0) })
                     searches[i].nodes = []
                     running -= 1
                     continue
                 }
-                // A node a search took is active (seeds are, the others were read before they
-                // were taken): only a node no search has is read. Once a single search is left,
-                // the rest of a hub's neighbours need not be read at all (a device shared by
-                // strangers has tens of thousands).
                 for w in try linkedNeighbours(of: x) {
                     let mine = root(i)
                     if let o = owner[w] {
                         let theirs = root(o)
-                        if theirs != mine {
+                        if theirs != mine, try isActiveTaken(w) {
                             let (big, small) = searches[theirs].nodes.count >= searches[mine].nodes.count ? (theirs, mine) : (mine, theirs)
                             searches[big].nodes += searches[small].nodes
                             searches[big].pending += searches[small].pending
                             searches[small] = Search(nodes: [], pending: [], exhausted: true)
                             parent[small] = big
                             running -= 1
-                            if running == 1 { break }
+                            if running == 1 { break }  // the last search keeps the old id unexplored
                         }
-                    } else if isActive(try readNode(w)) {
+                    } else {
                         owner[w] = mine
+                        unread.insert(w)
                         searches[mine].nodes.append(w)
                         searches[mine].pending.append(w)
                     }
