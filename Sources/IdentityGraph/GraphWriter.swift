@@ -329,10 +329,14 @@ final class GraphWriter {
         while i < byEntity.count {
             let entity = byEntity[i].entity
             var e = try readEntity(entity)
+            // Counted apart, then folded in: the entity's tallies stay in their stored form
+            // and are merged as bytes (Summary.merge), where adding each event decoded them all.
+            var added = Summary()
             while i < byEntity.count && byEntity[i].entity == entity {
-                e.summary.add(pending[byEntity[i].index].contribution)
+                added.add(pending[byEntity[i].index].contribution)
                 i += 1
             }
+            e.summary.merge(added)
             e.updated = now
             try writeEntity(entity, e)
         }
