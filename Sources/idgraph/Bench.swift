@@ -37,6 +37,7 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
+    @Option(help: "Shared kiosk devices used by strangers in the workload: with the default schema each holds one large entity together, which the workload's unlinks, forgets and retracts then split.") var kiosks = 0
     @Option(help: ArgumentHelp("What the workload's event ids start with (default: rt-MILLIS-, the run's start time, new on every run: on top of an existing --db the events are new ones, not replays of an earlier run's).", valueName: "prefix")) var idPrefix: String?
     @Option(help: "Seed of the generated workload (default: a random one, printed, so that a run can be repeated with the same events).") var seed: UInt64?
     @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
@@ -62,6 +63,7 @@ struct BenchRealtime: AsyncParsableCommand {
         var generatorOptions = ArchiveGenerator.Options()
         generatorOptions.events = events
         generatorOptions.controlShare = controlShare
+        generatorOptions.kiosks = kiosks
         let workloadSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
         generatorOptions.seed = workloadSeed
         generatorOptions.eventIDPrefix = idPrefix ?? "rt-\(currentTimeMillis())-"
@@ -172,7 +174,7 @@ struct BenchRealtime: AsyncParsableCommand {
         if json {
             let fields: [(String, String)] = [
                 ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
-                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", seconds)),
+                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("kiosks", "\(kiosks)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", seconds)),
                 ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("syncs", "\(stats.syncs)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
                 ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
                 ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
@@ -180,7 +182,7 @@ struct BenchRealtime: AsyncParsableCommand {
             print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
             return
         }
-        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, workload seed \(workloadSeed)")
+        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, \(kiosks > 0 ? "\(kiosks) shared kiosks, " : "")workload seed \(workloadSeed)")
         print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", seconds, throughput, stats.commits,
                      Double(workload.count) / Double(max(1, stats.commits)), mode == .fast ? ", \(stats.syncs) syncs" : "",
                      run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))

@@ -153,6 +153,22 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect((report["commits"] as? Int ?? 0) >= 40)
     }
 
+    /// Shared kiosks in the workload hold large entities together, which its control records
+    /// split: every submission still succeeds, into a database that checks clean.
+    @Test func benchRealtimeTakesSharedKiosks() throws {
+        let s = Scratch()
+        let db = s.path + "/db"
+        let result = try CLI.run(["bench", "realtime", "--events", "3000", "--rate", "1000000", "--producers", "2", "--readers", "0",
+                                  "--mode", "fast", "--seed", "3", "--kiosks", "2", "--control-share", "0.05", "--db", db, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        #expect(report["kiosks"] as? Int == 2)
+        #expect(report["failures"] as? Int == 0)
+        #expect(try CLI.run(["check", "--db", db]).status == 0)
+        let stats = try JSONSerialization.jsonObject(with: Data(try CLI.run(["stats", "--db", db, "--json"]).stdout.utf8)) as! [String: Any]
+        #expect((stats["largest_entity_size"] as? Int ?? 0) > 100)  // the kiosks' entities
+    }
+
     /// Runs on top of an existing database store new events: each run's event ids are its own.
     @Test func benchRealtimeTwiceOnOneDatabaseStoresBothRuns() throws {
         let s = Scratch()
