@@ -402,6 +402,7 @@ public final class Loader {
                 while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
                 if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
                     loader.summary.resumedLines += reader.lineNumber
+                    if options.skipBad { loader.noteRejectsAlreadyWritten(path: path, after: reader.lineNumber) }
                     // Say so even when quiet about progress: a resumed load must not surprise anyone.
                     FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
                 } else {
@@ -752,7 +753,34 @@ public final class Loader {
         }
     }
 
+    /// Bad lines of a resumed archive that an earlier run already wrote to the rejects file
+    /// (it was killed before the batch after them committed): path → line → the line's text as
+    /// written (`text`, or `text_base64` prefixed with `base64:`).
+    private var rejectsAlreadyWritten: [String: [Int: String]] = [:]
+
+    /// Reads, from the rejects file, the bad lines of `path` after `line` (where its resumed
+    /// load starts) that an earlier run wrote: the resumed run reads those lines again and
+    /// writes each only when it is not there already, so a load killed any number of times
+    /// leaves each bad line in the rejects file exactly once (it once left duplicates).
+    func noteRejectsAlreadyWritten(path: String, after line: Int) {
+        let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
+        guard let data = FileManager.default.contents(atPath: rejectsPath) else { return }
+        var found: [Int: String] = [:]
+        for entry in data.split(separator: 0x0A) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(entry)) as? [String: Any],
+                  object["file"] as? String == path, let number = object["line"] as? Int, number > line else { continue }
+            if let text = object["text"] as? String { found[number] = text } else if let text = object["text_base64"] as? String { found[number] = "base64:" + text }
+        }
+        if !found.isEmpty { rejectsAlreadyWritten[path] = found }
+    }
+
     private func reject(path: String, line: Int, reason: String, text: UnsafeRawBufferPointer) throws {
+        let bytes = Array(text)
+        let written = String(validating: bytes, as: UTF8.self)
+        if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written ?? "base64:" + Data(bytes).base64EncodedString() {
+            summary.rejected += 1  // the same line, rejected by a run that was killed before its batch committed
+            return
+        }
         let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
         if rejects == nil {
             if !FileManager.default.fileExists(atPath: rejectsPath) {
@@ -768,8 +796,7 @@ public final class Loader {
             summary.rejectsPath = rejectsPath
         }
         var record: [String: Any] = ["file": path, "line": line, "reason": reason]
-        let bytes = Array(text)
-        if let string = String(validating: bytes, as: UTF8.self) {
+        if let string = written {
             record["text"] = string
         } else {
             record["text_base64"] = Data(bytes).base64EncodedString()

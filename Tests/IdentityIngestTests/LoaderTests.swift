@@ -81,6 +81,47 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         #expect(try partition(graph) == [["email:a@x.com"], ["email:b@x.com"]])
     }
 
+    /// A run killed after writing bad lines to the rejects file and before the batch after
+    /// them committed leaves them there; the run that resumes reads those lines again and must
+    /// not write them twice (a bad line fixed in between is a different line and is written).
+    @Test func aResumedLoadWritesEachBadLineToTheRejectsOnce() throws {
+        let w = Workspace()
+        var lines = (0..<40).map { #"{"ids":{"email":"u\#($0)@x.com"}}"# }
+        lines[25] = #"{"ids":{"email":"   "}}"#
+        lines[31] = "not json"
+        lines[35] = #"{"ids":{"email":"  "}}"#
+        let rejectsPath = w.path + "/rejects.ndjson"
+        var options = LoadOptions()
+        options.skipBad = true
+        options.rejectsPath = rejectsPath
+        // What the killed run left: the first 20 lines committed, and the rejects of the lines
+        // after them that it had read, as it wrote them (taken from a load of a copy).
+        let copy = w.file("copy.ndjson", lines)
+        var scratch = options
+        scratch.rejectsPath = w.path + "/scratch-rejects.ndjson"
+        _ = try Loader(graph: try w.graph("scratch"), options: scratch).load([copy])
+        let archive = w.file("a.ndjson", Array(lines[0..<20]))
+        let graph = try w.graph()
+        _ = try Loader(graph: graph, options: options).load([archive])
+        _ = w.file("a.ndjson", lines)
+        let left = try String(contentsOfFile: scratch.rejectsPath!, encoding: .utf8).split(separator: "\n")
+            .map { $0.replacingOccurrences(of: copy, with: archive) }
+        #expect(left.count == 3)
+        try (left.prefix(2).joined(separator: "\n") + "\n").write(toFile: rejectsPath, atomically: true, encoding: .utf8)
+        // Between the two runs the third bad line is fixed… and another line broken.
+        lines[35] = #"{"ids":{"email":"u35@x.com"}}"#
+        lines[37] = #"{"ids":{"email":""}}"#
+        _ = w.file("a.ndjson", lines)
+
+        let summary = try Loader(graph: graph, options: options).load([archive])
+        #expect(summary.resumedLines == 20)
+        #expect(summary.rejected == 3)
+        let rejects = try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n")
+        let numbers = try rejects.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["line"] as? Int }
+        #expect(numbers == [26, 32, 38])
+        #expect(try graph.read { try $0.stats() }.events == 37)
+    }
+
     @Test func reloadingAnArchiveResumesFromItsCheckpoint() throws {
         let w = Workspace()
         // No event ids: only the checkpoint keeps a second load from duplicating events.
