@@ -270,6 +270,7 @@ public final class Loader {
             if options.progress { FileHandle.standardError.write("\u{1B}[2K\r".data(using: .utf8)!) }
         }
         let files = try Self.expand(paths)
+        if options.skipBad && !options.dryRun { noteRejectsAlreadyWritten(for: files) }
         var next = 0
         if !options.dryRun && !files.isEmpty {
             if !options.bulk {
@@ -402,7 +403,6 @@ public final class Loader {
                 while reader.offset < saved.offset, try reader.nextLine({ prefix.add($0) }) {}
                 if prefix.checkpoint(offset: reader.offset, line: reader.lineNumber) == saved {
                     loader.summary.resumedLines += reader.lineNumber
-                    if options.skipBad { loader.noteRejectsAlreadyWritten(path: path, after: reader.lineNumber) }
                     // Say so even when quiet about progress: a resumed load must not surprise anyone.
                     FileHandle.standardError.write("\(path): resuming after line \(reader.lineNumber) (already loaded; --restart reads it again)\n".data(using: .utf8)!)
                 } else {
@@ -753,32 +753,35 @@ public final class Loader {
         }
     }
 
-    /// Bad lines of a resumed archive that an earlier run already wrote to the rejects file
-    /// (it was killed before the batch after them committed): path → line → the line's text as
-    /// written (`text`, or `text_base64` prefixed with `base64:`).
+    /// Bad lines of this load's archives that the rejects file already holds: path → line →
+    /// the line's text as written (`text`, or `text_base64` prefixed with `base64:`).
     private var rejectsAlreadyWritten: [String: [Int: String]] = [:]
 
-    /// Reads, from the rejects file, the bad lines of `path` after `line` (where its resumed
-    /// load starts) that an earlier run wrote: the resumed run reads those lines again and
-    /// writes each only when it is not there already, so a load killed any number of times
-    /// leaves each bad line in the rejects file exactly once (it once left duplicates).
-    func noteRejectsAlreadyWritten(path: String, after line: Int) {
+    /// Reads, from the rejects file, the bad lines of `files` it already holds. A run killed
+    /// before the batch after a bad line committed (or before an archive's first commit) has
+    /// written it; the next run reads the line again and writes it only when that file, line
+    /// number and text are not there yet, so a load killed any number of times leaves each bad
+    /// line in the rejects file once (it once left duplicates).
+    private func noteRejectsAlreadyWritten(for files: [String]) {
         let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
-        guard let data = FileManager.default.contents(atPath: rejectsPath) else { return }
-        var found: [Int: String] = [:]
+        guard let data = FileManager.default.contents(atPath: rejectsPath), !data.isEmpty else { return }
+        let loading = Set(files)
         for entry in data.split(separator: 0x0A) {
             guard let object = try? JSONSerialization.jsonObject(with: Data(entry)) as? [String: Any],
-                  object["file"] as? String == path, let number = object["line"] as? Int, number > line else { continue }
-            if let text = object["text"] as? String { found[number] = text } else if let text = object["text_base64"] as? String { found[number] = "base64:" + text }
+                  let path = object["file"] as? String, loading.contains(path), let number = object["line"] as? Int else { continue }
+            if let text = object["text"] as? String {
+                rejectsAlreadyWritten[path, default: [:]][number] = text
+            } else if let text = object["text_base64"] as? String {
+                rejectsAlreadyWritten[path, default: [:]][number] = "base64:" + text
+            }
         }
-        if !found.isEmpty { rejectsAlreadyWritten[path] = found }
     }
 
     private func reject(path: String, line: Int, reason: String, text: UnsafeRawBufferPointer) throws {
         let bytes = Array(text)
         let written = String(validating: bytes, as: UTF8.self)
         if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written ?? "base64:" + Data(bytes).base64EncodedString() {
-            summary.rejected += 1  // the same line, rejected by a run that was killed before its batch committed
+            summary.rejected += 1  // the same line, written by a run killed before the batch after it committed
             return
         }
         let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"

@@ -120,6 +120,16 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         let numbers = try rejects.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["line"] as? Int }
         #expect(numbers == [26, 32, 38])
         #expect(try graph.read { try $0.stats() }.events == 37)
+
+        // Killed before an archive's first commit: no checkpoint, the next run reads it from
+        // its first line, and finds its bad lines already written.
+        let second = w.file("b.ndjson", ["not json", #"{"ids":{"email":"v@x.com"}}"#, "[1]"])
+        let written = rejects.count
+        _ = try Loader(graph: try w.graph("other"), options: options).load([second])
+        let afterFirst = try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n").count
+        #expect(afterFirst == written + 2)
+        _ = try Loader(graph: try w.graph("again"), options: options).load([second])
+        #expect(try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n").count == afterFirst)
     }
 
     @Test func reloadingAnArchiveResumesFromItsCheckpoint() throws {
