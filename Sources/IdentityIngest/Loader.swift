@@ -762,19 +762,28 @@ public final class Loader {
     /// written it; the next run reads the line again and writes it only when that file, line
     /// number and text are not there yet, so a load killed any number of times leaves each bad
     /// line in the rejects file once (it once left duplicates).
+    ///
+    /// The file is read line by line, and only the entries that start with one of `files` (as
+    /// ``reject(path:line:reason:text:)`` writes them: `{"file":"…","line":…`) are parsed, so a
+    /// large rejects file of other archives costs a scan, not a parse or its size in memory.
     private func noteRejectsAlreadyWritten(for files: [String]) {
         let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
-        guard let data = FileManager.default.contents(atPath: rejectsPath), !data.isEmpty else { return }
-        let loading = Set(files)
-        for entry in data.split(separator: 0x0A) {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(entry)) as? [String: Any],
-                  let path = object["file"] as? String, loading.contains(path), let number = object["line"] as? Int else { continue }
+        guard FileManager.default.fileExists(atPath: rejectsPath), let source = try? FileSource(path: rejectsPath) else { return }
+        let prefixes = Set(files.compactMap { path -> [UInt8]? in
+            guard let encoded = try? JSONSerialization.data(withJSONObject: ["file": path], options: [.withoutEscapingSlashes]) else { return nil }
+            return Array(encoded.dropLast()) + Array(#","line":"#.utf8)  // {"file":"…","line":
+        })
+        let reader = LineReader(source: source)
+        while (try? reader.nextLine({ line in
+            guard prefixes.contains(where: { $0.count <= line.count && line.starts(with: $0) }),
+                  let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let path = object["file"] as? String, let number = object["line"] as? Int else { return }
             if let text = object["text"] as? String {
                 rejectsAlreadyWritten[path, default: [:]][number] = text
             } else if let text = object["text_base64"] as? String {
                 rejectsAlreadyWritten[path, default: [:]][number] = "base64:" + text
             }
-        }
+        })) == true {}
     }
 
     private func reject(path: String, line: Int, reason: String, text: UnsafeRawBufferPointer) throws {
