@@ -105,8 +105,11 @@ public struct LoadSummary: Sendable {
     public var lines = 0
     /// Records applied (events and control records).
     public var records = 0
-    /// Bad lines written to the rejects file.
+    /// Bad lines set aside: written to the rejects file, or found there already.
     public var rejected = 0
+    /// Of ``rejected``, the bad lines the rejects file already held (written by an earlier run
+    /// that was killed before the batch after them committed), not written again.
+    public var rejectedEarlier = 0
     /// Records that went through the bulk path (included in ``records``).
     public var bulkRecords = 0
     /// Where the bulk path's writer spent its time.
@@ -791,6 +794,8 @@ public final class Loader {
         let written = String(validating: bytes, as: UTF8.self)
         if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written ?? "base64:" + Data(bytes).base64EncodedString() {
             summary.rejected += 1  // the same line, written by a run killed before the batch after it committed
+            summary.rejectedEarlier += 1
+            summary.rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
             return
         }
         let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"

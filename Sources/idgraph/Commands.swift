@@ -122,7 +122,7 @@ struct Load: ParsableCommand {
                 ("retracted", r.retracted), ("erased_identifiers_skipped", r.erasedIdentifiersSkipped),
                 ("bulk_records", summary.bulkRecords), ("bulk_resolve_seconds", summary.bulkTimings.resolveSeconds),
                 ("bulk_wait_seconds", summary.bulkTimings.waitSeconds), ("bulk_write_tables_seconds", summary.bulkTimings.writeTablesSeconds),
-                ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("bulk_memory_estimate_mib", summary.bulkMemoryEstimateBytes >> 20), ("memory_limit_mib", options.memoryLimit >> 20), ("rejected", summary.rejected), ("resumed_lines", summary.resumedLines),
+                ("bulk_commit_seconds", summary.bulkTimings.commitSeconds), ("bulk_memory_estimate_mib", summary.bulkMemoryEstimateBytes >> 20), ("memory_limit_mib", options.memoryLimit >> 20), ("rejected", summary.rejected), ("rejected_earlier", summary.rejectedEarlier), ("resumed_lines", summary.resumedLines),
                 ("batch_records", summary.batchRecords), ("batch_reason", summary.batchReason.map { "\"\($0.code)\"" } ?? "null"),
                 ("elapsed_seconds", summary.elapsedSeconds),
                 ("records_per_second", summary.elapsedSeconds > 0 ? Double(summary.records) / summary.elapsedSeconds : 0),
@@ -153,7 +153,10 @@ struct Load: ParsableCommand {
             print("  batch by batch: \(summary.batchRecords) records, \(reason)\(advice)")
         }
         if summary.resumedLines > 0 { print("  resumed: \(summary.resumedLines) lines were already loaded") }
-        if summary.rejected > 0 { print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")") }
+        if summary.rejected > 0 {
+            let earlier = summary.rejectedEarlier > 0 ? " (\(summary.rejectedEarlier) of them were there already, from a run that was interrupted)" : ""
+            print("  rejected: \(summary.rejected) bad lines written to \(summary.rejectsPath ?? "the rejects file")\(earlier)")
+        }
     }
 }
 

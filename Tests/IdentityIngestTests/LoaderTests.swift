@@ -116,6 +116,7 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         let summary = try Loader(graph: graph, options: options).load([archive])
         #expect(summary.resumedLines == 20)
         #expect(summary.rejected == 3)
+        #expect(summary.rejectedEarlier == 2)
         let rejects = try String(contentsOfFile: rejectsPath, encoding: .utf8).split(separator: "\n")
         let numbers = try rejects.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }.map { $0["line"] as? Int }
         #expect(numbers == [26, 32, 38])
