@@ -2,41 +2,6 @@ import Foundation
 
 /// Tallies in their stored form, read and merged without building a ``TallyKey`` per entry.
 extension Summary {
-    /// Calls `body` with each tally's key parts and latest time, in key order, without
-    /// building ``TallyKey``s.
-    func forEachTally(_ body: (UInt8, UnsafeRawBufferPointer, UInt32, UnsafeRawBufferPointer, Int64) -> Void) {
-        if let raw = rawTallies {
-            raw.bytes.withUnsafeBytes { buffer in
-                var reader = ByteReader(buffer)
-                try? Self.scanTallies(&reader, count: raw.count, body)  // validated when read
-            }
-            return
-        }
-        for entry in tallyMap.entries {
-            entry.key.name.withUnsafeBytes { name in
-                entry.key.value.withUnsafeBytes { value in
-                    body(entry.key.kind.rawValue, name, entry.key.source, value, entry.value.last)
-                }
-            }
-        }
-    }
-
-    /// Reads `count` stored tallies from `reader`, calling `body` with each one's key parts
-    /// (views into the reader's buffer) and latest time.
-    static func scanTallies(
-        _ reader: inout ByteReader, count: UInt32, _ body: (UInt8, UnsafeRawBufferPointer, UInt32, UnsafeRawBufferPointer, Int64) -> Void
-    ) throws(RecordError) {
-        for _ in 0..<count {
-            let kind = try reader.uint8()
-            let name = try reader.slice(Int(try reader.uint8()))
-            let source = try reader.uint32()
-            let value = try reader.slice(Int(try reader.uint16()))
-            try reader.skip(8)  // count
-            let last = Int64(bitPattern: try reader.uint64())
-            body(kind, name, source, value, last)
-        }
-    }
-
     /// Tallies as stored bytes: this summary's own when they are still raw, else encoded.
     var encodedTallies: RawTallies {
         if let raw = rawTallies { return raw }
@@ -58,24 +23,27 @@ extension Summary {
         var count: UInt32 = 0
         a.bytes.withUnsafeBytes { x in
             b.bytes.withUnsafeBytes { y in
+                // Both validated (decoded from storage, or encoded here): a short entry ends
+                // its list, as if it were the last.
                 var ra = RawTallyCursor(x, count: a.count), rb = RawTallyCursor(y, count: b.count)
-                var ea = ra.next(), eb = rb.next()
+                func next(_ cursor: inout RawTallyCursor) -> RawTally? { (try? cursor.next()) ?? nil }
+                var ea = next(&ra), eb = next(&rb)
                 while let p = ea, let q = eb {
                     let order = p.compare(q)
                     if order < 0 {
-                        out.append(bytes: p.bytes); ea = ra.next()
+                        out.append(bytes: p.bytes); ea = next(&ra)
                     } else if order > 0 {
-                        out.append(bytes: q.bytes); eb = rb.next()
+                        out.append(bytes: q.bytes); eb = next(&rb)
                     } else {
                         out.append(bytes: UnsafeRawBufferPointer(rebasing: p.bytes[..<p.keyLength]))
                         out.append(p.count + q.count)
                         out.append(UInt64(bitPattern: Swift.max(p.last, q.last)))
-                        ea = ra.next(); eb = rb.next()
+                        ea = next(&ra); eb = next(&rb)
                     }
                     count += 1
                 }
-                while let p = ea { out.append(bytes: p.bytes); count += 1; ea = ra.next() }
-                while let q = eb { out.append(bytes: q.bytes); count += 1; eb = rb.next() }
+                while let p = ea { out.append(bytes: p.bytes); count += 1; ea = next(&ra) }
+                while let q = eb { out.append(bytes: q.bytes); count += 1; eb = next(&rb) }
             }
         }
         return RawTallies(count: count, bytes: out.bytes)
@@ -111,7 +79,7 @@ struct RawTally {
     }
 
     /// Lexicographic order of two byte strings (a prefix comes first).
-    private static func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    static func compareBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let n = Swift.min(a.count, b.count)
         if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
             let c = memcmp(pa, pb, n)
@@ -131,25 +99,20 @@ struct RawTallyCursor {
         left = count
     }
 
-    /// The next tally, nil after the last (or at bytes that do not hold one).
-    mutating func next() -> RawTally? {
+    /// The next tally, nil after the last; throws at bytes that do not hold one.
+    mutating func next() throws(RecordError) -> RawTally? {
         guard left > 0 else { return nil }
         left -= 1
         let start = reader.offset
-        do {
-            let kind = try reader.uint8()
-            let name = try reader.slice(Int(try reader.uint8()))
-            let source = try reader.uint32()
-            let value = try reader.slice(Int(try reader.uint16()))
-            let keyEnd = reader.offset
-            let count = try reader.uint64()
-            let last = Int64(bitPattern: try reader.uint64())
-            return RawTally(
-                bytes: UnsafeRawBufferPointer(rebasing: reader.buffer[start..<reader.offset]), keyLength: keyEnd - start,
-                kind: kind, name: name, source: source, value: value, count: count, last: last)
-        } catch {
-            left = 0
-            return nil
-        }
+        let kind = try reader.uint8()
+        let name = try reader.slice(Int(try reader.uint8()))
+        let source = try reader.uint32()
+        let value = try reader.slice(Int(try reader.uint16()))
+        let keyEnd = reader.offset
+        let count = try reader.uint64()
+        let last = Int64(bitPattern: try reader.uint64())
+        return RawTally(
+            bytes: UnsafeRawBufferPointer(rebasing: reader.buffer[start..<reader.offset]), keyLength: keyEnd - start,
+            kind: kind, name: name, source: source, value: value, count: count, last: last)
     }
 }

@@ -31,9 +31,7 @@ struct SummaryBounds {
     /// Folds in a summary held in memory.
     mutating func add(_ summary: Summary) {
         guard !summary.isEmpty else { return }
-        addBounds(first: summary.firstSeen, last: summary.lastSeen, lastOrder: summary.lastOrder)
-        guard !keys.isEmpty else { return }
-        summary.forEachTally { kind, name, source, value, last in note(kind: kind, name: name, source: source, value: value, last: last) }
+        summary.bytes.withUnsafeBytes { try? add(encoded: $0) }  // its own encoding reads back
     }
 
     /// Folds in a stored summary (``Summary/encode(into:)``'s bytes).
@@ -45,9 +43,9 @@ struct SummaryBounds {
         guard !keys.isEmpty, header.version == 2 else { return }
         try reader.skip(Int(try reader.uint32()) * 12)  // counts per event type
         try reader.skip(Int(try reader.uint32()) * 12)  // counts per source
-        try Summary.scanTallies(&reader, count: try reader.uint32()) { kind, name, source, value, last in
-            note(kind: kind, name: name, source: source, value: value, last: last)
-        }
+        let count = try reader.uint32()
+        var tallies = RawTallyCursor(UnsafeRawBufferPointer(rebasing: bytes[reader.offset...]), count: count)
+        while let tally = try tallies.next() { note(tally) }
     }
 
     /// Takes the bounds of one part.
@@ -57,35 +55,28 @@ struct SummaryBounds {
         if let order { lastOrder = Swift.max(lastOrder ?? order, order) }
     }
 
-    /// Takes `last` for the key (kind, name, source, value) when it is one of ``keys``.
-    private mutating func note(kind: UInt8, name: UnsafeRawBufferPointer, source: UInt32, value: UnsafeRawBufferPointer, last: Int64) {
+    /// Takes the tally's latest time when its key is one of ``keys``.
+    private mutating func note(_ tally: RawTally) {
         var low = 0, high = keys.count
         while low < high {
             let mid = (low + high) / 2
-            let order = Self.compare(keys[mid], kind: kind, name: name, source: source, value: value)
+            let order = Self.compare(keys[mid], tally)
             if order == 0 {
-                if last > latest[mid] { latest[mid] = last }
+                if tally.last > latest[mid] { latest[mid] = tally.last }
                 return
             }
             if order < 0 { low = mid + 1 } else { high = mid }
         }
     }
 
-    /// The order of `key` against the key given by its parts (negative: `key` comes first),
-    /// the order of ``TallyKey``'s `<`.
-    private static func compare(_ key: TallyKey, kind: UInt8, name: UnsafeRawBufferPointer, source: UInt32, value: UnsafeRawBufferPointer) -> Int {
-        if key.kind.rawValue != kind { return key.kind.rawValue < kind ? -1 : 1 }
-        let byName = compareBytes(key.name, name)
+    /// The order of `key` against the tally's (negative: `key` comes first), the order of
+    /// ``TallyKey``'s `<`.
+    private static func compare(_ key: TallyKey, _ tally: RawTally) -> Int {
+        if key.kind.rawValue != tally.kind { return key.kind.rawValue < tally.kind ? -1 : 1 }
+        let byName = key.name.withUnsafeBytes { RawTally.compareBytes($0, tally.name) }
         if byName != 0 { return byName }
-        if key.source != source { return key.source < source ? -1 : 1 }
-        return compareBytes(key.value, value)
-    }
-
-    /// Lexicographic order of two byte strings (a prefix comes first).
-    private static func compareBytes(_ a: [UInt8], _ b: UnsafeRawBufferPointer) -> Int {
-        let n = Swift.min(a.count, b.count)
-        for i in 0..<n where a[i] != b[i] { return a[i] < b[i] ? -1 : 1 }
-        return a.count == b.count ? 0 : (a.count < b.count ? -1 : 1)
+        if key.source != tally.source { return key.source < tally.source ? -1 : 1 }
+        return key.value.withUnsafeBytes { RawTally.compareBytes($0, tally.value) }
     }
 }
 
