@@ -6,10 +6,7 @@ extension Summary {
     var encodedTallies: RawTallies {
         if let raw = rawTallies { return raw }
         var out = ByteWriter()
-        for entry in tallyMap.entries {
-            let key = entry.key
-            Self.appendTally(kind: key.kind.rawValue, name: key.name, source: key.source, value: key.value, tally: entry.value, into: &out)
-        }
+        Self.appendTallies(tallyMap, into: &out)
         return RawTallies(count: UInt32(tallyMap.count), bytes: out.bytes)
     }
 
@@ -89,7 +86,8 @@ struct RawTally {
     }
 }
 
-/// Walks stored tallies (validated when their summary was read).
+/// Walks stored tallies: the one parser of their format (``Summary`` decodes and validates
+/// through it, ``SummaryBounds`` and ``Summary/mergeEncoded(_:_:)`` read through it).
 struct RawTallyCursor {
     private var reader: ByteReader
     private var left: UInt32
@@ -98,6 +96,9 @@ struct RawTallyCursor {
         reader = ByteReader(buffer)
         left = count
     }
+
+    /// Bytes read so far (the tallies' extent once the last is read).
+    var offset: Int { reader.offset }
 
     /// The next tally, nil after the last; throws at bytes that do not hold one.
     mutating func next() throws(RecordError) -> RawTally? {

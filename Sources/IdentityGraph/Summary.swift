@@ -355,9 +355,14 @@ public struct Summary: Sendable {
             return
         }
         out.append(UInt32(tallyMap.count))
-        for entry in tallyMap.entries {
+        Self.appendTallies(tallyMap, into: &out)
+    }
+
+    /// Appends `tallies` as stored, without their count.
+    static func appendTallies(_ tallies: SortedMap<TallyKey, Tally>, into out: inout ByteWriter) {
+        for entry in tallies.entries {
             let key = entry.key
-            Self.appendTally(kind: key.kind.rawValue, name: key.name, source: key.source, value: key.value, tally: entry.value, into: &out)
+            appendTally(kind: key.kind.rawValue, name: key.name, source: key.source, value: key.value, tally: entry.value, into: &out)
         }
     }
 
@@ -420,32 +425,25 @@ public struct Summary: Sendable {
         let count = try reader.uint32()
         guard count > 0 else { return }
         let start = reader.offset
-        for _ in 0..<count {
-            guard TallyKind(rawValue: try reader.uint8()) != nil else { throw RecordError.corrupt("tally kind") }
-            try reader.skip(Int(try reader.uint8()) + 4)
-            try reader.skip(Int(try reader.uint16()) + 16)
+        var tallies = RawTallyCursor(UnsafeRawBufferPointer(rebasing: reader.buffer[start...]), count: count)
+        while let tally = try tallies.next() {
+            guard TallyKind(rawValue: tally.kind) != nil else { throw RecordError.corrupt("tally kind") }
         }
+        try reader.skip(tallies.offset)
         rawTallies = RawTallies(count: count, bytes: Array(reader.buffer[start..<reader.offset]))
     }
 
     static func decodeTallies(_ raw: RawTallies) throws(RecordError) -> SortedMap<TallyKey, Tally> {
         let result: Result<SortedMap<TallyKey, Tally>, RecordError> = raw.bytes.withUnsafeBytes { buffer in
             var map = SortedMap<TallyKey, Tally>()
-            var reader = ByteReader(buffer)
-            do {
-                for _ in 0..<raw.count {
-                    guard let kind = TallyKind(rawValue: try reader.uint8()) else { throw RecordError.corrupt("tally kind") }
-                    let name = try reader.bytes(Int(try reader.uint8()))
-                    let source = try reader.uint32()
-                    let value = try reader.bytes(Int(try reader.uint16()))
-                    let c = try reader.uint64()
-                    let last = Int64(bitPattern: try reader.uint64())
-                    try map.appendInOrder(TallyKey(kind: kind, name: name, source: source, value: value), Tally(count: c, last: last))
+            var tallies = RawTallyCursor(buffer, count: raw.count)
+            do throws(RecordError) {
+                while let t = try tallies.next() {
+                    guard let kind = TallyKind(rawValue: t.kind) else { throw RecordError.corrupt("tally kind") }
+                    try map.appendInOrder(TallyKey(kind: kind, name: Array(t.name), source: t.source, value: Array(t.value)), Tally(count: t.count, last: t.last))
                 }
-            } catch let error as RecordError {
-                return .failure(error)
             } catch {
-                return .failure(.corrupt("tallies"))
+                return .failure(error)
             }
             return .success(map)
         }
