@@ -756,6 +756,9 @@ public final class Loader {
         }
     }
 
+    /// Where bad lines go (`--rejects`, default `<db>/rejects.ndjson`).
+    private var rejectsPath: String { options.rejectsPath ?? graph.path + "/rejects.ndjson" }
+
     /// Bad lines of this load's archives that the rejects file already holds: path → line →
     /// the line's text as written (`text`, or `text_base64` prefixed with `base64:`).
     private var rejectsAlreadyWritten: [String: [Int: String]] = [:]
@@ -770,7 +773,6 @@ public final class Loader {
     /// ``reject(path:line:reason:text:)`` writes them: `{"file":"…","line":…`) are parsed, so a
     /// large rejects file of other archives costs a scan, not a parse or its size in memory.
     private func noteRejectsAlreadyWritten(for files: [String]) {
-        let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
         guard FileManager.default.fileExists(atPath: rejectsPath), let source = try? FileSource(path: rejectsPath) else { return }
         let prefixes = Set(files.compactMap { path -> [UInt8]? in
             guard let encoded = try? JSONSerialization.data(withJSONObject: ["file": path], options: [.withoutEscapingSlashes]) else { return nil }
@@ -795,10 +797,9 @@ public final class Loader {
         if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written ?? "base64:" + Data(bytes).base64EncodedString() {
             summary.rejected += 1  // the same line, written by a run killed before the batch after it committed
             summary.rejectedEarlier += 1
-            summary.rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
+            summary.rejectsPath = rejectsPath
             return
         }
-        let rejectsPath = options.rejectsPath ?? graph.path + "/rejects.ndjson"
         if rejects == nil {
             if !FileManager.default.fileExists(atPath: rejectsPath) {
                 guard FileManager.default.createFile(atPath: rejectsPath, contents: nil) else {
