@@ -112,9 +112,10 @@ public final class LineReader {
                 if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
                 let lineStart = start
                 start = newline + 1
-                lineNumber += 1
                 offset += newline + 1 - lineStart
-                try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[lineStart..<lineEnd])) }
+                let textStart = firstLineText(from: lineStart, to: lineEnd)
+                lineNumber += 1
+                try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[textStart..<lineEnd])) }
                 return true
             }
             if finished {
@@ -125,12 +126,22 @@ public final class LineReader {
                 let lineStart = start
                 offset += end - start
                 start = end
+                let textStart = firstLineText(from: lineStart, to: lineEnd)
                 lineNumber += 1
-                try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[lineStart..<lineEnd])) }
+                try buffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[textStart..<lineEnd])) }
                 return true
             }
             try fill()
         }
+    }
+
+    /// Where the text of the line at `lineStart..<lineEnd` starts: after a UTF-8 byte order mark
+    /// when it is the stream's first line (some Windows tools start their exports with one; it
+    /// is not part of the JSON), else at `lineStart`. The mark still counts in ``offset``.
+    private func firstLineText(from lineStart: Int, to lineEnd: Int) -> Int {
+        guard lineNumber == 0, lineEnd - lineStart >= 3,
+              buffer[lineStart] == 0xEF, buffer[lineStart + 1] == 0xBB, buffer[lineStart + 2] == 0xBF else { return lineStart }
+        return lineStart + 3
     }
 
     private func fill() throws {

@@ -279,6 +279,35 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         #expect(try partition(graph) == [["email:a@x.com"], ["cookie:c-1"]])
     }
 
+    @Test func aByteOrderMarkStartingTheArchiveIsNotPartOfItsFirstLine() throws {
+        let w = Workspace()
+        let bom = "\u{FEFF}"
+        // As a Windows tool exports it: a byte order mark, CRLF line ends. A mark anywhere
+        // else is not one: that line is bad.
+        let path = w.path + "/windows.ndjson"
+        let text = bom + #"{"ids":{"email":"a@x.com"}}"# + "\r\n" + #"{"ids":{"email":"a@x.com","cookie":"c-1"}}"# + "\r\n"
+            + bom + #"{"ids":{"email":"b@x.com"}}"# + "\r\n"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        let graph = try w.graph()
+        var options = LoadOptions()
+        options.skipBad = true
+        options.rejectsPath = w.path + "/rejects.ndjson"
+        let summary = try Loader(graph: graph, options: options).load([path])
+        #expect(summary.records == 2)
+        #expect(summary.rejected == 1)
+        #expect(try partition(graph) == [["cookie:c-1", "email:a@x.com"]])
+        let rejects = try String(contentsOfFile: w.path + "/rejects.ndjson", encoding: .utf8).split(separator: "\n")
+        let reject = try JSONSerialization.jsonObject(with: Data(rejects[0].utf8)) as! [String: Any]
+        #expect(reject["line"] as? Int == 3)
+
+        // The reader's offsets count the mark: a resume starts where the bytes are.
+        let reader = LineReader(source: try FileSource(path: path), chunkSize: 16)
+        var first = ""
+        try reader.nextLine { first = String(decoding: $0, as: UTF8.self) }
+        #expect(first == #"{"ids":{"email":"a@x.com"}}"#)
+        #expect(reader.offset == 3 + first.utf8.count + 2)
+    }
+
     @Test func linesAreSplitAcrossBufferBoundaries() throws {
         let w = Workspace()
         let lines = (0..<500).map { #"{"ids":{"email":"user\#($0)@example.com","cookie":"\#(String(repeating: "k", count: $0 % 300))x"}}"# }
