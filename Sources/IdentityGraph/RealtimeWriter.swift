@@ -35,18 +35,38 @@ public final class RealtimeWriter: @unchecked Sendable {
         /// In `fast` mode, the time from the end of one sync to the start of the next (with the
         /// time of a sync, the bound on loss after a system crash).
         public var syncInterval: Duration = .milliseconds(10)
-        /// Defaults: 1 ms window, 10,000 operations, 10 ms sync interval.
+        /// Called on the writer thread after each commit (successful or not), before its
+        /// submitters are completed: what it held and how long it took. For measurements
+        /// (`idgraph bench realtime`); it must be short.
+        public var onCommit: (@Sendable (CommitReport) -> Void)?
+        /// Defaults: 1 ms window, 100,000 operations, 10 ms sync interval, no commit observer.
         public init() {}
+    }
+
+    /// One commit of the writer, as ``Options/onCommit`` sees it.
+    public struct CommitReport: Sendable {
+        /// Operations applied in it.
+        public var operations: Int
+        /// Submissions they came in.
+        public var submissions: Int
+        /// From the moment the writer took the batch to the end of the commit (applying,
+        /// writing the pages, and in `durable` mode syncing them).
+        public var duration: Duration
     }
 
     /// Counts since the writer started.
     public struct Statistics: Sendable {
         /// Submissions completed (successfully or not).
         public var submissions: UInt64 = 0
+        /// Operations in them.
+        public var operations: UInt64 = 0
         /// Write transactions committed.
         public var commits: UInt64 = 0
         /// Forced syncs in fast mode.
         public var syncs: UInt64 = 0
+        /// Time the writer spent applying and committing (the rest it waited for submissions):
+        /// near the time elapsed, it is saturated.
+        public var busy: Duration = .zero
     }
 
     private struct Pending {
@@ -180,12 +200,17 @@ public final class RealtimeWriter: @unchecked Sendable {
             queuedOperations -= taken
             condition.unlock()
 
+            let began = ContinuousClock.now
             let outcome = Result { try graph.apply(groups: batch.map(\.operations)) }
+            let took = ContinuousClock.now - began
             syncer?.committed()
             condition.lock()
             stats.commits += 1
             stats.submissions += UInt64(batch.count)
+            stats.operations += UInt64(taken)
+            stats.busy += took
             condition.unlock()
+            options.onCommit?(CommitReport(operations: taken, submissions: batch.count, duration: took))
             switch outcome {
             case .success(var resolutions):
                 for i in batch.indices {

@@ -24,6 +24,11 @@ struct BenchRealtime: AsyncParsableCommand {
             --reader-rate each; their latency is the lookup's own time. \
             Percentiles come from HdrHistogram; --histogram writes the full distributions.
 
+            The writer line says why latency is what it is: the share of the run the writer \
+            was busy (at 90% or more it is at its limit and the queue grows), the size and \
+            duration of its commits, and the bytes written per event (a small commit rewrites \
+            every page it touches).
+
             Example:
               idgraph bench realtime --events 200000 --rate 50000 --producers 16 --readers 1
             """
@@ -78,6 +83,16 @@ struct BenchRealtime: AsyncParsableCommand {
         var writerOptions = RealtimeWriter.Options()
         writerOptions.window = .microseconds(windowMicros)
         writerOptions.maxBatch = maxBatch
+        // Why latency is what it is: how busy the writer was, how large and how long its
+        // commits were, and how much it wrote.
+        let commitMicros = LockedHistograms(), commitOperations = LockedHistograms()
+        let largestCommit = Atomic<Int>(0)  // exact (the histogram keeps three significant digits)
+        writerOptions.onCommit = { commit in
+            commitMicros.record(UInt64(max(0, commit.duration / .microseconds(1))))
+            commitOperations.record(UInt64(commit.operations))
+            largestCommit.max(commit.operations, ordering: .relaxed)
+        }
+        let writtenBefore = ProcessIO.bytesWritten()
         let writer = RealtimeWriter(graph: graph, options: writerOptions)
         let ackFile: FileHandle? = try ackLog.map { p in
             guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
@@ -161,6 +176,12 @@ struct BenchRealtime: AsyncParsableCommand {
         for t in readerThreads { while !t.isFinished { usleep(1000) } }
         let stats = writer.statistics
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let busy = Double(stats.busy.components.seconds) + Double(stats.busy.components.attoseconds) / 1e18
+        // Busy time over the run (from the first due time to the last acknowledgement).
+        let busyShare = seconds > 0 ? min(1, busy / seconds) : 0
+        let written = ProcessIO.bytesWritten().flatMap { after in writtenBefore.map { after - $0 } }
+        let writtenPerEvent = written.map { Double($0) / Double(max(1, workload.count)) }
+        let commitH = commitMicros.merged, operationsH = commitOperations.merged
         let ingestH = ingest.merged, lookupH = lookupHistograms.merged
         if let histogram {
             for (name, h) in [("ingest", ingestH), ("lookup", lookupH)] {
@@ -171,12 +192,19 @@ struct BenchRealtime: AsyncParsableCommand {
         }
         func p(_ h: Histogram<UInt64>, _ q: Double) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(q) }
         let throughput = Double(workload.count) / seconds
+        // The histogram keeps values to three significant digits: the exact total comes from
+        // the writer's own count of what it committed.
+        let operationsTotal = stats.operations
         if json {
             let fields: [(String, String)] = [
                 ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
                 ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("kiosks", "\(kiosks)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", seconds)),
                 ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("syncs", "\(stats.syncs)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
                 ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
+                ("writer_busy", String(format: "%.3f", busyShare)),
+                ("commit_us", "{\"p50\":\(p(commitH, 50)),\"p99\":\(p(commitH, 99)),\"max\":\(commitH.max)}"),
+                ("commit_operations", "{\"total\":\(operationsTotal),\"p50\":\(p(operationsH, 50)),\"p99\":\(p(operationsH, 99)),\"max\":\(largestCommit.load(ordering: .relaxed))}"),
+                ("written_bytes_per_event", writtenPerEvent.map { String(format: "%.0f", $0) } ?? "null"),
                 ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
             ]
             print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
@@ -187,10 +215,29 @@ struct BenchRealtime: AsyncParsableCommand {
                      Double(workload.count) / Double(max(1, stats.commits)), mode == .fast ? ", \(stats.syncs) syncs" : "",
                      run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))
         print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
+        func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
+        print(String(format: "writer: busy %.0f%% of the run; per commit p50/p99/max %llu/%llu/%llu operations in %@/%@/%@ ms%@", busyShare * 100,
+                     p(operationsH, 50), p(operationsH, 99), UInt64(largestCommit.load(ordering: .relaxed)), ms(p(commitH, 50)), ms(p(commitH, 99)), ms(commitH.max),
+                     writtenPerEvent.map { String(format: "; %.1f KB written per event", $0 / 1024) } ?? ""))
+        if busyShare >= 0.9 {
+            print("  the writer was busy nearly all the time: the offered rate is at or past what it sustains with commits of this size, and latency includes the queue (docs/operations.md, Real-time ingest)")
+        }
         if lookupH.totalCount > 0 {
             print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
         }
         if let histogram { print("full distributions: \(histogram)-ingest.hgrm, \(histogram)-lookup.hgrm") }
+    }
+}
+
+/// The bytes this process has handed to `write` calls so far (`wchar` of `/proc/self/io`: LMDB's
+/// pages and meta pages, the ack log); `nil` where the file does not exist.
+enum ProcessIO {
+    static func bytesWritten() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/io", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("wchar:") {
+            return Int(line.dropFirst("wchar:".count).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
     }
 }
 
