@@ -25,9 +25,11 @@ struct BenchRealtime: AsyncParsableCommand {
             Percentiles come from HdrHistogram; --histogram writes the full distributions.
 
             The writer line says why latency is what it is: the share of the run the writer \
-            was busy (at 90% or more it is at its limit and the queue grows), the size and \
-            duration of its commits, and the bytes written per event (a small commit rewrites \
-            every page it touches).
+            was busy, the size and duration of its commits, and the bytes written per event (a \
+            small commit rewrites every page it touches). When half the submissions waited \
+            longer than the window and two commits, they queue: the rate is at or past what \
+            the writer sustains (a busy share near 100% alone does not say so: with \
+            --window-micros 0 the writer commits whatever is queued, back to back).
 
             Example:
               idgraph bench realtime --events 200000 --rate 50000 --producers 16 --readers 1
@@ -48,6 +50,9 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Database to write to (default: a fresh temporary one, removed afterwards).", valueName: "path")) var db: String?
     @Option(help: ArgumentHelp("Write the full latency distributions (HdrHistogram text) to FILE-ingest.hgrm and FILE-lookup.hgrm.", valueName: "file")) var histogram: String?
     @Option(help: ArgumentHelp("Append each acknowledged event id to FILE as it is acknowledged (for durability checks).", valueName: "file")) var ackLog: String?
+    @Option(help: ArgumentHelp("Instead of one run, find the highest offered rate whose ingest p99 stays within MS milliseconds: runs of --seconds each, from --rate up or down by halves and doubles, then between the last rate within and the first over, each on a fresh database with the same workload seed (--events, --db, --histogram and --ack-log do not apply).", valueName: "ms")) var findRateP99Ms: Double?
+    @Option(help: "Length of each run when finding a rate (events = rate × seconds).") var seconds = 5.0
+    @Option(help: "Most runs when finding a rate.") var maxRuns = 12
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
@@ -55,9 +60,68 @@ struct BenchRealtime: AsyncParsableCommand {
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
         if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
         if let idPrefix, !ArchiveGenerator.Options.isValidEventIDPrefix(idPrefix) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
+        if let target = findRateP99Ms {
+            if !(target > 0) { throw ValidationError("--find-rate-p99-ms must be positive") }
+            if !(seconds > 0) { throw ValidationError("--seconds must be positive") }
+            if maxRuns < 1 { throw ValidationError("--max-runs must be at least 1") }
+            if db != nil || histogram != nil || ackLog != nil {
+                throw ValidationError("--find-rate-p99-ms runs each rate on a fresh temporary database: leave out --db, --histogram and --ack-log")
+            }
+        }
     }
 
     func run() async throws {
+        let workloadSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
+        if let target = findRateP99Ms {
+            try await findRate(p99Millis: target, workloadSeed: workloadSeed)
+            return
+        }
+        let result = try await measure(rate: rate, events: events, workloadSeed: workloadSeed, at: db)
+        if let histogram {
+            for (name, h) in [("ingest", result.ingest), ("lookup", result.lookup)] {
+                var text = ""
+                h.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1)
+                try text.write(toFile: "\(histogram)-\(name).hgrm", atomically: true, encoding: .utf8)
+            }
+        }
+        let ingestH = result.ingest, lookupH = result.lookup, commitH = result.commitMicros, operationsH = result.commitOperations
+        func p(_ h: Histogram<UInt64>, _ q: Double) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(q) }
+        if json {
+            let fields: [(String, String)] = [
+                ("events", "\(result.events)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
+                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("kiosks", "\(kiosks)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", result.seconds)),
+                ("throughput", String(format: "%.0f", result.throughput)), ("commits", "\(result.commits)"), ("syncs", "\(result.syncs)"), ("failures", "\(result.failures)"),
+                ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
+                ("writer_busy", String(format: "%.3f", result.busyShare)),
+                ("commit_us", "{\"p50\":\(p(commitH, 50)),\"p99\":\(p(commitH, 99)),\"max\":\(commitH.max)}"),
+                ("commit_operations", "{\"total\":\(result.operations),\"p50\":\(p(operationsH, 50)),\"p99\":\(p(operationsH, 99)),\"max\":\(result.largestCommit)}"),
+                ("written_bytes_per_event", result.writtenPerEvent.map { String(format: "%.0f", $0) } ?? "null"),
+                ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
+            ]
+            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            return
+        }
+        print("realtime: \(result.events) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, \(kiosks > 0 ? "\(kiosks) shared kiosks, " : "")workload seed \(workloadSeed)")
+        print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", result.seconds, result.throughput, result.commits,
+                     Double(result.events) / Double(max(1, result.commits)), mode == .fast ? ", \(result.syncs) syncs" : "",
+                     result.failures > 0 ? " — \(result.failures) submissions failed" : ""))
+        print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
+        func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
+        print(String(format: "writer: busy %.0f%% of the run; per commit p50/p99/max %llu/%llu/%llu operations in %@/%@/%@ ms%@", result.busyShare * 100,
+                     p(operationsH, 50), p(operationsH, 99), UInt64(result.largestCommit), ms(p(commitH, 50)), ms(p(commitH, 99)), ms(commitH.max),
+                     result.writtenPerEvent.map { String(format: "; %.1f KB written per event", $0 / 1024) } ?? ""))
+        if let commits = result.queuedCommits(windowMicros: windowMicros) {
+            print(String(format: "  half the submissions waited %.1f commits or more beyond the window: they queue behind earlier commits, so the offered rate is at or past what the writer sustains here (docs/operations.md, Real-time ingest)", commits))
+        }
+        if lookupH.totalCount > 0 {
+            print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
+        }
+        if let histogram { print("full distributions: \(histogram)-ingest.hgrm, \(histogram)-lookup.hgrm") }
+    }
+
+    /// One run at `rate`: `events` generated events (seeded by `workloadSeed`) submitted on
+    /// their schedule into the database at `db` (a fresh temporary one, removed afterwards, when nil).
+    func measure(rate: Int, events: Int, workloadSeed: UInt64, at db: String?) async throws -> RealtimeRun {
         let path = db ?? (NSTemporaryDirectory() + "idgraph-bench-" + UUID().uuidString)
         defer { if db == nil { try? FileManager.default.removeItem(atPath: path) } }
         var openOptions = IdentityGraph.Options()
@@ -69,7 +133,6 @@ struct BenchRealtime: AsyncParsableCommand {
         generatorOptions.events = events
         generatorOptions.controlShare = controlShare
         generatorOptions.kiosks = kiosks
-        let workloadSeed = seed ?? UInt64(UInt32.random(in: 0...UInt32.max))
         generatorOptions.seed = workloadSeed
         generatorOptions.eventIDPrefix = idPrefix ?? "rt-\(currentTimeMillis())-"
         var generator = ArchiveGenerator(options: generatorOptions)
@@ -181,51 +244,113 @@ struct BenchRealtime: AsyncParsableCommand {
         let busyShare = seconds > 0 ? min(1, busy / seconds) : 0
         let written = ProcessIO.bytesWritten().flatMap { after in writtenBefore.map { after - $0 } }
         let writtenPerEvent = written.map { Double($0) / Double(max(1, workload.count)) }
-        let commitH = commitMicros.merged, operationsH = commitOperations.merged
-        let ingestH = ingest.merged, lookupH = lookupHistograms.merged
-        if let histogram {
-            for (name, h) in [("ingest", ingestH), ("lookup", lookupH)] {
-                var text = ""
-                h.outputPercentileDistribution(to: &text, outputValueUnitScalingRatio: 1)
-                try text.write(toFile: "\(histogram)-\(name).hgrm", atomically: true, encoding: .utf8)
+        let ingestH = ingest.merged
+        return RealtimeRun(
+            events: workload.count, seconds: seconds, throughput: Double(workload.count) / seconds, commits: stats.commits, syncs: stats.syncs,
+            failures: run.failures.load(ordering: .relaxed), ingest: ingestH, lookup: lookupHistograms.merged,
+            commitMicros: commitMicros.merged, commitOperations: commitOperations.merged, largestCommit: largestCommit.load(ordering: .relaxed),
+            operations: stats.operations, busyShare: busyShare, writtenPerEvent: writtenPerEvent)
+    }
+}
+
+extension BenchRealtime {
+    /// The highest offered rate whose ingest p99 stays within `p99Millis`: doubles or halves
+    /// from `--rate` until one run is within and one over, then narrows the gap (geometric
+    /// midpoints, rounded to two significant digits) until the two are within 10% of each other
+    /// or `--max-runs` runs are done. A run with failed submissions counts as over.
+    func findRate(p99Millis: Double, workloadSeed: UInt64) async throws {
+        let limitMicros = UInt64(p99Millis * 1000)
+        var within: (rate: Int, run: RealtimeRun)?, over: (rate: Int, run: RealtimeRun)?
+        var probes: [(rate: Int, run: RealtimeRun, within: Bool)] = []
+        func p99(_ h: Histogram<UInt64>) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(99) }
+        if !json {
+            print(String(format: "finding the highest rate with ingest p99 ≤ %@ ms: %@, %d producers, %d reader%@, %@ s per rate, workload seed %llu",
+                         Self.decimal(p99Millis), mode.rawValue, producers, readers, readers == 1 ? "" : "s", Self.decimal(seconds), workloadSeed))
+        }
+        var next: Int? = rate
+        while let r = next, probes.count < maxRuns {
+            let run = try await measure(rate: r, events: max(1, Int(Double(r) * seconds)), workloadSeed: workloadSeed, at: nil)
+            let ok = run.failures == 0 && p99(run.ingest) <= limitMicros
+            probes.append((r, run, ok))
+            if ok { if within.map({ r > $0.rate }) ?? true { within = (r, run) } } else if over.map({ r < $0.rate }) ?? true { over = (r, run) }
+            if !json {
+                print(String(format: "  %7d/s: p99 %.1f ms, %.0f events/s, writer busy %.0f%% — %@", r, Double(p99(run.ingest)) / 1000,
+                             run.throughput, run.busyShare * 100, ok ? "within" : (run.failures > 0 ? "\(run.failures) submissions failed" : "over")))
+            }
+            switch (within, over) {
+            case (nil, _?): next = r / 2 >= 10 ? r / 2 : nil
+            case (_?, nil): next = r * 2 <= 10_000_000 ? r * 2 : nil
+            case let (low?, high?):
+                let middle = Self.roundedToTwoDigits((Double(low.rate) * Double(high.rate)).squareRoot())
+                next = Double(high.rate) / Double(low.rate) > 1.1 && middle > low.rate && middle < high.rate ? middle : nil
+            case (nil, nil): next = nil
             }
         }
-        func p(_ h: Histogram<UInt64>, _ q: Double) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(q) }
-        let throughput = Double(workload.count) / seconds
-        // The histogram keeps values to three significant digits: the exact total comes from
-        // the writer's own count of what it committed.
-        let operationsTotal = stats.operations
         if json {
-            let fields: [(String, String)] = [
-                ("events", "\(workload.count)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
-                ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("kiosks", "\(kiosks)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", seconds)),
-                ("throughput", String(format: "%.0f", throughput)), ("commits", "\(stats.commits)"), ("syncs", "\(stats.syncs)"), ("failures", "\(run.failures.load(ordering: .relaxed))"),
-                ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
-                ("writer_busy", String(format: "%.3f", busyShare)),
-                ("commit_us", "{\"p50\":\(p(commitH, 50)),\"p99\":\(p(commitH, 99)),\"max\":\(commitH.max)}"),
-                ("commit_operations", "{\"total\":\(operationsTotal),\"p50\":\(p(operationsH, 50)),\"p99\":\(p(operationsH, 99)),\"max\":\(largestCommit.load(ordering: .relaxed))}"),
-                ("written_bytes_per_event", writtenPerEvent.map { String(format: "%.0f", $0) } ?? "null"),
-                ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
-            ]
-            print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+            let runs = probes.map { probe in
+                "{\"rate\":\(probe.rate),\"within\":\(probe.within),\"ingest_p99_us\":\(p99(probe.run.ingest)),\"throughput\":\(String(format: "%.0f", probe.run.throughput)),"
+                    + "\"writer_busy\":\(String(format: "%.3f", probe.run.busyShare)),\"failures\":\(probe.run.failures)}"
+            }
+            print("{\"p99_target_ms\":\(Self.decimal(p99Millis)),\"mode\":\"\(mode.rawValue)\",\"producers\":\(producers),\"readers\":\(readers),\"seconds_per_rate\":\(Self.decimal(seconds)),"
+                  + "\"seed\":\(workloadSeed),\"rate\":\(within.map { "\($0.rate)" } ?? "null"),\"first_rate_over\":\(over.map { "\($0.rate)" } ?? "null"),\"runs\":[\(runs.joined(separator: ","))]}")
             return
         }
-        print("realtime: \(workload.count) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, \(kiosks > 0 ? "\(kiosks) shared kiosks, " : "")workload seed \(workloadSeed)")
-        print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", seconds, throughput, stats.commits,
-                     Double(workload.count) / Double(max(1, stats.commits)), mode == .fast ? ", \(stats.syncs) syncs" : "",
-                     run.failures.load(ordering: .relaxed) > 0 ? " — \(run.failures.load(ordering: .relaxed)) submissions failed" : ""))
-        print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
-        func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
-        print(String(format: "writer: busy %.0f%% of the run; per commit p50/p99/max %llu/%llu/%llu operations in %@/%@/%@ ms%@", busyShare * 100,
-                     p(operationsH, 50), p(operationsH, 99), UInt64(largestCommit.load(ordering: .relaxed)), ms(p(commitH, 50)), ms(p(commitH, 99)), ms(commitH.max),
-                     writtenPerEvent.map { String(format: "; %.1f KB written per event", $0 / 1024) } ?? ""))
-        if busyShare >= 0.9 {
-            print("  the writer was busy nearly all the time: the offered rate is at or past what it sustains with commits of this size, and latency includes the queue (docs/operations.md, Real-time ingest)")
+        switch (within, over) {
+        case let (low?, high?):
+            print(String(format: "highest rate within: %d events/s (p99 %.1f ms); %d/s was over (p99 %.1f ms)", low.rate, Double(p99(low.run.ingest)) / 1000,
+                         high.rate, Double(p99(high.run.ingest)) / 1000))
+        case let (low?, nil):
+            print("highest rate within: at least \(low.rate) events/s (no rate tried was over)")
+        case let (nil, high?):
+            print(String(format: "no rate tried was within: even %d events/s had p99 %.1f ms", high.rate, Double(p99(high.run.ingest)) / 1000))
+        case (nil, nil):
+            break
         }
-        if lookupH.totalCount > 0 {
-            print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
-        }
-        if let histogram { print("full distributions: \(histogram)-ingest.hgrm, \(histogram)-lookup.hgrm") }
+    }
+
+    /// `value` rounded to two significant digits (4,372 → 4,400): rates a person reads at a glance.
+    static func roundedToTwoDigits(_ value: Double) -> Int {
+        guard value >= 10 else { return Int(value.rounded()) }
+        let scale = pow(10, floor(log10(value)) - 1)
+        return Int((value / scale).rounded() * scale)
+    }
+
+    /// A number without trailing zeros (2, 0.5, 2.25).
+    static func decimal(_ value: Double) -> String {
+        var text = String(format: "%.3f", value)
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}
+
+/// One run of ``BenchRealtime``: what was offered and what the writer and readers did.
+struct RealtimeRun {
+    var events: Int
+    var seconds: Double
+    var throughput: Double
+    var commits: UInt64
+    var syncs: UInt64
+    var failures: Int
+    var ingest: Histogram<UInt64>
+    var lookup: Histogram<UInt64>
+    var commitMicros: Histogram<UInt64>
+    var commitOperations: Histogram<UInt64>
+    /// The largest commit's operations, exactly (the histograms keep three significant digits).
+    var largestCommit: Int
+    var operations: UInt64
+    /// The writer's busy time over the run.
+    var busyShare: Double
+    var writtenPerEvent: Double?
+
+    /// How many median commits the median submission waited beyond the window, when that is
+    /// more than two (a submission waits at most the window and its own commit, plus the one
+    /// in progress when it arrived, unless submissions queue); nil otherwise.
+    func queuedCommits(windowMicros: Int) -> Double? {
+        guard ingest.totalCount > 0, commitMicros.totalCount > 0 else { return nil }
+        let commit = Double(max(1, commitMicros.valueAtPercentile(50)))
+        let waited = (Double(ingest.valueAtPercentile(50)) - Double(windowMicros)) / commit
+        return waited > 2 ? waited : nil
     }
 }
 

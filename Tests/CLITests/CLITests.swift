@@ -164,6 +164,30 @@ func partition(csv: String) -> Set<Set<String>> {
         #expect((report["written_bytes_per_event"] as? Int ?? 0) > 100)  // at least the event itself
     }
 
+    /// Finding a rate doubles while runs stay within the bound and halves while they do not,
+    /// each run on a fresh database; a bound no run can meet names no rate.
+    @Test func benchRealtimeFindsTheHighestRateWithinALatencyBound() throws {
+        func search(_ p99Millis: String, from rate: String) throws -> [String: Any] {
+            let result = try CLI.run(["bench", "realtime", "--find-rate-p99-ms", p99Millis, "--rate", rate, "--seconds", "0.2", "--max-runs", "3",
+                                      "--producers", "1", "--readers", "0", "--mode", "fast", "--seed", "3", "--json"])
+            #expect(result.status == 0, "\(result.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as! [String: Any]
+        }
+        let generous = try search("600000", from: "100")  // ten minutes: every run is within
+        #expect((generous["runs"] as? [[String: Any]])?.map { $0["rate"] as? Int } == [100, 200, 400])
+        #expect(generous["rate"] as? Int == 400)
+        #expect(generous["first_rate_over"] is NSNull)
+        #expect((generous["runs"] as? [[String: Any]])?.allSatisfy { $0["within"] as? Bool == true && ($0["ingest_p99_us"] as? Int ?? -1) >= 0 } == true)
+        let impossible = try search("0.001", from: "400")  // one microsecond: no run is within
+        #expect((impossible["runs"] as? [[String: Any]])?.map { $0["rate"] as? Int } == [400, 200, 100])
+        #expect(impossible["rate"] is NSNull)
+        #expect(impossible["first_rate_over"] as? Int == 100)
+        // Each run needs a database of its own.
+        let refused = try CLI.run(["bench", "realtime", "--find-rate-p99-ms", "2", "--db", "/tmp/x"])
+        #expect(refused.status == 2)
+        #expect(refused.stderr.contains("fresh temporary database"))
+    }
+
     /// Shared kiosks in the workload hold large entities together, which its control records
     /// split: every submission still succeeds, into a database that checks clean.
     @Test func benchRealtimeTakesSharedKiosks() throws {
