@@ -43,6 +43,7 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "durable or fast.") var mode: Durability = .durable
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
+    @Option(help: "In fast mode, milliseconds from the end of one sync to the start of the next: with the time of a sync, the most a system crash loses.") var syncIntervalMs = 10.0
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
     @Option(help: "Shared kiosk devices used by strangers in the workload: with the default schema each holds one large entity together, which the workload's unlinks, forgets and retracts then split.") var kiosks = 0
     @Option(help: ArgumentHelp("What the workload's event ids start with (default: rt-MILLIS-, the run's start time, new on every run: on top of an existing --db the events are new ones, not replays of an earlier run's).", valueName: "prefix")) var idPrefix: String?
@@ -59,6 +60,7 @@ struct BenchRealtime: AsyncParsableCommand {
         if events < 1 || rate < 1 || producers < 1 || readers < 0 { throw ValidationError("--events, --rate and --producers must be positive; --readers at least 0") }
         if !(0...0.5).contains(controlShare) { throw ValidationError("--control-share must be between 0 and 0.5") }
         if maxBatch < 1 { throw ValidationError("--max-batch must be at least 1") }
+        if !(syncIntervalMs >= 0) { throw ValidationError("--sync-interval-ms must be at least 0") }
         if let idPrefix, !ArchiveGenerator.Options.isValidEventIDPrefix(idPrefix) { throw ValidationError("--id-prefix cannot hold quotes, backslashes or line breaks") }
         if let target = findRateP99Ms {
             if !(target > 0) { throw ValidationError("--find-rate-p99-ms must be positive") }
@@ -146,6 +148,7 @@ struct BenchRealtime: AsyncParsableCommand {
         var writerOptions = RealtimeWriter.Options()
         writerOptions.window = .microseconds(windowMicros)
         writerOptions.maxBatch = maxBatch
+        writerOptions.syncInterval = .microseconds(Int64(syncIntervalMs * 1000))
         // Why latency is what it is: how busy the writer was, how large and how long its
         // commits were, and how much it wrote.
         let commitMicros = LockedHistograms(), commitOperations = LockedHistograms()

@@ -138,6 +138,14 @@ func partition(csv: String) -> Set<Set<String>> {
         let ingest = report["ingest_us"] as? [String: Int] ?? [:]
         #expect((ingest["p50"] ?? -1) >= 0 && (ingest["p50"] ?? 0) <= (ingest["p99"] ?? -1) && (ingest["p99"] ?? 0) <= (ingest["max"] ?? -1))
         #expect(((report["lookup_us"] as? [String: Int])?["count"] ?? 0) > 0)
+
+        // A longer sync interval: a second's run syncs once or twice, and once at close.
+        let sparse = try CLI.run(["bench", "realtime", "--events", "1000", "--rate", "1000", "--producers", "1", "--readers", "0",
+                                  "--mode", "fast", "--sync-interval-ms", "1000", "--json"])
+        #expect(sparse.status == 0, "\(sparse.stderr)")
+        let sparseReport = try JSONSerialization.jsonObject(with: Data(sparse.stdout.utf8)) as! [String: Any]
+        #expect((1...4).contains(sparseReport["syncs"] as? Int ?? 0))
+        #expect(try CLI.run(["bench", "realtime", "--sync-interval-ms", "-1"]).status == 2)
     }
 
     /// A run names its workload seed, and a small --max-batch bounds every commit: 2,000 events
