@@ -22,6 +22,20 @@ final class Workspace {
         if let mapSize { options.initialMapSize = mapSize }
         return try IdentityGraph.open(at: path + "/" + name, options: options, createIfMissing: true)
     }
+
+    /// Loads `paths` into a new database with `--skip-bad`, bad lines to `rejects.ndjson` in the
+    /// workspace: the summary, the database and the rejects file's entries.
+    func loadSkippingBad(_ paths: [String]) throws -> (summary: LoadSummary, graph: IdentityGraph, rejects: [[String: Any]]) {
+        let graph = try graph()
+        var options = LoadOptions()
+        options.skipBad = true
+        options.rejectsPath = path + "/rejects.ndjson"
+        let summary = try Loader(graph: graph, options: options).load(paths)
+        let rejects = try String(contentsOfFile: options.rejectsPath!, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        return (summary, graph, rejects)
+    }
 }
 
 func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
@@ -62,22 +76,16 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
             #"not json"#,
             #"{"ids":{"email":"b@x.com"}}"#,
         ])
-        let graph = try w.graph()
-        var options = LoadOptions()
-        options.skipBad = true
-        options.rejectsPath = w.path + "/rejects.ndjson"
-        let summary = try Loader(graph: graph, options: options).load([archive])
+        let (summary, graph, rejects) = try w.loadSkippingBad([archive])
         #expect(summary.rejected == 2)
         #expect(summary.records == 2)
-        let rejects = try String(contentsOfFile: w.path + "/rejects.ndjson", encoding: .utf8).split(separator: "\n")
         #expect(rejects.count == 2)
-        let first = try JSONSerialization.jsonObject(with: Data(rejects[0].utf8)) as! [String: Any]
+        let first = rejects[0]
         #expect(first["line"] as? Int == 2)
         #expect(first["file"] as? String == archive)
         #expect((first["reason"] as? String)?.contains("empty") == true)
         #expect(first["text"] as? String == #"{"ids":{"email":"   "}}"#)
-        let second = try JSONSerialization.jsonObject(with: Data(rejects[1].utf8)) as! [String: Any]
-        #expect(second["line"] as? Int == 3)
+        #expect(rejects[1]["line"] as? Int == 3)
         #expect(try partition(graph) == [["email:a@x.com"], ["email:b@x.com"]])
     }
 
@@ -288,17 +296,11 @@ func partition(_ graph: IdentityGraph) throws -> Set<Set<String>> {
         let text = bom + #"{"ids":{"email":"a@x.com"}}"# + "\r\n" + #"{"ids":{"email":"a@x.com","cookie":"c-1"}}"# + "\r\n"
             + bom + #"{"ids":{"email":"b@x.com"}}"# + "\r\n"
         _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
-        let graph = try w.graph()
-        var options = LoadOptions()
-        options.skipBad = true
-        options.rejectsPath = w.path + "/rejects.ndjson"
-        let summary = try Loader(graph: graph, options: options).load([path])
+        let (summary, graph, rejects) = try w.loadSkippingBad([path])
         #expect(summary.records == 2)
         #expect(summary.rejected == 1)
         #expect(try partition(graph) == [["cookie:c-1", "email:a@x.com"]])
-        let rejects = try String(contentsOfFile: w.path + "/rejects.ndjson", encoding: .utf8).split(separator: "\n")
-        let reject = try JSONSerialization.jsonObject(with: Data(rejects[0].utf8)) as! [String: Any]
-        #expect(reject["line"] as? Int == 3)
+        #expect(rejects.map { $0["line"] as? Int } == [3])
 
         // The reader's offsets count the mark: a resume starts where the bytes are.
         let reader = LineReader(source: try FileSource(path: path), chunkSize: 16)
