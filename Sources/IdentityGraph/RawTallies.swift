@@ -68,11 +68,17 @@ struct RawTally {
 
     /// The order of ``TallyKey``'s `<` (negative: `self` first).
     func compare(_ other: RawTally) -> Int {
+        Self.compare(kind: kind, name: name, source: source, value: value, with: other)
+    }
+
+    /// The order of ``TallyKey``'s `<` between a key given by its parts and `other`'s
+    /// (negative: the parts' key first): the one definition of the stored tallies' order.
+    static func compare(kind: UInt8, name: UnsafeRawBufferPointer, source: UInt32, value: UnsafeRawBufferPointer, with other: RawTally) -> Int {
         if kind != other.kind { return kind < other.kind ? -1 : 1 }
-        let byName = Self.compareBytes(name, other.name)
+        let byName = compareBytes(name, other.name)
         if byName != 0 { return byName }
         if source != other.source { return source < other.source ? -1 : 1 }
-        return Self.compareBytes(value, other.value)
+        return compareBytes(value, other.value)
     }
 
     /// Lexicographic order of two byte strings (a prefix comes first).

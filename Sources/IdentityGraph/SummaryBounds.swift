@@ -69,14 +69,13 @@ struct SummaryBounds {
         }
     }
 
-    /// The order of `key` against the tally's (negative: `key` comes first), the order of
-    /// ``TallyKey``'s `<`.
+    /// The order of `key` against the tally's (negative: `key` comes first).
     private static func compare(_ key: TallyKey, _ tally: RawTally) -> Int {
-        if key.kind.rawValue != tally.kind { return key.kind.rawValue < tally.kind ? -1 : 1 }
-        let byName = key.name.withUnsafeBytes { RawTally.compareBytes($0, tally.name) }
-        if byName != 0 { return byName }
-        if key.source != tally.source { return key.source < tally.source ? -1 : 1 }
-        return key.value.withUnsafeBytes { RawTally.compareBytes($0, tally.value) }
+        key.name.withUnsafeBytes { name in
+            key.value.withUnsafeBytes { value in
+                RawTally.compare(kind: key.kind.rawValue, name: name, source: key.source, value: value, with: tally)
+            }
+        }
     }
 }
 

@@ -756,12 +756,24 @@ public final class Loader {
         }
     }
 
+    /// A bad line's text as the rejects file holds it: as a string when it is UTF-8 (`text`),
+    /// else base64-encoded (`text_base64`).
+    private enum RejectedText: Equatable {
+        case text(String)
+        case base64(String)
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            let array = Array(bytes)
+            self = String(validating: array, as: UTF8.self).map(RejectedText.text) ?? .base64(Data(array).base64EncodedString())
+        }
+    }
+
     /// Where bad lines go (`--rejects`, default `<db>/rejects.ndjson`).
     private var rejectsPath: String { options.rejectsPath ?? graph.path + "/rejects.ndjson" }
 
     /// Bad lines of this load's archives that the rejects file already holds: path → line →
-    /// the line's text as written (`text`, or `text_base64` prefixed with `base64:`).
-    private var rejectsAlreadyWritten: [String: [Int: String]] = [:]
+    /// the line's text as written.
+    private var rejectsAlreadyWritten: [String: [Int: RejectedText]] = [:]
 
     /// Reads, from the rejects file, the bad lines of `files` it already holds. A run killed
     /// before the batch after a bad line committed (or before an archive's first commit) has
@@ -784,17 +796,16 @@ public final class Loader {
                   let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
                   let path = object["file"] as? String, let number = object["line"] as? Int else { return }
             if let text = object["text"] as? String {
-                rejectsAlreadyWritten[path, default: [:]][number] = text
+                rejectsAlreadyWritten[path, default: [:]][number] = RejectedText.text(text)
             } else if let text = object["text_base64"] as? String {
-                rejectsAlreadyWritten[path, default: [:]][number] = "base64:" + text
+                rejectsAlreadyWritten[path, default: [:]][number] = RejectedText.base64(text)
             }
         })) == true {}
     }
 
     private func reject(path: String, line: Int, reason: String, text: UnsafeRawBufferPointer) throws {
-        let bytes = Array(text)
-        let written = String(validating: bytes, as: UTF8.self)
-        if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written ?? "base64:" + Data(bytes).base64EncodedString() {
+        let written = RejectedText(text)
+        if let earlier = rejectsAlreadyWritten[path]?[line], earlier == written {
             summary.rejected += 1  // the same line, written by a run killed before the batch after it committed
             summary.rejectedEarlier += 1
             summary.rejectsPath = rejectsPath
@@ -814,10 +825,9 @@ public final class Loader {
             summary.rejectsPath = rejectsPath
         }
         var record: [String: Any] = ["file": path, "line": line, "reason": reason]
-        if let string = written {
-            record["text"] = string
-        } else {
-            record["text_base64"] = Data(bytes).base64EncodedString()
+        switch written {
+        case .text(let string): record["text"] = string
+        case .base64(let encoded): record["text_base64"] = encoded
         }
         var data = try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .withoutEscapingSlashes])
         data.append(0x0A)

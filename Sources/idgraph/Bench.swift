@@ -87,18 +87,17 @@ struct BenchRealtime: AsyncParsableCommand {
             }
         }
         let ingestH = result.ingest, lookupH = result.lookup, commitH = result.commitMicros, operationsH = result.commitOperations
-        func p(_ h: Histogram<UInt64>, _ q: Double) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(q) }
         if json {
             let fields: [(String, String)] = [
                 ("events", "\(result.events)"), ("offered_rate", "\(rate)"), ("producers", "\(producers)"), ("readers", "\(readers)"),
                 ("mode", "\"\(mode.rawValue)\""), ("window_us", "\(windowMicros)"), ("max_batch", "\(maxBatch)"), ("kiosks", "\(kiosks)"), ("seed", "\(workloadSeed)"), ("seconds", String(format: "%.3f", result.seconds)),
                 ("throughput", String(format: "%.0f", result.throughput)), ("commits", "\(result.commits)"), ("syncs", "\(result.syncs)"), ("failures", "\(result.failures)"),
-                ("ingest_us", "{\"p50\":\(p(ingestH, 50)),\"p90\":\(p(ingestH, 90)),\"p99\":\(p(ingestH, 99)),\"p999\":\(p(ingestH, 99.9)),\"max\":\(ingestH.max)}"),
+                ("ingest_us", "{\"p50\":\(ingestH.percentile(50)),\"p90\":\(ingestH.percentile(90)),\"p99\":\(ingestH.percentile(99)),\"p999\":\(ingestH.percentile(99.9)),\"max\":\(ingestH.max)}"),
                 ("writer_busy", String(format: "%.3f", result.busyShare)),
-                ("commit_us", "{\"p50\":\(p(commitH, 50)),\"p99\":\(p(commitH, 99)),\"max\":\(commitH.max)}"),
-                ("commit_operations", "{\"total\":\(result.operations),\"p50\":\(p(operationsH, 50)),\"p99\":\(p(operationsH, 99)),\"max\":\(result.largestCommit)}"),
+                ("commit_us", "{\"p50\":\(commitH.percentile(50)),\"p99\":\(commitH.percentile(99)),\"max\":\(commitH.max)}"),
+                ("commit_operations", "{\"total\":\(result.operations),\"p50\":\(operationsH.percentile(50)),\"p99\":\(operationsH.percentile(99)),\"max\":\(result.largestCommit)}"),
                 ("written_bytes_per_event", result.writtenPerEvent.map { String(format: "%.0f", $0) } ?? "null"),
-                ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(p(lookupH, 50)),\"p90\":\(p(lookupH, 90)),\"p99\":\(p(lookupH, 99)),\"p999\":\(p(lookupH, 99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
+                ("lookup_us", "{\"count\":\(lookupH.totalCount),\"p50\":\(lookupH.percentile(50)),\"p90\":\(lookupH.percentile(90)),\"p99\":\(lookupH.percentile(99)),\"p999\":\(lookupH.percentile(99.9)),\"max\":\(lookupH.totalCount == 0 ? 0 : lookupH.max)}"),
             ]
             print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
             return
@@ -107,16 +106,16 @@ struct BenchRealtime: AsyncParsableCommand {
         print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", result.seconds, result.throughput, result.commits,
                      Double(result.events) / Double(max(1, result.commits)), mode == .fast ? ", \(result.syncs) syncs" : "",
                      result.failures > 0 ? " — \(result.failures) submissions failed" : ""))
-        print("ingest latency (µs): p50 \(p(ingestH, 50))  p90 \(p(ingestH, 90))  p99 \(p(ingestH, 99))  p99.9 \(p(ingestH, 99.9))  max \(ingestH.max)")
+        print("ingest latency (µs): p50 \(ingestH.percentile(50))  p90 \(ingestH.percentile(90))  p99 \(ingestH.percentile(99))  p99.9 \(ingestH.percentile(99.9))  max \(ingestH.max)")
         func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
         print(String(format: "writer: busy %.0f%% of the run; per commit p50/p99/max %llu/%llu/%llu operations in %@/%@/%@ ms%@", result.busyShare * 100,
-                     p(operationsH, 50), p(operationsH, 99), UInt64(result.largestCommit), ms(p(commitH, 50)), ms(p(commitH, 99)), ms(commitH.max),
+                     operationsH.percentile(50), operationsH.percentile(99), UInt64(result.largestCommit), ms(commitH.percentile(50)), ms(commitH.percentile(99)), ms(commitH.max),
                      result.writtenPerEvent.map { String(format: "; %.1f KB written per event", $0 / 1024) } ?? ""))
         if let commits = result.queuedCommits(windowMicros: windowMicros) {
             print(String(format: "  half the submissions waited %.1f commits or more beyond the window: they queue behind earlier commits, so the offered rate is at or past what the writer sustains here (docs/operations.md, Real-time ingest)", commits))
         }
         if lookupH.totalCount > 0 {
-            print("lookup latency (µs): p50 \(p(lookupH, 50))  p90 \(p(lookupH, 90))  p99 \(p(lookupH, 99))  p99.9 \(p(lookupH, 99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
+            print("lookup latency (µs): p50 \(lookupH.percentile(50))  p90 \(lookupH.percentile(90))  p99 \(lookupH.percentile(99))  p99.9 \(lookupH.percentile(99.9))  max \(lookupH.max)  (\(lookupH.totalCount) lookups by \(readers) reader\(readers == 1 ? "" : "s"))")
         }
         if let histogram { print("full distributions: \(histogram)-ingest.hgrm, \(histogram)-lookup.hgrm") }
     }
@@ -265,7 +264,6 @@ extension BenchRealtime {
         let limitMicros = UInt64(p99Millis * 1000)
         var within: (rate: Int, run: RealtimeRun)?, over: (rate: Int, run: RealtimeRun)?
         var probes: [(rate: Int, run: RealtimeRun, within: Bool)] = []
-        func p99(_ h: Histogram<UInt64>) -> UInt64 { h.totalCount == 0 ? 0 : h.valueAtPercentile(99) }
         if !json {
             print(String(format: "finding the highest rate with ingest p99 ≤ %@ ms: %@, %d producers, %d reader%@, %@ s per rate, workload seed %llu",
                          Self.decimal(p99Millis), mode.rawValue, producers, readers, readers == 1 ? "" : "s", Self.decimal(seconds), workloadSeed))
@@ -273,11 +271,11 @@ extension BenchRealtime {
         var next: Int? = rate
         while let r = next, probes.count < maxRuns {
             let run = try await measure(rate: r, events: max(1, Int(Double(r) * seconds)), workloadSeed: workloadSeed, at: nil)
-            let ok = run.failures == 0 && p99(run.ingest) <= limitMicros
+            let ok = run.failures == 0 && run.ingest.percentile(99) <= limitMicros
             probes.append((r, run, ok))
             if ok { if within.map({ r > $0.rate }) ?? true { within = (r, run) } } else if over.map({ r < $0.rate }) ?? true { over = (r, run) }
             if !json {
-                print(String(format: "  %7d/s: p99 %.1f ms, %.0f events/s, writer busy %.0f%% — %@", r, Double(p99(run.ingest)) / 1000,
+                print(String(format: "  %7d/s: p99 %.1f ms, %.0f events/s, writer busy %.0f%% — %@", r, Double(run.ingest.percentile(99)) / 1000,
                              run.throughput, run.busyShare * 100, ok ? "within" : (run.failures > 0 ? "\(run.failures) submissions failed" : "over")))
             }
             switch (within, over) {
@@ -291,7 +289,7 @@ extension BenchRealtime {
         }
         if json {
             let runs = probes.map { probe in
-                "{\"rate\":\(probe.rate),\"within\":\(probe.within),\"ingest_p99_us\":\(p99(probe.run.ingest)),\"throughput\":\(String(format: "%.0f", probe.run.throughput)),"
+                "{\"rate\":\(probe.rate),\"within\":\(probe.within),\"ingest_p99_us\":\(probe.run.ingest.percentile(99)),\"throughput\":\(String(format: "%.0f", probe.run.throughput)),"
                     + "\"writer_busy\":\(String(format: "%.3f", probe.run.busyShare)),\"failures\":\(probe.run.failures)}"
             }
             print("{\"p99_target_ms\":\(Self.decimal(p99Millis)),\"mode\":\"\(mode.rawValue)\",\"producers\":\(producers),\"readers\":\(readers),\"seconds_per_rate\":\(Self.decimal(seconds)),"
@@ -300,12 +298,12 @@ extension BenchRealtime {
         }
         switch (within, over) {
         case let (low?, high?):
-            print(String(format: "highest rate within: %d events/s (p99 %.1f ms); %d/s was over (p99 %.1f ms)", low.rate, Double(p99(low.run.ingest)) / 1000,
-                         high.rate, Double(p99(high.run.ingest)) / 1000))
+            print(String(format: "highest rate within: %d events/s (p99 %.1f ms); %d/s was over (p99 %.1f ms)", low.rate, Double(low.run.ingest.percentile(99)) / 1000,
+                         high.rate, Double(high.run.ingest.percentile(99)) / 1000))
         case let (low?, nil):
             print("highest rate within: at least \(low.rate) events/s (no rate tried was over)")
         case let (nil, high?):
-            print(String(format: "no rate tried was within: even %d events/s had p99 %.1f ms", high.rate, Double(p99(high.run.ingest)) / 1000))
+            print(String(format: "no rate tried was within: even %d events/s had p99 %.1f ms", high.rate, Double(high.run.ingest.percentile(99)) / 1000))
         case (nil, nil):
             break
         }
@@ -355,6 +353,11 @@ struct RealtimeRun {
         let waited = (Double(ingest.valueAtPercentile(50)) - Double(windowMicros)) / commit
         return waited > 2 ? waited : nil
     }
+}
+
+extension Histogram<UInt64> {
+    /// The value at `q` percent, 0 for an empty histogram.
+    func percentile(_ q: Double) -> UInt64 { totalCount == 0 ? 0 : valueAtPercentile(q) }
 }
 
 /// The bytes this process has handed to `write` calls so far (`wchar` of `/proc/self/io`: LMDB's
