@@ -264,8 +264,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                     entries[first[i]..<first[i + 1]].sort { ($0.time, $0.event) < ($1.time, $1.event) }
                 }
                 for entry in entries[first[i]..<first[i + 1]] {
-                    withUnsafeBytes(of: entry.time.bigEndian) { timelines.bytes.append(contentsOf: $0) }
-                    withUnsafeBytes(of: (UInt64(entry.event) + 1).bigEndian) { timelines.bytes.append(contentsOf: $0) }
+                    timelines.bytes.appendBigEndian(entry.time); timelines.bytes.appendBigEndian(UInt64(entry.event) + 1)
                 }
                 timelines.close(key: id)
             }
@@ -302,7 +301,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
                 let firstMember = m
                 while m < membership.count, membership[m] >> 32 == UInt64(i) {
                     let node = membership[m] & 0xFFFF_FFFF
-                    withUnsafeBytes(of: (node + 1).bigEndian) { members.bytes.append(contentsOf: $0) }
+                    members.bytes.appendBigEndian(node + 1)
                     size += 1
                     m += 1
                 }
@@ -337,9 +336,7 @@ final class TableEncoder: @unchecked Sendable {  // its vars are touched by its 
             while let first = next, nodes < chunk {
                 let u = first.key >> 32
                 while let link = next, link.key >> 32 == u {
-                    withUnsafeBytes(of: ((link.key & 0xFFFF_FFFF) + 1).bigEndian) { runs.bytes.append(contentsOf: $0) }
-                    withUnsafeBytes(of: link.evidence.bigEndian) { runs.bytes.append(contentsOf: $0) }
-                    withUnsafeBytes(of: UInt32(0).bigEndian) { runs.bytes.append(contentsOf: $0) }
+                    runs.bytes.appendBigEndian((link.key & 0xFFFF_FFFF) + 1); runs.bytes.appendBigEndian(link.evidence); runs.bytes.appendBigEndian(UInt32(0))
                     next = directed.next()
                 }
                 runs.close(key: u + 1)
