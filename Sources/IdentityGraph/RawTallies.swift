@@ -17,33 +17,126 @@ extension Summary {
     static func mergeEncoded(_ a: RawTallies, _ b: RawTallies) -> RawTallies {
         var out = ByteWriter()
         out.bytes.reserveCapacity(a.bytes.count + b.bytes.count)
-        var count: UInt32 = 0
-        a.bytes.withUnsafeBytes { x in
-            b.bytes.withUnsafeBytes { y in
-                // Both validated (decoded from storage, or encoded here): a short entry ends
-                // its list, as if it were the last.
-                var ra = RawTallyCursor(x, count: a.count), rb = RawTallyCursor(y, count: b.count)
-                func next(_ cursor: inout RawTallyCursor) -> RawTally? { (try? cursor.next()) ?? nil }
-                var ea = next(&ra), eb = next(&rb)
-                while let p = ea, let q = eb {
-                    let order = p.compare(q)
-                    if order < 0 {
-                        out.append(bytes: p.bytes); ea = next(&ra)
-                    } else if order > 0 {
-                        out.append(bytes: q.bytes); eb = next(&rb)
-                    } else {
-                        out.append(bytes: UnsafeRawBufferPointer(rebasing: p.bytes[..<p.keyLength]))
-                        out.append(p.count + q.count)
-                        out.append(UInt64(bitPattern: Swift.max(p.last, q.last)))
-                        ea = next(&ra); eb = next(&rb)
-                    }
-                    count += 1
-                }
-                while let p = ea { out.append(bytes: p.bytes); count += 1; ea = next(&ra) }
-                while let q = eb { out.append(bytes: q.bytes); count += 1; eb = next(&rb) }
-            }
+        let count = a.bytes.withUnsafeBytes { x in
+            b.bytes.withUnsafeBytes { y in appendMergedTallies(x, count: a.count, y, count: b.count, into: &out) }
         }
         return RawTallies(count: count, bytes: out.bytes)
+    }
+
+    /// Appends the stored tallies `x` (`xCount` of them) and `y` folded, as ``mergeEncoded(_:_:)``
+    /// does, and returns how many it appended. Both lists are valid stored tallies (read from
+    /// storage and checked, or encoded here): a short entry ends its list, as if it were the last.
+    static func appendMergedTallies(
+        _ x: UnsafeRawBufferPointer, count xCount: UInt32, _ y: UnsafeRawBufferPointer, count yCount: UInt32, into out: inout ByteWriter
+    ) -> UInt32 {
+        var count: UInt32 = 0
+        var ra = RawTallyCursor(x, count: xCount), rb = RawTallyCursor(y, count: yCount)
+        func next(_ cursor: inout RawTallyCursor) -> RawTally? { (try? cursor.next()) ?? nil }
+        var ea = next(&ra), eb = next(&rb)
+        while let p = ea, let q = eb {
+            let order = p.compare(q)
+            if order < 0 {
+                out.append(bytes: p.bytes); ea = next(&ra)
+            } else if order > 0 {
+                out.append(bytes: q.bytes); eb = next(&rb)
+            } else {
+                out.append(bytes: UnsafeRawBufferPointer(rebasing: p.bytes[..<p.keyLength]))
+                out.append(p.count + q.count)
+                out.append(UInt64(bitPattern: Swift.max(p.last, q.last)))
+                ea = next(&ra); eb = next(&rb)
+            }
+            count += 1
+        }
+        while let p = ea { out.append(bytes: p.bytes); count += 1; ea = next(&ra) }
+        while let q = eb { out.append(bytes: q.bytes); count += 1; eb = next(&rb) }
+        return count
+    }
+
+    /// Appends the encoding of the summary stored as `stored` with `added` folded in: the bytes
+    /// that decoding `stored`, merging `added` (``merge(_:)``) and encoding would give, read in
+    /// place. Counting a batch's events toward the summaries they touch decoded each stored
+    /// summary into maps (three arrays and their retains) and encoded it again; this reads the
+    /// stored counts and tallies once, merging them as sorted lists. Summaries of version 1
+    /// (written before profiles) take the decoding path.
+    static func appendMerging(stored: UnsafeRawBufferPointer, added: Summary, into out: inout ByteWriter) throws(RecordError) {
+        var r = ByteReader(stored)
+        let header = try SummaryHeader(decoding: &r)
+        guard header.version == 2, !added.isEmpty, header.events > 0 else {
+            var summary = try Summary(bytes: stored)
+            summary.merge(added)
+            summary.encode(into: &out)
+            return
+        }
+        out.append(UInt8(2))
+        out.append(header.events + added.events)
+        out.append(UInt64(bitPattern: header.revenueMicros &+ added.revenueMicros))
+        out.append(UInt64(bitPattern: earlier(header.firstSeen, added.firstSeen) ?? Int64.max))
+        out.append(UInt64(bitPattern: later(header.lastSeen, added.lastSeen) ?? Int64.min))
+        out.append(header.orders + added.orders)
+        out.append(UInt64(bitPattern: later(header.lastOrder, added.lastOrder) ?? Int64.min))
+        try appendMergedCounts(&r, added.typeCounts, into: &out)
+        try appendMergedCounts(&r, added.sourceCounts, into: &out)
+        let storedCount = try r.uint32()
+        let start = r.offset
+        var tallies = RawTallyCursor(UnsafeRawBufferPointer(rebasing: r.buffer[start...]), count: storedCount)
+        while let tally = try tallies.next() {
+            guard TallyKind(rawValue: tally.kind) != nil else { throw RecordError.corrupt("tally kind") }
+        }
+        let storedTallies = UnsafeRawBufferPointer(rebasing: r.buffer[start..<start + tallies.offset])
+        guard added.hasTallies else {
+            out.append(storedCount)
+            out.append(bytes: storedTallies)
+            return
+        }
+        let addedTallies = added.encodedTallies
+        let countAt = out.bytes.count
+        out.append(UInt32(0))
+        let count = addedTallies.bytes.withUnsafeBytes {
+            appendMergedTallies(storedTallies, count: storedCount, $0, count: addedTallies.count, into: &out)
+        }
+        out.bytes.withUnsafeMutableBytes { $0.storeBytes(of: count.bigEndian, toByteOffset: countAt, as: UInt32.self) }
+    }
+
+    /// Appends the stored counts `r` is at (`n`, then `n` × id and count) with `added` summed in.
+    private static func appendMergedCounts(_ r: inout ByteReader, _ added: SortedMap<UInt32, UInt64>, into out: inout ByteWriter) throws(RecordError) {
+        let n = Int(try r.uint32())
+        try r.need(n * 12)
+        let base = r.offset
+        let buffer = r.buffer
+        func id(_ i: Int) -> UInt32 { UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: base + i * 12, as: UInt32.self)) }
+        func count(_ i: Int) -> UInt64 { UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: base + i * 12 + 4, as: UInt64.self)) }
+        let entries = added.entries
+        // Ids present in both are one entry: count them first (the number comes first).
+        var distinct = n + entries.count
+        var i = 0, j = 0
+        while i < n && j < entries.count {
+            let a = id(i), b = entries[j].key
+            if a == b { distinct -= 1; i += 1; j += 1 } else if a < b { i += 1 } else { j += 1 }
+        }
+        out.append(UInt32(distinct))
+        i = 0; j = 0
+        while i < n || j < entries.count {
+            if j == entries.count || (i < n && id(i) < entries[j].key) {
+                out.append(id(i)); out.append(count(i)); i += 1
+            } else if i == n || entries[j].key < id(i) {
+                out.append(entries[j].key); out.append(entries[j].value); j += 1
+            } else {
+                out.append(id(i)); out.append(count(i) + entries[j].value); i += 1; j += 1
+            }
+        }
+        try r.skip(n * 12)
+    }
+
+    private static func earlier(_ a: Int64?, _ b: Int64?) -> Int64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return Swift.min(a, b)
+    }
+
+    private static func later(_ a: Int64?, _ b: Int64?) -> Int64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return Swift.max(a, b)
     }
 }
 

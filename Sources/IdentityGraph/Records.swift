@@ -84,6 +84,19 @@ enum EntityRecord: Equatable {
         encodeSummary(&w)
     }
 
+    /// Appends the live entity record `stored` with `added` folded into its summary
+    /// (``Summary/appendMerging(stored:added:into:)``) and `updated` as its update time; `false`
+    /// (nothing appended) when `stored` is not a live entity's record.
+    static func appendLiveMerging(stored: UnsafeRawBufferPointer, added: Summary, updated: Int64, into w: inout ByteWriter) throws(RecordError) -> Bool {
+        var r = ByteReader(stored)
+        guard try r.uint8() == 0 else { return false }
+        let size = try r.uint64(), created = try r.int64()
+        _ = try r.int64()
+        w.append(UInt8(0)); w.append(size); w.append(created); w.append(updated)
+        try Summary.appendMerging(stored: UnsafeRawBufferPointer(rebasing: stored[r.offset...]), added: added, into: &w)
+        return true
+    }
+
     /// Size and summary header of a live entity's record, `nil` for a redirect or an erased one.
     static func liveHeader(_ bytes: UnsafeRawBufferPointer) throws(RecordError) -> (Int, SummaryHeader)? {
         var r = ByteReader(bytes)

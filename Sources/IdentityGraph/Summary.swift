@@ -207,7 +207,7 @@ public struct Summary: Sendable {
         rawTallies = nil
     }
 
-    private var hasTallies: Bool { rawTallies != nil || !tallyMap.isEmpty }
+    var hasTallies: Bool { rawTallies != nil || !tallyMap.isEmpty }
 
     /// An empty summary.
     public init() {}

@@ -82,6 +82,39 @@ import Testing
         }
     }
 
+    /// A batch's events counted toward a stored summary in place (``Summary/appendMerging(stored:added:into:)``,
+    /// what the writer does for node summaries and entity records) give the bytes of the
+    /// obvious way: decode the stored summary, add each event, encode.
+    @Test(arguments: [9, 10, 11] as [UInt64])
+    func countingIntoStoredBytesEqualsAddingToTheDecodedSummary(seed: UInt64) throws {
+        var rng = SplitMix(seed: seed)
+        for _ in 0..<300 {
+            // Stored summaries of none, one or many events (an empty one as a live entity
+            // without events has it), with tallies or not.
+            let stored = Self.part(&rng, events: Int(rng.next() % 6))
+            let batch = (0..<Int(1 + rng.next() % 5)).map { _ in Self.part(&rng, events: 1) }
+            var obvious = try Self.stored(stored)
+            for event in batch { obvious.merge(event) }
+            var added = Summary()
+            for event in batch { added.merge(event) }
+            var out = ByteWriter()
+            try stored.bytes.withUnsafeBytes { try Summary.appendMerging(stored: $0, added: added, into: &out) }
+            #expect(out.bytes == obvious.bytes)
+
+            // The same inside a live entity record, whose update time it sets.
+            let record = EntityRecord.live(size: 3, created: 5, updated: 6, summary: stored).bytes
+            var entity = ByteWriter()
+            let live = try record.withUnsafeBytes { try EntityRecord.appendLiveMerging(stored: $0, added: added, updated: 99, into: &entity) }
+            #expect(live)
+            #expect(entity.bytes == EntityRecord.live(size: 3, created: 5, updated: 99, summary: obvious).bytes)
+        }
+        // Not a live entity: nothing appended.
+        var out = ByteWriter()
+        let redirect = EntityRecord.redirect(to: 7, at: 8).bytes
+        #expect(try redirect.withUnsafeBytes { try EntityRecord.appendLiveMerging(stored: $0, added: Self.part(&rng, events: 1), updated: 9, into: &out) } == false)
+        #expect(out.bytes.isEmpty)
+    }
+
     /// A tally the parts no longer have keeps its time; one they have takes their latest.
     @Test func onlyTalliesThePartsHaveChange() throws {
         let kept = TallyKey(kind: .product, value: Array("gone".utf8))
