@@ -45,6 +45,8 @@ let package = Package(
         ),
         // A cache prefetch hint (one inline C function) for the bulk writer's hash tables.
         .systemLibrary(name: "CPrefetch"),
+        // glibc allocator settings (mallopt) the Glibc module does not export: AllocatorTuning.
+        .systemLibrary(name: "CMalloc"),
         // Naming threads (prctl, variadic in C) so that top -H and perf tell them apart.
         .systemLibrary(name: "CThreads"),
         // The only place that touches LMDB's C API: a small safe wrapper.
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "IdentityGraph",
             dependencies: [
-                "LMDB", "CPrefetch", "CThreads",
+                "LMDB", "CPrefetch", "CThreads", "CMalloc",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],

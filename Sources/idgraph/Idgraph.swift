@@ -30,6 +30,7 @@ struct Idgraph: AsyncParsableCommand {
     )
 
     static func main() async {
+        AllocatorTuning.apply()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -39,3 +39,12 @@ import Testing
         #expect(names.contains("idgraph-sync"))
     }
 }
+
+/// The allocator setting the `idgraph` command makes at start.
+@Suite struct AllocatorTuningTests {
+    /// glibc takes `M_MXFAST` 0 (fast bins off), unless the environment set it already, which wins.
+    @Test func fastBinsGoOffUnlessTheEnvironmentSetsThem() {
+        let setByEnvironment = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]?.contains("glibc.malloc.mxfast") ?? false
+        #expect(AllocatorTuning.apply() == !setByEnvironment)
+    }
+}
