@@ -108,6 +108,19 @@ import Testing
             #expect(live)
             #expect(entity.bytes == EntityRecord.live(size: 3, created: 5, updated: 99, summary: obvious).bytes)
         }
+        // A summary stored before profiles (version 1: no orders, sources or tallies) is read
+        // the old way and written as version 2.
+        var v1 = ByteWriter()
+        v1.append(UInt8(1)); v1.append(UInt64(2)); v1.append(Int64(5_000_000)); v1.append(Int64(-20)); v1.append(Int64(30))
+        v1.append(UInt32(2)); v1.append(UInt32(0)); v1.append(UInt64(1)); v1.append(UInt32(2)); v1.append(UInt64(1))
+        let batch = Self.part(&rng, events: 3)
+        var old = try v1.bytes.withUnsafeBytes { try Summary(bytes: $0) }
+        #expect(old.events == 2 && old.eventsByType == [0: 1, 2: 1])
+        old.merge(batch)
+        var merged = ByteWriter()
+        try v1.bytes.withUnsafeBytes { try Summary.appendMerging(stored: $0, added: batch, into: &merged) }
+        #expect(merged.bytes == old.bytes)
+        #expect(merged.bytes.first == 2)
         // Not a live entity: nothing appended.
         var out = ByteWriter()
         let redirect = EntityRecord.redirect(to: 7, at: 8).bytes
