@@ -54,7 +54,7 @@ extension IdentityGraph {
     /// `timings` gets the seconds spent writing the tables and committing.
     public func bulkLoad<T>(now: Int64? = nil, reserveBytes: Int, timings: inout BulkTimings, _ body: (BulkWriter) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0.catalog }
+        let startCatalog = cachedCatalog.read { $0.catalog }
         try environment.reserveMapSize(environment.usedBytes + reserveBytes)
         let clock = ContinuousClock()
         var finished = clock.now

@@ -38,13 +38,13 @@ public final class IdentityGraph: Sendable {
     let databases: Databases
     let tombstoneKey: [UInt8]
     /// The newest catalog seen (readers share it; writers copy it to change it).
-    let cachedCatalog: Mutex<CatalogSnapshot>
+    let cachedCatalog: ReadMostly<CatalogSnapshot>
 
     private init(path: String, environment: Environment, databases: Databases, catalog: Catalog, tombstoneKey: [UInt8]) {
         self.path = path
         self.environment = environment
         self.databases = databases
-        self.cachedCatalog = Mutex(CatalogSnapshot(catalog))
+        self.cachedCatalog = ReadMostly(CatalogSnapshot(catalog))
         self.tombstoneKey = tombstoneKey
     }
 
@@ -148,10 +148,10 @@ public final class IdentityGraph: Sendable {
     }
 
     /// The schema in force (built-in types plus those the data introduced, with policies).
-    public var schema: Schema { cachedCatalog.withLock { $0.catalog.schema } }
+    public var schema: Schema { cachedCatalog.read { $0.catalog.schema } }
 
     /// Every identifier type the database knows, in type-id order.
-    public var knownTypes: [String] { cachedCatalog.withLock { $0.catalog.typeNames } }
+    public var knownTypes: [String] { cachedCatalog.read { $0.catalog.typeNames } }
 
     /// The storage environment's map size and bytes in use.
     public var storageUsage: (mapSize: Int, usedBytes: Int) { (environment.mapSize, environment.usedBytes) }
@@ -375,7 +375,7 @@ public final class IdentityGraph: Sendable {
     /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
     private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
-        let startCatalog = cachedCatalog.withLock { $0.catalog }
+        let startCatalog = cachedCatalog.read { $0.catalog }
         do {
             let (result, catalog) = try environment.write { txn -> (T, Catalog) in
                 let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
@@ -400,12 +400,12 @@ public final class IdentityGraph: Sendable {
 
     /// Runs `body` on a consistent read-only snapshot of the graph.
     public func read<T>(_ body: (GraphReader) throws -> T) throws -> T {
-        let cached = cachedCatalog.withLock { $0 }
+        let cached = cachedCatalog.current
         return try environment.read { txn in
             let reader = try GraphReader(transaction: txn, databases: databases, catalog: cached)
             defer {
                 let seen = reader.catalogSnapshot
-                if seen !== cached { cachedCatalog.withLock { if seen.catalog.version > $0.catalog.version { $0 = seen } } }
+                if seen !== cached { cachedCatalog.update { if seen.catalog.version > $0.catalog.version { $0 = seen } } }
             }
             return try body(reader)
         }
@@ -415,7 +415,11 @@ public final class IdentityGraph: Sendable {
     /// bumped on every change: equal versions are equal catalogs, so most commits keep the
     /// snapshot they started from).
     func remember(_ catalog: Catalog) {
-        cachedCatalog.withLock { if catalog.version > $0.catalog.version { $0 = CatalogSnapshot(catalog) } }
+        // Checked under the shared lock first: most commits keep the catalog they started from,
+        // and taking the exclusive lock after each one held every reader up.
+        guard cachedCatalog.read({ catalog.version > $0.catalog.version }) else { return }
+        let snapshot = CatalogSnapshot(catalog)
+        cachedCatalog.update { if catalog.version > $0.catalog.version { $0 = snapshot } }
     }
 
     /// Verifies every invariant of the store; an empty result means it is sound.

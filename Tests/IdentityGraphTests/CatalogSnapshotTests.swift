@@ -11,7 +11,7 @@ import Testing
         // Warm both caches with the starting catalog.
         #expect(try db.graph.entity(of: "email:a@x.com") == nil)
         #expect(try other.entity(of: "email:a@x.com") == nil)
-        let before = db.graph.cachedCatalog.withLock { $0 }
+        let before = db.graph.cachedCatalog.current
 
         // The other handle interns a new identifier type, event type and source.
         try other.apply([.event(EventInput(eventID: nil, timestamp: 1, type: Array("visit".utf8), source: Array("kiosk".utf8),
@@ -24,7 +24,7 @@ import Testing
         let types = try db.graph.read { $0.eventTypes }
         #expect(types.contains("visit"))
         // The newer catalog replaced the cached one (a new snapshot, never changed in place).
-        let after = db.graph.cachedCatalog.withLock { $0 }
+        let after = db.graph.cachedCatalog.current
         #expect(after !== before)
         #expect(after.catalog.version > before.catalog.version)
         #expect(after.catalog.typeIndex["badge"] != nil)

@@ -48,3 +48,32 @@ import Testing
         #expect(AllocatorTuning.apply() == !setByEnvironment)
     }
 }
+
+/// ``ReadMostly``: the catalog's holder, read by every lookup and submission at once.
+@Suite struct ReadMostlyTests {
+    /// Readers racing a writer that keeps 64 fields equal never see them apart, and each sees
+    /// the value only move forward.
+    @Test func readersSeeWholeValuesInOrder() {
+        let shared = ReadMostly(InlineArray<64, Int>(repeating: 0))
+        let torn = ReadMostly(0), backwards = ReadMostly(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            if worker == 0 {
+                for i in 1...20_000 { shared.update { value in for k in value.indices { value[k] = i } } }
+                return
+            }
+            var last = 0
+            for _ in 0..<50_000 {
+                let value = shared.current
+                let first = value[0]
+                var apart = false
+                for k in value.indices where value[k] != first { apart = true }
+                if apart { torn.update { $0 += 1 } }
+                if first < last { backwards.update { $0 += 1 } }
+                last = first
+            }
+        }
+        #expect(torn.current == 0)
+        #expect(backwards.current == 0)
+        #expect(shared.current[63] == 20_000)
+    }
+}
