@@ -1,6 +1,5 @@
 import Foundation
 import LMDB
-import Synchronization
 
 /// An identity graph stored in one LMDB environment (a directory).
 ///

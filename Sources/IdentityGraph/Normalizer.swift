@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// Normalizes identifier values on bytes, exactly as SPEC.md's "Semantics" says.
 public enum Normalizer {
@@ -132,13 +131,15 @@ enum BlockedPatterns {
         let regex: NSRegularExpression
         init(_ regex: NSRegularExpression) { self.regex = regex }
     }
-    private static let cache = Mutex<[String: Box]>([:])
+    /// Read by every identifier of a blocked type, on every thread that normalizes (loader,
+    /// submitters, lookups): shared, so they never wait for each other (see ``ReadMostly``).
+    private static let cache = ReadMostly<[String: Box]>([:])
 
     /// The compiled pattern, or `nil` when it is not a valid regular expression.
     static func compiled(_ pattern: String) -> NSRegularExpression? {
-        if let box = cache.withLock({ $0[pattern] }) { return box.regex }
+        if let box = cache.read({ $0[pattern] }) { return box.regex }
         guard let regex = try? NSRegularExpression(pattern: pattern) else { return nil }
-        cache.withLock { $0[pattern] = Box(regex) }
+        cache.update { $0[pattern] = Box(regex) }
         return regex
     }
 
