@@ -42,10 +42,12 @@ import Testing
 
 /// The allocator setting the `idgraph` command makes at start.
 @Suite struct AllocatorTuningTests {
-    /// glibc takes `M_MXFAST` 0 (fast bins off), unless the environment set it already, which wins.
-    @Test func fastBinsGoOffUnlessTheEnvironmentSetsThem() {
-        let setByEnvironment = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"]?.contains("glibc.malloc.mxfast") ?? false
-        #expect(AllocatorTuning.apply() == !setByEnvironment)
+    /// glibc takes `M_MXFAST` 0 (fast bins off) and the 64 MiB top pad, each unless the
+    /// environment set it already, which wins.
+    @Test func settingsApplyUnlessTheEnvironmentSetsThem() {
+        let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? ""
+        let expected = (tunables.contains("glibc.malloc.mxfast") ? 0 : 1) + (tunables.contains("glibc.malloc.top_pad") ? 0 : 1)
+        #expect(AllocatorTuning.apply() == expected)
     }
 }
 
