@@ -571,7 +571,7 @@ public final class BulkWriter {
             inputs.entityOf = []
             RadixSort.sort(&membership)
             sorted.membership = membership
-            tally.addBackward()
+            tally.addBackward(nodes: count)
             sorted.links = tally
             sorted.done.signal()
             // Event keys last: only the writer needs them, and it can put them at the very end,

@@ -62,14 +62,24 @@ struct LinkTally {
         self.evidence = evidence
     }
 
-    /// Builds and sorts the high-end view of every link.
-    mutating func addBackward() {
-        var backward: [DirectedLink] = []
-        backward.reserveCapacity(forward.count)
+    /// Builds the high-end view of every link, in order, for node indexes below `nodes`.
+    ///
+    /// A counting sort by high end: ``forward`` is in (low, high) order, so the links of one high
+    /// end come in ascending low order, and placing each at the next slot of its high end's run
+    /// leaves every run sorted. A comparison sort of the 13M links of 10M events took the sorter
+    /// thread ~0.8 s of CPU (and a buffer of half the array) while the encoder and it held both
+    /// cores and the writer waited.
+    mutating func addBackward(nodes: Int) {
+        precondition(forward.count < Int(UInt32.max), "links are counted in 32 bits here")
+        var next = [UInt32](repeating: 0, count: nodes + 1)
+        for key in forward { next[Int(key & 0xFFFF_FFFF) + 1] += 1 }
+        for i in 0..<nodes { next[i + 1] += next[i] }
+        var backward = [DirectedLink](repeating: DirectedLink(key: 0, evidence: 0), count: forward.count)
         for (i, key) in forward.enumerated() {
-            backward.append(DirectedLink(key: (key & 0xFFFF_FFFF) << 32 | key >> 32, evidence: evidence[i]))
+            let high = Int(key & 0xFFFF_FFFF)
+            backward[Int(next[high])] = DirectedLink(key: (key & 0xFFFF_FFFF) << 32 | key >> 32, evidence: evidence[i])
+            next[high] += 1
         }
-        backward.sort { $0.key < $1.key }
         self.backward = backward
     }
 

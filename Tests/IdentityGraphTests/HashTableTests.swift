@@ -74,7 +74,7 @@ import Testing
         #expect(tally.degrees(nodes: nodes, merges: merges) == expectedDegree)
 
         // The walk: every link from both ends, in (from, to) order, each with its evidence.
-        tally.addBackward()
+        tally.addBackward(nodes: nodes)
         var walk = DirectedLinks(tally)
         var seen: [DirectedLink] = []
         while let link = walk.next() { seen.append(link) }
