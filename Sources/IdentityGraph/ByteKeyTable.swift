@@ -180,15 +180,15 @@ struct ByteKeyTable {
     private static func sort(_ order: UnsafeMutableBufferPointer<Int>, _ range: Range<Int>, from depth: Int, _ bytes: UnsafeRawBufferPointer) {
         if range.count < 2 { return }
         let base = bytes.baseAddress!
-        // Packed: the word (top bit flipped, so that signed order is the bytes' order) above
-        // the offset.
+        // Packed: the word above the offset, sorted by the word's four bytes (a radix sort:
+        // the comparison sort of these integers was most of the sorter's time for 9.4M
+        // identifiers and 10M event ids, while it and the encoder held both cores).
         for i in range {
             if i + 8 < range.upperBound { idgraph_prefetch(base + order[i + 8]) }
             let offset = order[i]
-            order[i] = Int(bitPattern: UInt(word(of: offset, at: depth, bytes) ^ 0x8000_0000) << 32 | UInt(offset))
+            order[i] = Int(bitPattern: UInt(word(of: offset, at: depth, bytes)) << 32 | UInt(offset))
         }
-        var packed = UnsafeMutableBufferPointer(rebasing: order[range])
-        packed.sort()
+        UnsafeMutableBufferPointer(rebasing: order[range]).withMemoryRebound(to: UInt64.self) { RadixSort.sort($0, byTopBytes: 4) }
         // Runs of equal words, then every entry back to its offset.
         var runs: [Range<Int>] = []
         var start = range.lowerBound

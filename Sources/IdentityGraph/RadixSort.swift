@@ -19,7 +19,16 @@ enum RadixSort {
         values.withUnsafeMutableBufferPointer { sort($0, shift: shift) }
     }
 
-    private static func sort(_ values: UnsafeMutableBufferPointer<UInt64>, shift: Int) {
+    /// Sorts `values` by their top `bytes` bytes only (the order among values that agree there
+    /// is left as it falls): for keys packed above a payload, such as ``ByteKeyTable``'s four
+    /// key bytes above an entry offset.
+    static func sort(_ values: UnsafeMutableBufferPointer<UInt64>, byTopBytes bytes: Int) {
+        precondition((1...8).contains(bytes))
+        guard values.count > 1 else { return }
+        sort(values, shift: 56, lowest: 64 - 8 * bytes)
+    }
+
+    private static func sort(_ values: UnsafeMutableBufferPointer<UInt64>, shift: Int, lowest: Int = 0) {
         if values.count <= smallBucket {
             insertionSort(values)
             return
@@ -51,11 +60,11 @@ enum RadixSort {
                     next[b] += 1
                 }
             }
-            guard shift > 0 else { return }
+            guard shift > lowest else { return }
             var lower = 0
             for b in 0..<256 {
                 let upper = end[b]
-                if upper - lower > 1 { sort(UnsafeMutableBufferPointer(rebasing: values[lower..<upper]), shift: shift - 8) }
+                if upper - lower > 1 { sort(UnsafeMutableBufferPointer(rebasing: values[lower..<upper]), shift: shift - 8, lowest: lowest) }
                 lower = upper
             }
         }

@@ -149,4 +149,23 @@ import Testing
             #expect(values == expected)
         }
     }
+
+    /// Sorted by their top bytes only: those in order, the same values (a permutation).
+    @Test(arguments: [2, 48, 49, 5_000, 100_000])
+    func sortingByTopBytesOrdersThemAndKeepsEveryValue(count: Int) {
+        var rng = SplitMix(seed: UInt64(count) + 99)
+        for bytes in [1, 4, 8] {
+            // Few distinct top parts (long runs of equal ones), the rest random.
+            var values: [UInt64] = []
+            for _ in 0..<count {
+                let top: UInt64 = (rng.next() % 200) << 56, middle: UInt64 = (rng.next() % 3) << 40
+                values.append(top | middle | rng.next() % (1 << 32))
+            }
+            let before = values.sorted()
+            values.withUnsafeMutableBufferPointer { RadixSort.sort($0, byTopBytes: bytes) }
+            let top = values.map { $0 >> UInt64(64 - 8 * bytes) }
+            #expect(top == top.sorted())
+            #expect(values.sorted() == before)
+        }
+    }
 }
