@@ -67,76 +67,53 @@ extension Summary {
             summary.encode(into: &out)
             return
         }
-        out.append(UInt8(2))
-        out.append(header.events + added.events)
-        out.append(UInt64(bitPattern: header.revenueMicros &+ added.revenueMicros))
-        out.append(UInt64(bitPattern: earlier(header.firstSeen, added.firstSeen) ?? Int64.max))
-        out.append(UInt64(bitPattern: later(header.lastSeen, added.lastSeen) ?? Int64.min))
-        out.append(header.orders + added.orders)
-        out.append(UInt64(bitPattern: later(header.lastOrder, added.lastOrder) ?? Int64.min))
+        header.folding(added).encode(into: &out)
         try appendMergedCounts(&r, added.typeCounts, into: &out)
         try appendMergedCounts(&r, added.sourceCounts, into: &out)
-        let storedCount = try r.uint32()
-        let start = r.offset
-        var tallies = RawTallyCursor(UnsafeRawBufferPointer(rebasing: r.buffer[start...]), count: storedCount)
-        while let tally = try tallies.next() {
-            guard TallyKind(rawValue: tally.kind) != nil else { throw RecordError.corrupt("tally kind") }
-        }
-        let storedTallies = UnsafeRawBufferPointer(rebasing: r.buffer[start..<start + tallies.offset])
+        let tallies = try storedTallies(&r)
         guard added.hasTallies else {
-            out.append(storedCount)
-            out.append(bytes: storedTallies)
+            out.append(tallies.count)
+            out.append(bytes: tallies.bytes)
             return
         }
         let addedTallies = added.encodedTallies
-        let countAt = out.bytes.count
-        out.append(UInt32(0))
-        let count = addedTallies.bytes.withUnsafeBytes {
-            appendMergedTallies(storedTallies, count: storedCount, $0, count: addedTallies.count, into: &out)
+        addedTallies.bytes.withUnsafeBytes { addedBytes in
+            appendCounted(into: &out) { out in
+                appendMergedTallies(tallies.bytes, count: tallies.count, addedBytes, count: addedTallies.count, into: &out)
+            }
         }
-        out.bytes.withUnsafeMutableBytes { $0.storeBytes(of: count.bigEndian, toByteOffset: countAt, as: UInt32.self) }
     }
 
     /// Appends the stored counts `r` is at (`n`, then `n` × id and count) with `added` summed in.
     private static func appendMergedCounts(_ r: inout ByteReader, _ added: SortedMap<UInt32, UInt64>, into out: inout ByteWriter) throws(RecordError) {
         let n = Int(try r.uint32())
-        try r.need(n * 12)
-        let base = r.offset
-        let buffer = r.buffer
-        func id(_ i: Int) -> UInt32 { UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: base + i * 12, as: UInt32.self)) }
-        func count(_ i: Int) -> UInt64 { UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: base + i * 12 + 4, as: UInt64.self)) }
+        let stored = try r.slice(n * 12)
+        func id(_ i: Int) -> UInt32 { UInt32(bigEndian: stored.loadUnaligned(fromByteOffset: i * 12, as: UInt32.self)) }
+        func count(_ i: Int) -> UInt64 { UInt64(bigEndian: stored.loadUnaligned(fromByteOffset: i * 12 + 4, as: UInt64.self)) }
         let entries = added.entries
-        // Ids present in both are one entry: count them first (the number comes first).
-        var distinct = n + entries.count
-        var i = 0, j = 0
-        while i < n && j < entries.count {
-            let a = id(i), b = entries[j].key
-            if a == b { distinct -= 1; i += 1; j += 1 } else if a < b { i += 1 } else { j += 1 }
-        }
-        out.append(UInt32(distinct))
-        i = 0; j = 0
-        while i < n || j < entries.count {
-            if j == entries.count || (i < n && id(i) < entries[j].key) {
-                out.append(id(i)); out.append(count(i)); i += 1
-            } else if i == n || entries[j].key < id(i) {
-                out.append(entries[j].key); out.append(entries[j].value); j += 1
-            } else {
-                out.append(id(i)); out.append(count(i) + entries[j].value); i += 1; j += 1
+        appendCounted(into: &out) { out in
+            var i = 0, j = 0, appended: UInt32 = 0
+            while i < n || j < entries.count {
+                if j == entries.count || (i < n && id(i) < entries[j].key) {
+                    out.append(id(i)); out.append(count(i)); i += 1
+                } else if i == n || entries[j].key < id(i) {
+                    out.append(entries[j].key); out.append(entries[j].value); j += 1
+                } else {
+                    out.append(id(i)); out.append(count(i) + entries[j].value); i += 1; j += 1
+                }
+                appended += 1
             }
+            return appended
         }
-        try r.skip(n * 12)
     }
 
-    private static func earlier(_ a: Int64?, _ b: Int64?) -> Int64? {
-        guard let a else { return b }
-        guard let b else { return a }
-        return Swift.min(a, b)
-    }
-
-    private static func later(_ a: Int64?, _ b: Int64?) -> Int64? {
-        guard let a else { return b }
-        guard let b else { return a }
-        return Swift.max(a, b)
+    /// Appends a list the way summaries store them, its number first: `body` appends the
+    /// entries and returns how many, which goes into the 4 bytes left before them.
+    private static func appendCounted(into out: inout ByteWriter, _ body: (inout ByteWriter) -> UInt32) {
+        let countAt = out.bytes.count
+        out.append(UInt32(0))
+        let count = body(&out)
+        out.bytes.withUnsafeMutableBytes { $0.storeBytes(of: count.bigEndian, toByteOffset: countAt, as: UInt32.self) }
     }
 }
 

@@ -381,13 +381,7 @@ public struct Summary: Sendable {
     /// Everything ``encode(into:)`` writes before the tallies, which come last (the bulk encoder
     /// appends them from a ``TallyFold``).
     func encodeAllButTallies(into out: inout ByteWriter) {
-        out.append(UInt8(2))
-        out.append(events)
-        out.append(UInt64(bitPattern: revenueMicros))
-        out.append(UInt64(bitPattern: firstSeen ?? Int64.max))
-        out.append(UInt64(bitPattern: lastSeen ?? Int64.min))
-        out.append(orders)
-        out.append(UInt64(bitPattern: lastOrder ?? Int64.min))
+        SummaryHeader(self).encode(into: &out)
         Self.encodeCounts(typeCounts, into: &out)
         Self.encodeCounts(sourceCounts, into: &out)
     }
@@ -422,15 +416,22 @@ public struct Summary: Sendable {
             try sourceCounts.appendInOrder(source, try reader.uint64())
         }
         // Tallies stay raw: their extent is checked (lengths and kinds), their bytes copied once.
-        let count = try reader.uint32()
+        let (count, tallies) = try Self.storedTallies(&reader)
         guard count > 0 else { return }
+        rawTallies = RawTallies(count: count, bytes: Array(tallies))
+    }
+
+    /// The stored tallies `reader` is at (their count, then each), checked (lengths and kinds)
+    /// and passed over: their count and bytes, in place.
+    static func storedTallies(_ reader: inout ByteReader) throws(RecordError) -> (count: UInt32, bytes: UnsafeRawBufferPointer) {
+        let count = try reader.uint32()
         let start = reader.offset
         var tallies = RawTallyCursor(UnsafeRawBufferPointer(rebasing: reader.buffer[start...]), count: count)
         while let tally = try tallies.next() {
             guard TallyKind(rawValue: tally.kind) != nil else { throw RecordError.corrupt("tally kind") }
         }
         try reader.skip(tallies.offset)
-        rawTallies = RawTallies(count: count, bytes: Array(reader.buffer[start..<reader.offset]))
+        return (count, UnsafeRawBufferPointer(rebasing: reader.buffer[start..<reader.offset]))
     }
 
     static func decodeTallies(_ raw: RawTallies) throws(RecordError) -> SortedMap<TallyKey, Tally> {
@@ -518,6 +519,33 @@ public struct SummaryHeader: Sendable, Equatable {
             let o = Int64(bitPattern: try reader.uint64())
             lastOrder = o == Int64.min ? nil : o
         }
+    }
+
+    /// This header with `other`'s counted in: counts summed, the earliest and latest times kept
+    /// (what ``Summary/merge(_:)`` does to these fields).
+    func folding(_ other: Summary) -> SummaryHeader {
+        func earlier(_ a: Int64?, _ b: Int64?) -> Int64? { guard let a, let b else { return a ?? b }; return Swift.min(a, b) }
+        func later(_ a: Int64?, _ b: Int64?) -> Int64? { guard let a, let b else { return a ?? b }; return Swift.max(a, b) }
+        var folded = self
+        folded.version = 2
+        folded.events += other.events
+        folded.revenueMicros &+= other.revenueMicros
+        folded.firstSeen = earlier(firstSeen, other.firstSeen)
+        folded.lastSeen = later(lastSeen, other.lastSeen)
+        folded.orders += other.orders
+        folded.lastOrder = later(lastOrder, other.lastOrder)
+        return folded
+    }
+
+    /// Appends the header as version 2 stores it (what comes before the counts).
+    func encode(into out: inout ByteWriter) {
+        out.append(UInt8(2))
+        out.append(events)
+        out.append(UInt64(bitPattern: revenueMicros))
+        out.append(UInt64(bitPattern: firstSeen ?? Int64.max))
+        out.append(UInt64(bitPattern: lastSeen ?? Int64.min))
+        out.append(orders)
+        out.append(UInt64(bitPattern: lastOrder ?? Int64.min))
     }
 
     /// Revenue as a decimal number.
