@@ -60,10 +60,6 @@ public final class BulkWriter {
     private var tallyStart: [Int] = [0]
     private var tallyCount: [UInt16] = []
 
-    /// The event encoding, reused.
-    private var eventBuffer = ByteWriter(capacity: 512)
-    /// The merge record encoding, reused.
-    private var historyBuffer = ByteWriter(capacity: 48)
     /// Every piece of link evidence, counted into links (and degrees) at the end.
     private var links = LinkLog()
     private var eventKeys = ByteKeyTable()
@@ -184,7 +180,8 @@ public final class BulkWriter {
         let u = nodeIndex(of: a)
         let v = nodeIndex(of: b)
         guard u != v else { report.linksIgnored += 1; return }
-        try addEvidence(u, v, cause: .link, sequence: 0)
+        var appends = try EventAppends(events: appender(db.event), history: appender(db.history))
+        try addEvidence(u, v, cause: .link, sequence: 0, appends: &appends)
         report.linksAsserted += 1
     }
 
@@ -207,9 +204,11 @@ public final class BulkWriter {
             try input.props.withUnsafeBytes { props in
                 try input.attributes.bytes.withUnsafeBytes { attributes in
                     try nodes.withUnsafeBufferPointer { nodes in
+                        var appends = try EventAppends(events: appender(db.event), history: appender(db.history))
                         try store(
                             nodes: nodes, timestamp: input.timestamp, typeID: typeID, sourceID: sourceID, amountMicros: input.amountMicros,
-                            keyed: keyed, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count)
+                            keyed: keyed, eventID: eventID, props: props, attributes: attributes, attributeCount: input.attributes.count,
+                            appends: &appends)
                     }
                 }
             }
@@ -300,13 +299,15 @@ public final class BulkWriter {
             // per event cost a retain and a release each.)
             let unionAhead = 4
             let resolvedNodes = resolved, keptEvents = kept  // not changed while events are stored
+            let unionFind = UnionFindAddresses(parent: parent, nodeType: nodeType)
+            var appends = try EventAppends(events: appender(db.event), history: appender(db.history))
             try resolvedNodes.withUnsafeBufferPointer { resolved in
                 try keptEvents.withUnsafeBufferPointer { kept in
                     for (k, entry) in kept.enumerated() {
                         if k + unionAhead < kept.count {
                             let next = kept[k + unionAhead]
                             let first = Int(next.firstKey)
-                            prefetchUnionFind(UnsafeBufferPointer(rebasing: resolved[first..<(first + Int(events[Int(next.event)].memberCount))]))
+                            unionFind.prefetch(UnsafeBufferPointer(rebasing: resolved[first..<(first + Int(events[Int(next.event)].memberCount))]))
                         }
                         let e = events[Int(entry.event)]
                         let firstKey = Int(entry.firstKey)
@@ -318,7 +319,8 @@ public final class BulkWriter {
                             amountMicros: e.hasAmount ? e.amountMicros : nil, keyed: entry.keyed,
                             eventID: e.eventID.map { UnsafeRawBufferPointer(rebasing: arena[$0.range]) } ?? UnsafeRawBufferPointer(start: nil, count: 0),
                             props: UnsafeRawBufferPointer(rebasing: arena[e.props.range]),
-                            attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount))
+                            attributes: UnsafeRawBufferPointer(rebasing: arena[e.attributes.range]), attributeCount: Int(e.attributeCount),
+                            appends: &appends)
                     }
                 }
             }
@@ -336,18 +338,6 @@ public final class BulkWriter {
     private var keyMembers: [Int32] = []
     /// Their nodes.
     private var resolved: [UInt32] = []
-
-    /// Asks the CPU for the union-find parent and the type of each node (hints only).
-    private func prefetchUnionFind(_ nodes: UnsafeBufferPointer<UInt32>) {
-        parent.withUnsafeBufferPointer { parent in
-            nodeType.withUnsafeBufferPointer { types in
-                for node in nodes {
-                    idgraph_prefetch(parent.baseAddress! + Int(node))
-                    idgraph_prefetch(types.baseAddress! + Int(node))
-                }
-            }
-        }
-    }
 
     /// Whether `eventKey` (whose ``ByteKeyTable/hash(_:)`` is `hash`) is taken already (a
     /// duplicate); when not and `keep`, takes it.
@@ -388,19 +378,19 @@ public final class BulkWriter {
     private func store(
         nodes: UnsafeBufferPointer<UInt32>, timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
         keyed: Bool, eventID: UnsafeRawBufferPointer,
-        props: UnsafeRawBufferPointer, attributes: UnsafeRawBufferPointer, attributeCount: Int
+        props: UnsafeRawBufferPointer, attributes: UnsafeRawBufferPointer, attributeCount: Int, appends: inout EventAppends
     ) throws {
         let sequence = counters.nextSequence
         guard sequence < UInt64(UInt32.max) else { throw BulkLoadError.tooManyEvents }  // events are numbered in 32 bits here
         counters.nextSequence += 1
         let timestamp = timestamp ?? now
         let anchorNode = nodes.first { mergeTypes[Int(nodeType[Int($0)])] } ?? nodes[0]
-        eventBuffer.bytes.removeAll(keepingCapacity: true)
+        appends.record.bytes.removeAll(keepingCapacity: true)
         EventRecord.encode(
-            into: &eventBuffer, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
+            into: &appends.record, timestamp: timestamp, typeID: typeID, sourceID: sourceID,
             anchor: UInt64(anchorNode) + 1, amountMicros: amountMicros, nodes: nodes.lazy.map { UInt64($0) + 1 },
             eventID: keyed ? eventID : UnsafeRawBufferPointer(start: nil, count: 0), props: props, attributes: attributes, attributeCount: attributeCount)
-        try appender(db.event).put(key: sequence, value: eventBuffer.bytes, flags: .append)
+        try appends.events.put(key: sequence, value: appends.record.bytes, flags: .append)
         if keyed { eventKeySequence.append(UInt32(sequence)) }
         let time = sortableTimestamp(timestamp)
         for node in nodes {
@@ -422,7 +412,7 @@ public final class BulkWriter {
         counters.events += 1
         report.eventsStored += 1
         for i in nodes.indices {
-            for j in (i + 1)..<nodes.count { try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence) }
+            for j in (i + 1)..<nodes.count { try addEvidence(nodes[i], nodes[j], cause: .event, sequence: sequence, appends: &appends) }
         }
     }
 
@@ -492,7 +482,7 @@ public final class BulkWriter {
         }
     }
 
-    private func addEvidence(_ u: UInt32, _ v: UInt32, cause: HistoryRecord.Cause, sequence: UInt64) throws {
+    private func addEvidence(_ u: UInt32, _ v: UInt32, cause: HistoryRecord.Cause, sequence: UInt64, appends: inout EventAppends) throws {
         // A link seen again finds both ends in one entity already (nothing splits in a bulk
         // run), so only a new link can merge, as in GraphWriter.addEvidence.
         links.append(u, v)
@@ -507,9 +497,9 @@ public final class BulkWriter {
         entitySize[Int(keep)] += entitySize[Int(gone)]
         counters.entities -= 1
         report.merges += 1
-        historyBuffer.bytes.removeAll(keepingCapacity: true)
-        HistoryRecord.encodeMerge(into: &historyBuffer, time: now, cause: cause, causeSequence: sequence, keep: UInt64(keep) + 1, gone: UInt64(gone) + 1)
-        try appender(db.history).put(key: counters.nextHistory, value: historyBuffer.bytes, flags: .append)
+        appends.merge.bytes.removeAll(keepingCapacity: true)
+        HistoryRecord.encodeMerge(into: &appends.merge, time: now, cause: cause, causeSequence: sequence, keep: UInt64(keep) + 1, gone: UInt64(gone) + 1)
+        try appends.history.put(key: counters.nextHistory, value: appends.merge.bytes, flags: .append)
         counters.nextHistory += 1
     }
 
@@ -702,6 +692,47 @@ public final class BulkWriter {
         try txn.put(db.meta, key: MetaKey.counters, value: counters.bytes)
         if catalog.version != storedCatalogVersion { try catalog.store(in: txn, meta: db.meta) }
         for (key, value) in metadata { try txn.put(db.meta, key: IdentityGraph.userMetaPrefix + key, value: value) }
+    }
+}
+
+/// What storing events appends to, held by the caller for a whole batch and passed down:
+/// read from the writer's properties at every put, the cursors and the encoding buffers were
+/// retained and released around each (about 8% of the resolving thread at 10M events).
+private struct EventAppends {
+    /// The appending cursors of `event` and `history`.
+    let events: Cursor
+    let history: Cursor
+    /// The event record and merge record encodings, reused.
+    var record = ByteWriter(capacity: 512)
+    var merge = ByteWriter(capacity: 48)
+
+    init(events: Cursor, history: Cursor) {
+        self.events = events
+        self.history = history
+    }
+}
+
+/// Where the union-find parents and node types start, taken once per batch for prefetch
+/// hints: reading the arrays through the writer's properties retained and released both for
+/// every event. The addresses are only ever handed to `idgraph_prefetch`, which never faults
+/// and never changes a result, so they need not stay valid (they do: nothing is appended to
+/// either array while a batch's events are stored).
+private struct UnionFindAddresses {
+    let parent: UnsafeRawPointer?
+    let nodeType: UnsafeRawPointer?
+
+    init(parent: [UInt32], nodeType: [UInt16]) {
+        self.parent = parent.withUnsafeBytes { $0.baseAddress }
+        self.nodeType = nodeType.withUnsafeBytes { $0.baseAddress }
+    }
+
+    /// Asks the CPU for the parent and the type of each node.
+    func prefetch(_ nodes: UnsafeBufferPointer<UInt32>) {
+        guard let parent, let nodeType else { return }
+        for node in nodes {
+            idgraph_prefetch(parent + Int(node) * MemoryLayout<UInt32>.stride)
+            idgraph_prefetch(nodeType + Int(node) * MemoryLayout<UInt16>.stride)
+        }
     }
 }
 
