@@ -423,7 +423,10 @@ public final class Loader {
         func markDone() {
             doneOffset = reader.offset
             doneLine = reader.lineNumber
-            donePrefix = prefix
+            // Past the hashed prefix both stay as they are: copying the hasher retained and
+            // released its state for every line. (Equal byte counts mean equal states: the
+            // count grows with every line hashed, and `donePrefix` is an earlier copy.)
+            if donePrefix.bytes != prefix.bytes { donePrefix = prefix }
         }
 
         /// Bytes of the file on disk behind the lines parsed so far: the offset after the last

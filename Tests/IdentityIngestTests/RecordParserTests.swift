@@ -120,6 +120,58 @@ import Testing
         #expect(throws: LineError.self) { try RecordParser.parse(Array(#"{"ids":{"email":""#.utf8) + [0xC3, 0x28] + Array(#""}}"#.utf8)) }
     }
 
+    /// The string scanner's eight-bytes-at-a-time search against the byte-by-byte definition, on
+    /// words made mostly of the bytes that matter and their neighbours.
+    @Test func theWordTestAgreesWithTheByteTest() {
+        var rng = SeededGenerator(seed: 7)
+        let interesting: [UInt8] = [0x00, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7F, 0x80, 0xC3, 0xFF, 0x41, 0x61, 0x01, 0x02]
+        func needsALook(_ b: UInt8) -> Bool { b == 0x22 || b == 0x5C || b < 0x20 || b >= 0x80 }
+        var flagged = 0
+        for n in 0..<200_000 {
+            var bytes = (0..<8).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }.filter { !needsALook($0) }
+            while bytes.count < 8 { bytes.append(0x61) }
+            // Most words get one or two bytes from the interesting ones, some none.
+            for _ in 0..<(n % 3) { bytes[Int.random(in: 0..<8, using: &rng)] = interesting.randomElement(using: &rng)! }
+            let word = UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+            let flags = JSONScanner.bytesNeedingALook(word)
+            // No flag at all exactly when no byte needs a look; else the lowest flag is the first that does.
+            let first = bytes.firstIndex(where: needsALook)
+            let lowest = flags == 0 ? nil : flags.trailingZeroBitCount / 8
+            if lowest != first || (flags != 0 && flags.trailingZeroBitCount % 8 != 7) {
+                Issue.record("word \(bytes): first byte needing a look \(String(describing: first)), flagged \(String(describing: lowest))")
+                return
+            }
+            if first != nil { flagged += 1 }
+        }
+        #expect(flagged > 50_000 && flagged < 150_000)
+    }
+
+    /// Strings of every length up to 40 with one special byte at each position read (or fail)
+    /// as the byte-by-byte rules say, whichever eight-byte word the byte falls in.
+    @Test func specialBytesAreFoundAtEveryPositionOfAString() throws {
+        for length in 1...40 {
+            for position in 0..<length {
+                var value = Array(repeating: UInt8(ascii: "a"), count: length)
+                func line(_ v: [UInt8]) -> [UInt8] { Array(#"{"ids":{"email":""#.utf8) + v + Array(#""}}"#.utf8) }
+                func email(_ bytes: [UInt8]) throws -> String? {
+                    guard case .event(let e) = try RecordParser.parse(bytes) else { return nil }
+                    return String(decoding: e.identifiers[0].value, as: UTF8.self)
+                }
+                value[position] = 0x01
+                #expect(throws: LineError.self, "control at \(position) of \(length)") { try RecordParser.parse(line(value)) }
+                value[position] = 0xFF
+                #expect(throws: LineError.self, "bad UTF-8 at \(position) of \(length)") { try RecordParser.parse(line(value)) }
+                value[position] = 0x5C
+                value.insert(0x6E, at: position + 1)  // \n
+                #expect(try email(line(value)) == String(repeating: "a", count: position) + "\n" + String(repeating: "a", count: length - position - 1))
+                value.remove(at: position + 1)
+                value[position] = 0xC3
+                value.insert(0xA9, at: position + 1)  // é
+                #expect(try email(line(value)) == String(repeating: "a", count: position) + "é" + String(repeating: "a", count: length - position - 1))
+            }
+        }
+    }
+
     @Test func escapesAndSurrogatePairsAreDecoded() throws {
         guard case .event(let e) = try parse(#"{"ids":{"email":"caf\u00e9\ud83c\udf6a\n\"q\"@x"}}"#) else { Issue.record("not an event"); return }
         #expect(String(decoding: e.identifiers[0].value, as: UTF8.self) == "café🍪\n\"q\"@x")
