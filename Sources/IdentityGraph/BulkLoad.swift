@@ -95,19 +95,25 @@ public final class BulkFeed: @unchecked Sendable {
     /// Emptied event batches, handed back to the producer for reuse (their storage is kept).
     private var emptied: [EventBatch] = []
 
-    /// What goes through the queue.
+    /// What goes through the queue: operations or events, with what claiming the events' ids
+    /// did (one outcome per operation or event).
     fileprivate enum Chunk {
-        case operations([PreparedOperation])
-        case events(EventBatch)
+        case operations([PreparedOperation], claims: [EventKeyClaims.Outcome])
+        case events(EventBatch, claims: [EventKeyClaims.Outcome])
     }
+
+    /// The run's event ids, claimed here, on the producer's thread, as chunks are sent (see
+    /// ``EventKeyClaims``); the writer's once the producer is done.
+    let claims = EventKeyClaims()
     fileprivate var metadata: [(key: String, value: [UInt8])] = []
     private let memory = Atomic<Int>(0)
 
     /// Chunks waiting at most; the producer blocks when the writer is this far behind.
     static let depth = 8
 
-    /// Memory the writer holds (``BulkWriter/estimatedBytes``), as of the last chunk it took.
-    public var estimatedBytes: Int { memory.load(ordering: .relaxed) }
+    /// Memory the run holds: the writer's (``BulkWriter/estimatedBytes``) as of the last chunk
+    /// it took, and the claimed event ids. (Read on the producer's thread.)
+    public var estimatedBytes: Int { memory.load(ordering: .relaxed) + claims.memoryBytes }
 
     private let expected = Atomic<Int>(0)
 
@@ -122,7 +128,10 @@ public final class BulkFeed: @unchecked Sendable {
 
     /// Tells the writer about how many events the run will hold in all, so that it sizes its
     /// tables once (``BulkWriter/reserve(events:)``); the first hint counts.
-    public func expect(events: Int) { expected.store(events, ordering: .relaxed) }
+    public func expect(events: Int) {
+        if expectedEvents == 0 { claims.reserve(events: events) }
+        expected.store(events, ordering: .relaxed)
+    }
 
     fileprivate var expectedEvents: Int { expected.load(ordering: .relaxed) }
 
@@ -132,13 +141,16 @@ public final class BulkFeed: @unchecked Sendable {
     /// Hands a chunk of events and links to the writer; blocks while the queue is full. Throws the
     /// writer's error when it has failed (nothing of the bulk run will be kept).
     public func send(_ operations: [PreparedOperation]) throws {
+        let outcomes = operations.map { op -> EventKeyClaims.Outcome in
+            if case .event(let event) = op { claims.claim(event) } else { .unkeyed }
+        }
         var done: [[PreparedOperation]] = []
         defer { done.removeAll() }  // after unlocking: the frees happen here, on this thread
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= Self.depth && writerError == nil { condition.wait() }
         if let writerError { throw writerError }
-        queue.append(.operations(operations))
+        queue.append(.operations(operations, claims: outcomes))
         swap(&done, &spent)
         condition.broadcast()
     }
@@ -147,13 +159,15 @@ public final class BulkFeed: @unchecked Sendable {
     /// fill again (a batch the writer is done with, when there is one: its storage is reused).
     /// Blocks while the queue is full; throws the writer's error when it has failed.
     public func send(_ events: inout EventBatch) throws {
+        var outcomes: [EventKeyClaims.Outcome] = []
+        claims.claim(events, into: &outcomes)
         var next = emptied.popLast() ?? EventBatch(schema: events.schema)
         swap(&next, &events)
         condition.lock()
         defer { condition.unlock() }
         while queue.count >= Self.depth && writerError == nil { condition.wait() }
         if let writerError { throw writerError }
-        queue.append(.events(next))
+        queue.append(.events(next, claims: outcomes))
         if let reusable = returned.popLast() { emptied.append(reusable) }
         condition.broadcast()
     }
@@ -178,11 +192,11 @@ public final class BulkFeed: @unchecked Sendable {
     fileprivate func done(with chunk: consuming Chunk, memory bytes: Int) {
         memory.store(bytes, ordering: .relaxed)
         switch consume chunk {
-        case .operations(let operations):
+        case .operations(let operations, _):
             condition.lock()
             spent.append(operations)
             condition.unlock()
-        case .events(var batch):
+        case .events(var batch, _):
             batch.removeAll()
             condition.lock()
             if returned.count < Self.depth { returned.append(batch) }
@@ -267,6 +281,7 @@ extension IdentityGraph {
                 let clock = ContinuousClock()
                 let report = try bulkLoad(now: now, reserveBytes: reserveBytes, timings: &timings) { bulk -> ApplyReport in
                     bulk.progress = feed.progress
+                    bulk.claimKeys(with: feed.claims)
                     var resolving = Duration.zero, waiting = Duration.zero
                     var mark = clock.now
                     var reserved = false
@@ -278,8 +293,8 @@ extension IdentityGraph {
                             reserved = true
                         }
                         switch chunk {
-                        case .operations(let operations): for op in operations { try bulk.add(op) }
-                        case .events(let batch): try bulk.add(batch)
+                        case .operations(let operations, let claims): for (op, claimed) in zip(operations, claims) { try bulk.add(op, claimed: claimed) }
+                        case .events(let batch, let claims): try bulk.add(batch, claims: claims)
                         }
                         feed.done(with: consume chunk, memory: bulk.estimatedBytes)
                         mark = clock.now
@@ -287,7 +302,7 @@ extension IdentityGraph {
                     }
                     resolveSeconds = resolving.seconds
                     waitSeconds = waiting.seconds
-                    memoryEstimate = bulk.estimatedBytes
+                    memoryEstimate = bulk.estimatedBytes + feed.claims.memoryBytes  // the producer is done
                     for (key, value) in feed.metadata { bulk.setMetadata(key, value) }
                     return bulk.report
                 }

@@ -62,7 +62,10 @@ public final class BulkWriter {
 
     /// Every piece of link evidence, counted into links (and degrees) at the end.
     private var links = LinkLog()
-    private var eventKeys = ByteKeyTable()
+    /// The event ids claimed so far: by this writer, or by the feed that sends its batches
+    /// (``claimKeys(with:)``).
+    private var keyClaims = EventKeyClaims()
+    private var claimsByProducer = false
     /// Per event key (by number): its event's sequence (below 2^32 in one bulk run).
     private var eventKeySequence: [UInt32] = []
     /// Timeline entries (node index, sortable timestamp, sequence), in sequence order; the
@@ -107,7 +110,7 @@ public final class BulkWriter {
     /// addresses them with 32-bit offsets, so the bulk run ends there like at the memory limit.
     public var estimatedBytes: Int {
         if tallyArena.count > Self.tallyArenaLimit { return .max }
-        return ident.memoryBytes + longValueBytes + nodeType.capacity * 18 + links.memoryBytes + eventKeys.memoryBytes
+        return ident.memoryBytes + longValueBytes + nodeType.capacity * 18 + links.memoryBytes + (claimsByProducer ? 0 : keyClaims.memoryBytes)
             + eventKeySequence.capacity * 4 + timelineNode.capacity * 8 + eventType.capacity * 28 + tallyArena.capacity + tallyStart.capacity * 10
     }
 
@@ -132,7 +135,7 @@ public final class BulkWriter {
         let entries = Int(Double(events) * max(2.5, perEvent(timelineNode.count, otherwise: 2.15) * 1.05))
         let evidence = Int(Double(events) * max(1.5, perEvent(links.count, otherwise: 1.5) * 1.05))
         ident.reserve(keys: identifiers, bytes: identifiers * 24)
-        eventKeys.reserve(keys: events, bytes: events * 10)
+        if !claimsByProducer { keyClaims.reserve(events: events) }
         links.reserve(evidence)
         eventKeySequence.reserveCapacity(events)
         nodeType.reserveCapacity(identifiers); parent.reserveCapacity(identifiers)
@@ -156,11 +159,24 @@ public final class BulkWriter {
 
     // MARK: - Resolving
 
+    /// Uses `claims`, whose owner claims the ids of the events it sends before this writer
+    /// gets them (``add(_:claimed:)``, ``add(_:claims:)``), instead of claiming them itself.
+    /// Call before adding anything; `claims` is this writer's again once nothing more comes.
+    func claimKeys(with claims: EventKeyClaims) {
+        keyClaims = claims
+        claimsByProducer = true
+    }
+
     /// Takes one event or link, exactly as the incremental writer would apply it; throws
     /// ``BulkLoadError/unsupportedOperation`` for the others (they may split entities).
+    /// `claimed`: what claiming an event's id did, when its sender claimed it.
     public func add(_ op: PreparedOperation) throws {
+        try add(op, claimed: nil)
+    }
+
+    func add(_ op: PreparedOperation, claimed: EventKeyClaims.Outcome?) throws {
         switch op {
-        case .event(let event): try add(event)
+        case .event(let event): try add(event, claimed: claimed)
         case .link(let a, let b): try addLink(a, b)
         case .unlink, .forget, .retract: throw BulkLoadError.unsupportedOperation
         }
@@ -186,12 +202,13 @@ public final class BulkWriter {
     }
 
     /// Takes one event, exactly as the incremental writer would apply it.
-    private func add(_ event: PreparedEvent) throws {
+    private func add(_ event: PreparedEvent, claimed: EventKeyClaims.Outcome?) throws {
         let input = event.input
         event.countBlocked(in: &blockedCounts, report: &report)
         let id = event.storageKey == nil ? [] : input.eventID ?? []
-        let keyed = !id.isEmpty
-        if keyed, id.withUnsafeBytes({ Keys.withEventKey($0) { claim(eventKey: $0, hash: ByteKeyTable.hash($0), keep: !event.identifiers.isEmpty) } }) {
+        let outcome = claimed ?? keyClaims.claim(event)
+        let keyed = outcome == .first
+        if outcome == .duplicate {
             report.duplicateEvents += 1
             return
         }
@@ -217,6 +234,12 @@ public final class BulkWriter {
 
     /// The events of a batch, in order, exactly as ``add(_:)`` takes each as a ``PreparedOperation``.
     public func add(_ batch: EventBatch) throws {
+        try add(batch, claims: nil)
+    }
+
+    /// ``add(_:)``; `claims`: what claiming each event's id did, when the sender claimed them.
+    func add(_ batch: EventBatch, claims: [EventKeyClaims.Outcome]?) throws {
+        if claims == nil { keyClaims.claim(batch, into: &ownClaims) }
         for patterns in batch.blocked.values {
             for pattern in patterns { blockedCounts[pattern, default: 0] += 1 }
             report.blockedValues += patterns.count
@@ -226,36 +249,21 @@ public final class BulkWriter {
         batchTypeIDs.removeAll(keepingCapacity: true)
         batchTypeIDs.append(contentsOf: repeatElement(-1, count: batch.typeNames.count))
         try batch.arena.withUnsafeBytes { arena in
-            // First every event's key (claimed in order: duplicates are skipped) and every
-            // identifier key of the events kept, with its hash; then the identifiers are
-            // resolved with their hash slots and entries asked for a few keys ahead (at 10M
-            // events the writer spent half its resolving time waiting for those cache misses),
-            // and the events stored.
+            // Every identifier key of the events kept (their ids are claimed in order:
+            // duplicates are skipped), with its hash; then the identifiers are resolved with
+            // their hash slots and entries asked for a few keys ahead (at 10M events the writer
+            // spent half its resolving time waiting for those cache misses), and the events stored.
             let events = batch.events
-            // The event keys' hashes first, so that their slots and entries are asked for a few
-            // events ahead of the claims (each claim was two cache misses). An id over 400
-            // bytes has its key hashed again at its claim: such ids are rare, copying every
-            // short one aside would cost more.
-            eventKeyHashes.removeAll(keepingCapacity: true)
-            for e in events {
-                eventKeyHashes.append(e.eventID.map { span in Keys.withEventKey(UnsafeRawBufferPointer(rebasing: arena[span.range])) { ByteKeyTable.hash($0) } } ?? 0)
-            }
-            let claimAhead = 12, claimEntryAhead = 6
-            for j in 0..<min(claimAhead, events.count) where events[j].eventID != nil { eventKeys.prefetch(hash: eventKeyHashes[j]) }
+            let outcomes = claims ?? ownClaims
             kept.removeAll(keepingCapacity: true)
             keyBytes.removeAll(keepingCapacity: true)
             keyEnds.removeAll(keepingCapacity: true)
             keyHashes.removeAll(keepingCapacity: true)
             keyMembers.removeAll(keepingCapacity: true)
             for (i, e) in events.enumerated() {
-                if i + claimAhead < events.count, events[i + claimAhead].eventID != nil { eventKeys.prefetch(hash: eventKeyHashes[i + claimAhead]) }
-                if i + claimEntryAhead < events.count, events[i + claimEntryAhead].eventID != nil { eventKeys.prefetchEntry(hash: eventKeyHashes[i + claimEntryAhead]) }
-                var keyed = false
-                if let span = e.eventID {
-                    let id = UnsafeRawBufferPointer(rebasing: arena[span.range])
-                    if Keys.withEventKey(id, { claim(eventKey: $0, hash: eventKeyHashes[i], keep: e.memberCount > 0) }) { report.duplicateEvents += 1; continue }
-                    keyed = true
-                }
+                let outcome = outcomes[i]
+                if outcome == .duplicate { report.duplicateEvents += 1; continue }
+                let keyed = outcome == .first
                 guard e.memberCount > 0 else { report.eventsWithoutIdentifiers += 1; continue }
                 kept.append((Int32(i), keyed, Int32(keyEnds.count)))
                 for m in Int(e.firstMember)..<(Int(e.firstMember) + Int(e.memberCount)) {
@@ -339,14 +347,8 @@ public final class BulkWriter {
     /// Their nodes.
     private var resolved: [UInt32] = []
 
-    /// Whether `eventKey` (whose ``ByteKeyTable/hash(_:)`` is `hash`) is taken already (a
-    /// duplicate); when not and `keep`, takes it.
-    private func claim(eventKey: UnsafeRawBufferPointer, hash: UInt64, keep: Bool) -> Bool {
-        if !keep { return eventKeys.find(eventKey, hash: hash) != nil }
-        return !eventKeys.insert(eventKey, hash: hash).inserted
-    }
-    /// The hashes of the event keys of the batch being added (0 for an event without a key).
-    private var eventKeyHashes: [UInt64] = []
+    /// What claiming the ids of the batch being added did, when this writer claims them.
+    private var ownClaims: [EventKeyClaims.Outcome] = []
 
     /// Catalog ids of the batch's type names (-1: not looked up yet).
     private var batchTypeIDs: [Int32] = []
@@ -373,8 +375,8 @@ public final class BulkWriter {
 
     /// Stores an event whose identifiers are resolved into `nodes`: its record, timeline
     /// entries, summary inputs and the evidence between every pair of its nodes. Its anchor is
-    /// its first node of a merge type (else its first node). `keyed`: its key was just inserted
-    /// into `eventKeys` (its sequence goes with it).
+    /// its first node of a merge type (else its first node). `keyed`: its id was just claimed
+    /// by this event (its sequence goes with the id).
     private func store(
         nodes: UnsafeBufferPointer<UInt32>, timestamp: Int64?, typeID: UInt32, sourceID: UInt32, amountMicros: Int64?,
         keyed: Bool, eventID: UnsafeRawBufferPointer,
@@ -539,6 +541,7 @@ public final class BulkWriter {
         // What the sorter reads, in a box it empties as it goes: a thread's closure keeps what
         // it captures until the thread object goes, and these tables are the largest part of
         // the run's memory (the writer and the encoder drop their own references when done).
+        var eventKeys = keyClaims.takeTable()
         let inputs = SortInputs(ident: ident, eventKeys: eventKeys, links: links, entityOf: entityOf, nodeType: nodeType, mergeTypes: mergeTypes)
         links = LinkLog()
         let regrouped = DispatchSemaphore(value: 0)
