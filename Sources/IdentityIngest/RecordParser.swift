@@ -43,7 +43,8 @@ public enum RecordParser {
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto, into batch: inout EventBatch) throws(LineError) -> GraphOperation? {
         let mark = batch.mark()
         do {
-            let fields = try readFields(line, into: &batch)
+            var fields = try readFields(line, into: &batch)
+            defer { fields.giveBackAttributeLists(to: &batch) }
             let native = fields.isNative(format)
             if native && fields.op != nil {
                 let op = try fields.controlRecord(batch)
@@ -82,6 +83,8 @@ public enum RecordParser {
         do {
             guard try scanner.nextKind() == .object else { throw LineError.notAnObject }
             var fields = Fields()
+            swap(&fields.attributes, &batch.spareAttributes)
+            swap(&fields.topTraitAttributes, &batch.spareTraitAttributes)
             try scanner.readObject { s, key in try fields.read(key, from: &s, into: &batch) }
             try scanner.expectEnd()
             return fields
@@ -172,6 +175,14 @@ private struct Fields {
     /// Attributes from a Segment message's top-level `traits`: the user's, except in a `group`
     /// message, where they describe the group (a company's name is not the person's).
     var topTraitAttributes = AttributeList()
+
+    /// Empties the attribute lists and hands their storage back to `batch` for the next line.
+    mutating func giveBackAttributeLists(to batch: inout EventBatch) {
+        attributes.removeAll()
+        topTraitAttributes.removeAll()
+        swap(&attributes, &batch.spareAttributes)
+        swap(&topTraitAttributes, &batch.spareTraitAttributes)
+    }
 
     func isNative(_ format: InputFormat) -> Bool {
         switch format {
