@@ -43,6 +43,21 @@ import Testing
         #expect(e.amountMicros == 19_990_000)
     }
 
+    /// JSON whitespace (space, tab, carriage return) between any two tokens reads as the compact
+    /// line does; the scanner's fast path expects the next byte right there.
+    @Test func whitespaceBetweenTokensIsAllowed() throws {
+        let compact = #"{"event_id":"e-1","ts":1714564800000,"type":"order","ids":{"email":"a@x.com","cookie":["c-1","c-2"]},"props":{"sku":"A-42"}}"#
+        for ws in [" ", "\t", "\r", " \t\r "] {
+            let spaced = "\(ws){\(ws)\"event_id\"\(ws):\(ws)\"e-1\"\(ws),\(ws)\"ts\"\(ws):\(ws)1714564800000\(ws),\(ws)\"type\"\(ws):\(ws)\"order\"\(ws),"
+                + "\(ws)\"ids\"\(ws):\(ws){\(ws)\"email\"\(ws):\(ws)\"a@x.com\"\(ws),\(ws)\"cookie\"\(ws):\(ws)[\(ws)\"c-1\"\(ws),\(ws)\"c-2\"\(ws)]\(ws)}\(ws),"
+                + "\(ws)\"props\"\(ws):{\"sku\":\"A-42\"}\(ws)}\(ws)"
+            #expect(try parse(spaced) == parse(compact), "whitespace \(Array(ws.utf8))")
+        }
+        // Not inside a token.
+        #expect(throws: LineError.self) { try parse(#"{"ts":17145 64800000,"ids":{"email":"a@x.com"}}"#) }
+        #expect(throws: LineError.self) { try parse(#"{"ids":{"email":"a@x.com"}} }"#) }
+    }
+
     @Test func defaultsWhenOptionalFieldsAreMissing() throws {
         guard case .event(let e) = try parse(#"{"ids":{"email":"a@x.com"}}"#) else { Issue.record("not an event"); return }
         #expect(e.eventID == nil)
