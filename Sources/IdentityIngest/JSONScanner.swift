@@ -33,7 +33,9 @@ struct JSONScanner {
     }
 
     /// The next non-whitespace byte, not consumed.
+    @inline(__always)
     mutating func peek() -> UInt8? {
+        if position < bytes.count, case let b = bytes[position], b != 0x20 && b != 0x0A && b != 0x0D && b != 0x09 { return b }
         skipWhitespace()
         return atEnd ? nil : bytes[position]
     }
