@@ -27,7 +27,8 @@ public enum RecordParser {
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto) throws(LineError) -> GraphOperation {
         var batch = EventBatch(schema: .builtIn)  // as an arena only: nothing is prepared here
         batch.reserveCapacity(bytes: line.count + 64, identifiers: 8)
-        let fields = try readFields(line, into: &batch)
+        var fields = Fields()
+        try readFields(line, into: &batch, fields: &fields)
         if fields.isNative(format) {
             if fields.op != nil { return try fields.controlRecord(batch) }
             try fields.checkNativeEvent(batch)
@@ -43,7 +44,8 @@ public enum RecordParser {
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto, into batch: inout EventBatch) throws(LineError) -> GraphOperation? {
         let mark = batch.mark()
         do {
-            var fields = try readFields(line, into: &batch)
+            var fields = Fields()
+            try readFields(line, into: &batch, fields: &fields)
             defer { fields.giveBackAttributeLists(to: &batch) }
             let native = fields.isNative(format)
             if native && fields.op != nil {
@@ -76,18 +78,17 @@ public enum RecordParser {
         try parse(Array(line.utf8), format: format)
     }
 
-    /// Reads the members of a line's object: strings go to `batch`'s arena, native identifiers
-    /// to its pending list.
-    private static func readFields(_ line: UnsafeRawBufferPointer, into batch: inout EventBatch) throws(LineError) -> Fields {
+    /// Reads the members of a line's object into `fields` (new): strings go to `batch`'s arena,
+    /// native identifiers to its pending list. (Filled in place: a `Fields` returned was copied
+    /// out of the closure that filled it, its attribute lists retained and released each line.)
+    private static func readFields(_ line: UnsafeRawBufferPointer, into batch: inout EventBatch, fields: inout Fields) throws(LineError) {
         var scanner = JSONScanner(line)
         do {
             guard try scanner.nextKind() == .object else { throw LineError.notAnObject }
-            var fields = Fields()
             swap(&fields.attributes, &batch.spareAttributes)
             swap(&fields.topTraitAttributes, &batch.spareTraitAttributes)
             try scanner.readObject { s, key in try fields.read(key, from: &s, into: &batch) }
             try scanner.expectEnd()
-            return fields
         } catch let error as LineError {
             throw error
         } catch let error as JSONScanner.SyntaxError {
