@@ -231,7 +231,9 @@ public final class Loader {
     private var rejects: FileHandle?
     private var summary = LoadSummary()
     private let started = Date()
-    private var lastProgress = Date.distantPast
+    /// The first progress line comes half a second in, when its rates mean something (the
+    /// first line once read "1 lines, 684/s, 684.1 MB/s": a whole buffer read in a millisecond).
+    private lazy var lastProgress = started
 
     /// A loader for `graph`.
     public init(graph: IdentityGraph, options: LoadOptions = LoadOptions()) {
