@@ -169,11 +169,11 @@ public final class BulkWriter {
 
     /// Takes one event or link, exactly as the incremental writer would apply it; throws
     /// ``BulkLoadError/unsupportedOperation`` for the others (they may split entities).
-    /// `claimed`: what claiming an event's id did, when its sender claimed it.
     public func add(_ op: PreparedOperation) throws {
         try add(op, claimed: nil)
     }
 
+    /// ``add(_:)``; `claimed`: what claiming an event's id did, when its sender claimed it.
     func add(_ op: PreparedOperation, claimed: EventKeyClaims.Outcome?) throws {
         switch op {
         case .event(let event): try add(event, claimed: claimed)

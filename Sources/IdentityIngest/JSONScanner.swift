@@ -23,19 +23,20 @@ struct JSONScanner {
 
     private func error(_ expected: String) -> SyntaxError { SyntaxError(offset: position, expected: expected) }
 
+    /// Whether `b` is JSON whitespace (space, line feed, carriage return, tab).
+    @inline(__always)
+    private static func isWhitespace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 }
+
     /// Skips JSON whitespace.
     @inline(__always)
     mutating func skipWhitespace() {
-        while position < bytes.count {
-            let b = bytes[position]
-            if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { position += 1 } else { return }
-        }
+        while position < bytes.count && Self.isWhitespace(bytes[position]) { position += 1 }
     }
 
     /// The next non-whitespace byte, not consumed.
     @inline(__always)
     mutating func peek() -> UInt8? {
-        if position < bytes.count, case let b = bytes[position], b != 0x20 && b != 0x0A && b != 0x0D && b != 0x09 { return b }
+        if position < bytes.count, case let b = bytes[position], !Self.isWhitespace(b) { return b }
         skipWhitespace()
         return atEnd ? nil : bytes[position]
     }

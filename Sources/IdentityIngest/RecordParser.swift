@@ -44,9 +44,9 @@ public enum RecordParser {
     public static func parse(_ line: UnsafeRawBufferPointer, format: InputFormat = .auto, into batch: inout EventBatch) throws(LineError) -> GraphOperation? {
         let mark = batch.mark()
         do {
-            var fields = Fields()
-            try readFields(line, into: &batch, fields: &fields)
+            var fields = Fields(reusingAttributeListsOf: &batch)
             defer { fields.giveBackAttributeLists(to: &batch) }
+            try readFields(line, into: &batch, fields: &fields)
             let native = fields.isNative(format)
             if native && fields.op != nil {
                 let op = try fields.controlRecord(batch)
@@ -78,15 +78,13 @@ public enum RecordParser {
         try parse(Array(line.utf8), format: format)
     }
 
-    /// Reads the members of a line's object into `fields` (new): strings go to `batch`'s arena,
+    /// Reads the members of a line's object into `fields` (empty): strings go to `batch`'s arena,
     /// native identifiers to its pending list. (Filled in place: a `Fields` returned was copied
     /// out of the closure that filled it, its attribute lists retained and released each line.)
     private static func readFields(_ line: UnsafeRawBufferPointer, into batch: inout EventBatch, fields: inout Fields) throws(LineError) {
         var scanner = JSONScanner(line)
         do {
             guard try scanner.nextKind() == .object else { throw LineError.notAnObject }
-            swap(&fields.attributes, &batch.spareAttributes)
-            swap(&fields.topTraitAttributes, &batch.spareTraitAttributes)
             try scanner.readObject { s, key in try fields.read(key, from: &s, into: &batch) }
             try scanner.expectEnd()
         } catch let error as LineError {
@@ -176,6 +174,15 @@ private struct Fields {
     /// Attributes from a Segment message's top-level `traits`: the user's, except in a `group`
     /// message, where they describe the group (a company's name is not the person's).
     var topTraitAttributes = AttributeList()
+
+    init() {}
+
+    /// Fields whose attribute lists are `batch`'s spare ones (empty, with storage): a parser
+    /// gives them back after the line (``giveBackAttributeLists(to:)``).
+    init(reusingAttributeListsOf batch: inout EventBatch) {
+        swap(&attributes, &batch.spareAttributes)
+        swap(&topTraitAttributes, &batch.spareTraitAttributes)
+    }
 
     /// Empties the attribute lists and hands their storage back to `batch` for the next line.
     mutating func giveBackAttributeLists(to batch: inout EventBatch) {
