@@ -79,14 +79,15 @@ public struct EventBatch: Sendable {
     private(set) var events: [Event] = []
     private(set) var members: [Member] = []
     private(set) var raws: [RawMember] = []
-    /// Normalized type names the members use, with their policies (kept across ``removeAll()``).
+    /// Normalized type names the members use (kept across ``removeAll()``).
     private(set) var typeNames: [String] = []
-    private var policies: [TypePolicy] = []
-    /// Per type (as ``typeNames``): its normalization and whether it blocks values, read for
-    /// every identifier without copying the policy (whose optional pattern list was retained
-    /// and released each time, with the type's name: ~3% of the parsing thread).
+    /// Per type (as ``typeNames``), what its policy says of values: its normalization, whether
+    /// it blocks any, and its blocked patterns. The first two are read for every identifier, as
+    /// plain values: a copy of the policy retained and released its pattern list and the type's
+    /// name (~3% of the parser), and even testing the pattern list for emptiness cost ~3%.
     private var normalizations: [Normalization] = []
     private var blocksValues: [Bool] = []
+    private var blockedPatterns: [[String]] = []
     private var knownTypes: [KnownType] = []
     /// The patterns that dropped values, by event index (rare).
     private(set) var blocked: [Int: [String]] = [:]
@@ -245,9 +246,9 @@ public struct EventBatch: Sendable {
         }
         if value.count == 0 { throw IdentifierError.emptyValue(type: typeNames[t]) }
         if value.count > maximumIdentifierValueBytes { throw IdentifierError.valueTooLong(type: typeNames[t], bytes: Int(value.count)) }
-        if blocksValues[t], let patterns = policies[t].blocked {
+        if blocksValues[t] {
             let text = String(decoding: arena[value.range], as: UTF8.self)
-            for pattern in patterns where BlockedPatterns.matches(pattern, text) {
+            for pattern in blockedPatterns[t] where BlockedPatterns.matches(pattern, text) {
                 blocked[event, default: []].append("\(typeNames[t]) /\(pattern)/")
                 return
             }
@@ -274,9 +275,9 @@ public struct EventBatch: Sendable {
             } else {
                 index = Int32(typeNames.count)
                 typeNames.append(name)
-                policies.append(policy)
                 normalizations.append(policy.normalize)
-                blocksValues.append(!(policy.blocked ?? []).isEmpty)
+                blockedPatterns.append(policy.blocked ?? [])
+                blocksValues.append(!blockedPatterns[blockedPatterns.count - 1].isEmpty)
             }
         }
         knownTypes.append(KnownType(raw: rawBytes, index: index))

@@ -271,6 +271,20 @@ public struct Summary: Sendable {
         return stale || c.timestamp == firstSeen || c.timestamp == lastSeen
     }
 
+    /// The fixed fields, as a ``SummaryHeader`` holds them (the header's fold is the one place
+    /// counts are summed and times kept earliest and latest, for decoded and stored summaries).
+    var header: SummaryHeader {
+        get { SummaryHeader(self) }
+        set {
+            events = newValue.events
+            revenueMicros = newValue.revenueMicros
+            firstSeen = newValue.firstSeen
+            lastSeen = newValue.lastSeen
+            orders = newValue.orders
+            lastOrder = newValue.lastOrder
+        }
+    }
+
     /// Folds another summary into this one.
     public mutating func merge(_ other: Summary) {
         guard !other.isEmpty else { return }
@@ -278,12 +292,7 @@ public struct Summary: Sendable {
             self = other  // shares storage until either changes
             return
         }
-        events += other.events
-        revenueMicros &+= other.revenueMicros
-        if let f = other.firstSeen { firstSeen = Swift.min(firstSeen ?? f, f) }
-        if let l = other.lastSeen { lastSeen = Swift.max(lastSeen ?? l, l) }
-        orders += other.orders
-        if let o = other.lastOrder { lastOrder = Swift.max(lastOrder ?? o, o) }
+        header = header.folding(other)
         typeCounts.merge(other.typeCounts, +)
         sourceCounts.merge(other.sourceCounts, +)
         if other.hasTallies {
@@ -396,14 +405,9 @@ public struct Summary: Sendable {
     }
 
     init(decoding reader: inout ByteReader) throws(RecordError) {
-        let header = try SummaryHeader(decoding: &reader)
-        let version = header.version
-        events = header.events
-        revenueMicros = header.revenueMicros
-        firstSeen = header.firstSeen
-        lastSeen = header.lastSeen
-        orders = header.orders
-        lastOrder = header.lastOrder
+        let stored = try SummaryHeader(decoding: &reader)
+        let version = stored.version
+        header = stored
         let n = try reader.uint32()
         for _ in 0..<n {
             let type = try reader.uint32()
@@ -522,7 +526,7 @@ public struct SummaryHeader: Sendable, Equatable {
     }
 
     /// This header with `other`'s counted in: counts summed, the earliest and latest times kept
-    /// (what ``Summary/merge(_:)`` does to these fields).
+    /// (``Summary/merge(_:)`` folds its fields through this too).
     func folding(_ other: Summary) -> SummaryHeader {
         func earlier(_ a: Int64?, _ b: Int64?) -> Int64? { guard let a, let b else { return a ?? b }; return Swift.min(a, b) }
         func later(_ a: Int64?, _ b: Int64?) -> Int64? { guard let a, let b else { return a ?? b }; return Swift.max(a, b) }
