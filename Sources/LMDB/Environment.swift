@@ -222,17 +222,29 @@ public final class Environment: @unchecked Sendable {
                 try check(opened, "mdb_dbi_open '\(name)'")
                 preconditionFailure("check throws on failure")
             }
+            Self.useFastComparators(txn, dbi, flags)
             try check(mdb_txn_commit(txn), "mdb_txn_commit (opening '\(name)')")
             db = Database(dbi: dbi, name: name, flags: flags)
         } else {
             db = try write { txn in
                 var dbi = MDB_dbi()
                 try check(mdb_dbi_open(txn.handle, name, flags.rawValue, &dbi), "mdb_dbi_open '\(name)'")
+                Self.useFastComparators(try txn.handle, dbi, flags)
                 return Database(dbi: dbi, name: name, flags: flags)
             }
         }
         databases[name] = db
         return db
+    }
+
+    /// Sets the comparators of a database just opened (before any access, as LMDB requires):
+    /// LMDB's own byte order, computed a word at a time (`idgraph_compare_bytes` in the CLMDB
+    /// shim). The order is the same as LMDB's default, so other programs (`mdb_dump`,
+    /// `mdb_load`, an older idgraph) read and write the database correctly without it.
+    /// Measured: ... (see docs/benchmarks.md).
+    private static func useFastComparators(_ txn: OpaquePointer?, _ dbi: MDB_dbi, _ flags: DatabaseFlags) {
+        mdb_set_compare(txn, dbi, idgraph_bytes_comparator())
+        if flags.contains(.dupSort) { mdb_set_dupsort(txn, dbi, idgraph_bytes_comparator()) }
     }
 
     /// Lets the operating system drop the data file's pages from its page cache once they are

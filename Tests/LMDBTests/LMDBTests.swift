@@ -52,6 +52,42 @@ final class TemporaryEnvironment {
         }
     }
 
+    /// The word-at-a-time comparator (`idgraph_compare_bytes`) keeps LMDB's own order: keys
+    /// and sorted duplicates of random bytes, many sharing long prefixes and of every length
+    /// from 0 to 40, come back in lexicographic byte order (a shorter one before its
+    /// extensions), and each is found again by an exact search.
+    @Test func keysAndDuplicatesKeepLexicographicByteOrder() throws {
+        let t = try TemporaryEnvironment(mapSize: 1 << 24)
+        let keys = try t.environment.database("bytes")
+        let dups = try t.environment.database("dupbytes", flags: [.create, .dupSort])
+        var rng = SystemRandomNumberGenerator()
+        var stems: [[UInt8]] = []
+        for _ in 0..<20 { stems.append((0..<Int.random(in: 0...24, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }) }
+        var samples: Set<[UInt8]> = []
+        while samples.count < 3_000 {
+            var bytes = stems.randomElement(using: &rng)!
+            // Tails from a small alphabet, so that neighbours differ late, in any byte of a word.
+            bytes += (0..<Int.random(in: 0...16, using: &rng)).map { _ in [0, 1, 0x7F, 0x80, 0xFF].randomElement(using: &rng)! }
+            if !bytes.isEmpty && bytes.count <= 40 { samples.insert(bytes) }
+        }
+        try t.environment.write { txn throws in
+            for bytes in samples {
+                try txn.put(keys, key: bytes, value: [UInt8(1)])
+                try txn.put(dups, key: UInt64(9), value: bytes)
+            }
+        }
+        let expected = samples.sorted { $0.lexicographicallyPrecedes($1) }
+        try t.environment.read { txn throws in
+            var stored: [[UInt8]] = []
+            try txn.forEach(keys) { key, _ in stored.append(Array(key)); return true }
+            #expect(stored == expected)
+            var duplicates: [[UInt8]] = []
+            try txn.forEachDuplicate(dups, key: UInt64(9)) { duplicates.append(Array($0)); return true }
+            #expect(duplicates == expected)
+            for bytes in samples.prefix(500) { #expect(try txn.value(keys, key: bytes) == [1]) }
+        }
+    }
+
     @Test func integerKeysSortNumerically() throws {
         let t = try TemporaryEnvironment()
         let db = try t.environment.database("ints")
