@@ -241,7 +241,7 @@ public final class Environment: @unchecked Sendable {
     /// LMDB's own byte order, computed a word at a time (`idgraph_compare_bytes` in the CLMDB
     /// shim). The order is the same as LMDB's default, so other programs (`mdb_dump`,
     /// `mdb_load`, an older idgraph) read and write the database correctly without it.
-    /// Measured: ... (see docs/benchmarks.md).
+    /// Real-time saturation rose some 10% with it (docs/benchmarks.md, session 16).
     private static func useFastComparators(_ txn: OpaquePointer?, _ dbi: MDB_dbi, _ flags: DatabaseFlags) {
         mdb_set_compare(txn, dbi, idgraph_bytes_comparator())
         if flags.contains(.dupSort) { mdb_set_dupsort(txn, dbi, idgraph_bytes_comparator()) }
