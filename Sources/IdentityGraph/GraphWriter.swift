@@ -119,8 +119,8 @@ final class GraphWriter {
         // limited types per component.
         var parent: [NodeID: NodeID] = [:]
         var counts: [NodeID: [UInt16: Int]] = [:]
-        var records: [NodeID: NodeRecord] = [:]
-        func record(_ n: NodeID) throws -> NodeRecord {
+        var records: [NodeID: NodeHeader] = [:]
+        func record(_ n: NodeID) throws -> NodeHeader {
             if let r = records[n] { return r }
             let r = try readNode(n)
             records[n] = r
@@ -373,7 +373,7 @@ final class GraphWriter {
 
     /// A node takes part in entities: its type merges and it is not generic.
     @inline(__always)
-    private func isActive(_ node: NodeRecord) -> Bool { isMergeType(node.typeID) && !node.isGeneric }
+    private func isActive(_ node: NodeHeader) -> Bool { isMergeType(node.typeID) && !node.isGeneric }
 
     /// The type id of an identifier's type, if the catalog has it. Read from the index field:
     /// calling a method of the class-held `Catalog` copied it whole (about 20 retains and
@@ -415,16 +415,53 @@ final class GraphWriter {
         return node
     }
 
-    func readNode(_ node: NodeID) throws -> NodeRecord {
+    /// The fixed fields of a node's record (see ``NodeHeader``).
+    func readNode(_ node: NodeID) throws -> NodeHeader {
         try txn.withValue(db.node, key: node) { bytes in
             guard let bytes else { throw GraphError.damaged(.corrupt("node \(node) missing")) }
-            return try NodeRecord(bytes: bytes)
+            return try NodeHeader(bytes: bytes)
         }
     }
 
-    private func writeNode(_ node: NodeID, _ record: NodeRecord) throws {
-        try txn.put(db.node, key: node, value: record.bytes)
+    /// Rewrites a node record's fixed fields (its value stays): one descent to the record,
+    /// then an overwrite in place.
+    private func writeNode(_ node: NodeID, _ header: NodeHeader) throws {
+        let cursor = try nodeCursors.first
+        guard try cursor.seek(key: node) else { throw GraphError.damaged(.corrupt("node \(node) missing")) }
+        try overwriteNode(at: cursor, node, header)
     }
+
+    /// A node read through `cursor`, which stays on it for ``overwriteNode(at:_:_:)``.
+    private func readNode(_ node: NodeID, at cursor: Cursor) throws -> NodeHeader {
+        guard try cursor.seek(key: node) else { throw GraphError.damaged(.corrupt("node \(node) missing")) }
+        return try cursor.withCurrent { _, value in try NodeHeader(bytes: value) }
+    }
+
+    /// Replaces the fixed fields of the node record `cursor` is on (same size, so LMDB writes
+    /// it where it is: no second descent, as a put by key took).
+    private func overwriteNode(at cursor: Cursor, _ node: NodeID, _ header: NodeHeader) throws {
+        cursor.withCurrent { _, value in
+            nodeScratch.removeAll(keepingCapacity: true)
+            nodeScratch.append(contentsOf: value)
+        }
+        header.write(over: &nodeScratch)
+        try cursor.put(key: node, value: nodeScratch, flags: .current)
+    }
+
+    /// Two cursors on `node`, opened at the first use and kept for the transaction: a read
+    /// of both ends of a new link, then their degrees rewritten in place (the adjacency and
+    /// timeline code opened a cursor per call, an allocation each).
+    private var nodeCursorPair: (first: Cursor, second: Cursor)?
+    private var nodeCursors: (first: Cursor, second: Cursor) {
+        get throws {
+            if let nodeCursorPair { return nodeCursorPair }
+            let pair = (try txn.cursor(db.node), try txn.cursor(db.node))
+            nodeCursorPair = pair
+            return pair
+        }
+    }
+    /// A node record's bytes while its fixed fields are rewritten (reused).
+    private var nodeScratch: [UInt8] = []
 
     // MARK: - Entities and summaries
 
@@ -606,9 +643,20 @@ final class GraphWriter {
 
     /// The adjacency entry `u → v`, when the link exists.
     private func edge(_ u: NodeID, _ v: NodeID) throws -> EdgeEntry? {
-        let cursor = try txn.cursor(db.adjacency)
-        defer { cursor.close() }
-        return try cursor.seekEdge(u, to: v)
+        try adjacencyCursor.seekEdge(u, to: v)
+    }
+
+    /// A cursor on `adj` for the lookups and in-place changes of links, opened at the first
+    /// use and kept for the transaction (one per call was an allocation in Swift and one in
+    /// LMDB for every pair of identifiers an event names).
+    private var openAdjacencyCursor: Cursor?
+    private var adjacencyCursor: Cursor {
+        get throws {
+            if let openAdjacencyCursor { return openAdjacencyCursor }
+            let cursor = try txn.cursor(db.adjacency)
+            openAdjacencyCursor = cursor
+            return cursor
+        }
     }
 
     /// Changes the link `u–v` in both directions, if it exists: `change` edits its entry under `u`
@@ -618,8 +666,7 @@ final class GraphWriter {
     /// when there is no link.
     @discardableResult
     private func changeLink(_ u: NodeID, _ v: NodeID, _ change: (inout EdgeEntry) -> Void) throws -> EdgeEntry? {
-        let cursor = try txn.cursor(db.adjacency)
-        defer { cursor.close() }
+        let cursor = try adjacencyCursor
         guard let old = try cursor.seekEdge(u, to: v) else { return nil }
         var new = old
         change(&new)
@@ -644,10 +691,12 @@ final class GraphWriter {
         try txn.put(db.adjacency, key: u, value: EdgeEntry(neighbour: v, evidence: 1))
         try txn.put(db.adjacency, key: v, value: EdgeEntry(neighbour: u, evidence: 1))
         counters.links += 1
-        var ru = try readNode(u)
-        var rv = try readNode(v)
-        if isMergeType(rv.typeID) { ru.degree += 1; try writeNode(u, ru) }
-        if isMergeType(ru.typeID) { rv.degree += 1; try writeNode(v, rv) }
+        // Both ends read through cursors that stay on them: each degree is rewritten in place.
+        let cursors = try nodeCursors
+        var ru = try readNode(u, at: cursors.first)
+        var rv = try readNode(v, at: cursors.second)
+        if isMergeType(rv.typeID) { ru.degree += 1; try overwriteNode(at: cursors.first, u, ru) }
+        if isMergeType(ru.typeID) { rv.degree += 1; try overwriteNode(at: cursors.second, v, rv) }
         // A higher degree may make either end generic (it leaves its entity); only then do the
         // records in hand go stale.
         let changedU = try refreshGeneric(u, ru, cause: cause, sequence: sequence)
@@ -730,7 +779,7 @@ final class GraphWriter {
     /// `current` is the node's record as stored now (callers have just read or written it).
     /// Returns whether the node changed state, and with it possibly the entities around it.
     @discardableResult
-    private func refreshGeneric(_ node: NodeID, _ current: NodeRecord, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
+    private func refreshGeneric(_ node: NodeID, _ current: NodeHeader, cause: HistoryRecord.Cause, sequence: UInt64) throws -> Bool {
         var record = current
         guard let threshold = genericThresholds[Int(record.typeID)] else { return false }
         let generic = record.degree > threshold
@@ -817,10 +866,11 @@ final class GraphWriter {
         if staleEntityBounds.remove(gone) != nil { staleEntityBounds.insert(keep) }
         var kept = keepA ? ea : eb
         let absorbed = keepA ? eb : ea
+        let cursor = try nodeCursors.first
         for node in try members(of: gone) {
-            var record = try readNode(node)
+            var record = try readNode(node, at: cursor)
             record.entity = keep
-            try writeNode(node, record)
+            try overwriteNode(at: cursor, node, record)
             try txn.put(db.member, key: keep, value: node)
         }
         try txn.delete(db.member, key: gone)
@@ -855,7 +905,7 @@ final class GraphWriter {
     private func separate(seeds candidates: [NodeID], cause: HistoryRecord.Cause, sequence: UInt64) throws {
         var groups: [EntityID: [NodeID]] = [:]
         for node in candidates {
-            guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeRecord(bytes: $0) } }),
+            guard let record = try txn.withValue(db.node, key: node, { try $0.map { try NodeHeader(bytes: $0) } }),
                   isActive(record), groups[record.entity]?.contains(node) != true else { continue }
             groups[record.entity, default: []].append(node)
         }

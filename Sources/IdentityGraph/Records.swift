@@ -53,6 +53,45 @@ struct NodeRecord: Equatable {
     static func entity(in bytes: UnsafeRawBufferPointer) -> EntityID { bytes.loadBigEndianUInt64(at: 4) }
 }
 
+/// The fixed fields at the start of a node record: all the writer reads and changes (the
+/// identifier's value after them is written once, when the node is created). Read and
+/// rewritten in place, they cost no allocation, where a whole ``NodeRecord`` copied the value
+/// out and encoded it again (7.5 of the 21 allocations per event of an incremental load).
+struct NodeHeader: Equatable {
+    var typeID: UInt16
+    var flags: UInt8
+    /// 0 when the node belongs to no entity (`relate` types, generic values).
+    var entity: EntityID
+    /// Distinct neighbours of `merge` types it is linked to.
+    var degree: UInt32
+
+    /// Encoded size: type (2), flags (1), a zero byte, entity (8), degree (4).
+    static let size = 16
+
+    var isGeneric: Bool { flags & NodeRecord.genericFlag != 0 }
+
+    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
+        guard bytes.count >= Self.size else { throw RecordError.corrupt("node record of \(bytes.count) bytes, at least \(Self.size) expected") }
+        typeID = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+        flags = bytes[2]
+        entity = bytes.loadBigEndianUInt64(at: 4)
+        degree = UInt32(bigEndian: bytes.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+    }
+
+    /// Writes the fields over the first ``size`` bytes of `bytes` (a node record's copy).
+    func write(over bytes: inout [UInt8]) {
+        precondition(bytes.count >= Self.size, "a node record is at least \(Self.size) bytes")
+        bytes[0] = UInt8(typeID >> 8)
+        bytes[1] = UInt8(typeID & 0xFF)
+        bytes[2] = flags
+        bytes[3] = 0
+        bytes.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: entity.bigEndian, toByteOffset: 4, as: UInt64.self)
+            raw.storeBytes(of: degree.bigEndian, toByteOffset: 12, as: UInt32.self)
+        }
+    }
+}
+
 /// An entity's record in `entity`: live (size, created, updated, summary), a redirect to the
 /// entity it merged into, or erased (its last identifier was forgotten).
 enum EntityRecord: Equatable {
