@@ -448,9 +448,11 @@ final class GraphWriter {
         try cursor.put(key: node, value: nodeScratch, flags: .current)
     }
 
-    /// Two cursors on `node`, opened at the first use and kept for the transaction: a read
-    /// of both ends of a new link, then their degrees rewritten in place (the adjacency and
-    /// timeline code opened a cursor per call, an allocation each).
+    /// Two cursors on `node`, opened at the first use and kept for the transaction: both ends
+    /// of a new link are read, then their degrees rewritten in place, each cursor staying on its
+    /// node in between (a read and a put by key descended twice per node). ``writeNode(_:_:)``
+    /// moves the first, so no other node write may come between a positioned read and its
+    /// overwrite.
     private var nodeCursorPair: (first: Cursor, second: Cursor)?
     private var nodeCursors: (first: Cursor, second: Cursor) {
         get throws {
