@@ -6,47 +6,50 @@ public typealias NodeID = UInt64
 /// An entity's number. Merged-away and split-from ids keep resolving (redirects, history).
 public typealias EntityID = UInt64
 
-/// The identifier's own record in `node`: `[type u16][flags u8][0][entity u64][degree u32][value]`.
+/// The identifier's own record in `node`: `[type u16][flags u8][0][entity u64][degree u32][value]`:
+/// the fixed fields (``NodeHeader``, which alone knows their layout), then the identifier's value.
 struct NodeRecord: Equatable {
-    var typeID: UInt16
-    var flags: UInt8
-    /// 0 when the node belongs to no entity (`relate` types, generic values).
-    var entity: EntityID
-    /// Distinct neighbours of `merge` types it is linked to.
-    var degree: UInt32
+    var header: NodeHeader
     var value: [UInt8]
 
     static let genericFlag: UInt8 = 1
 
-    var isGeneric: Bool { flags & NodeRecord.genericFlag != 0 }
+    var typeID: UInt16 {
+        get { header.typeID }
+        set { header.typeID = newValue }
+    }
+    var flags: UInt8 {
+        get { header.flags }
+        set { header.flags = newValue }
+    }
+    /// 0 when the node belongs to no entity (`relate` types, generic values).
+    var entity: EntityID {
+        get { header.entity }
+        set { header.entity = newValue }
+    }
+    /// Distinct neighbours of `merge` types it is linked to.
+    var degree: UInt32 {
+        get { header.degree }
+        set { header.degree = newValue }
+    }
+    var isGeneric: Bool { header.isGeneric }
 
     var bytes: [UInt8] {
-        var w = ByteWriter(capacity: 16 + value.count)
-        w.append(typeID)
-        w.append(flags)
-        w.append(UInt8(0))
-        w.append(entity)
-        w.append(degree)
-        w.append(bytes: value)
-        return w.bytes
+        var bytes = [UInt8](repeating: 0, count: NodeHeader.size)
+        bytes.reserveCapacity(NodeHeader.size + value.count)
+        header.write(over: &bytes)
+        bytes.append(contentsOf: value)
+        return bytes
     }
 
     init(typeID: UInt16, flags: UInt8 = 0, entity: EntityID, degree: UInt32 = 0, value: [UInt8]) {
-        self.typeID = typeID
-        self.flags = flags
-        self.entity = entity
-        self.degree = degree
+        header = NodeHeader(typeID: typeID, flags: flags, entity: entity, degree: degree)
         self.value = value
     }
 
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
-        var r = ByteReader(bytes)
-        typeID = try r.uint16()
-        flags = try r.uint8()
-        _ = try r.uint8()
-        entity = try r.uint64()
-        degree = try r.uint32()
-        value = r.rest()
+        header = try NodeHeader(bytes: bytes)
+        value = Array(bytes[NodeHeader.size...])
     }
 
     /// Reads only the entity field of an encoded node record.
@@ -69,6 +72,13 @@ struct NodeHeader: Equatable {
     static let size = 16
 
     var isGeneric: Bool { flags & NodeRecord.genericFlag != 0 }
+
+    init(typeID: UInt16, flags: UInt8, entity: EntityID, degree: UInt32) {
+        self.typeID = typeID
+        self.flags = flags
+        self.entity = entity
+        self.degree = degree
+    }
 
     init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
         guard bytes.count >= Self.size else { throw RecordError.corrupt("node record of \(bytes.count) bytes, at least \(Self.size) expected") }
