@@ -35,8 +35,9 @@ struct NodeRecord: Equatable {
     var isGeneric: Bool { header.isGeneric }
 
     var bytes: [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: NodeHeader.size)
-        bytes.reserveCapacity(NodeHeader.size + value.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(NodeHeader.size + value.count)  // one allocation
+        bytes.append(contentsOf: repeatElement(0, count: NodeHeader.size))
         header.write(over: &bytes)
         bytes.append(contentsOf: value)
         return bytes
