@@ -7,32 +7,21 @@ public typealias NodeID = UInt64
 public typealias EntityID = UInt64
 
 /// The identifier's own record in `node`: `[type u16][flags u8][0][entity u64][degree u32][value]`:
-/// the fixed fields (``NodeHeader``, which alone knows their layout), then the identifier's value.
+/// the fixed fields (``NodeHeader``, which alone knows their layout and is where `typeID`,
+/// `flags`, `entity`, `degree` and `isGeneric` are read and changed), then the identifier's value.
+@dynamicMemberLookup
 struct NodeRecord: Equatable {
     var header: NodeHeader
     var value: [UInt8]
 
     static let genericFlag: UInt8 = 1
 
-    var typeID: UInt16 {
-        get { header.typeID }
-        set { header.typeID = newValue }
+    subscript<T>(dynamicMember field: WritableKeyPath<NodeHeader, T>) -> T {
+        get { header[keyPath: field] }
+        set { header[keyPath: field] = newValue }
     }
-    var flags: UInt8 {
-        get { header.flags }
-        set { header.flags = newValue }
-    }
-    /// 0 when the node belongs to no entity (`relate` types, generic values).
-    var entity: EntityID {
-        get { header.entity }
-        set { header.entity = newValue }
-    }
-    /// Distinct neighbours of `merge` types it is linked to.
-    var degree: UInt32 {
-        get { header.degree }
-        set { header.degree = newValue }
-    }
-    var isGeneric: Bool { header.isGeneric }
+
+    subscript<T>(dynamicMember field: KeyPath<NodeHeader, T>) -> T { header[keyPath: field] }
 
     var bytes: [UInt8] {
         var bytes: [UInt8] = []
