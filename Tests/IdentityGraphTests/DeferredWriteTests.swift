@@ -101,4 +101,28 @@ import Testing
         #expect(problems.isEmpty)
         #expect(together == alone)
     }
+
+    /// Unlinks and retracts leave the transaction's pending counts pending: a split whose parts
+    /// hold uncounted events, a retraction of an event the same transaction stored (never
+    /// counted), and one of an earlier event whose anchor has uncounted events (its bounds
+    /// gathered again from the stored timeline) end as one operation per transaction does.
+    @Test func splittingAndRetractingAroundPendingCounts() throws {
+        let ops: (before: [GraphOperation], batch: [GraphOperation]) = (
+            [event("email:a@x.com", "cookie:c1", id: "e0", ts: 9000, amount: 3), event("email:b@x.com", id: "e1", ts: 100)],
+            [event("email:a@x.com", id: "e2", ts: 5000, amount: 7), event("cookie:c1", "email:b@x.com", id: "e3", ts: 8000, amount: 2),
+             unlink("email:a@x.com", "cookie:c1"), retract("e3"), retract("e0"),
+             event("email:b@x.com", "cookie:c2", id: "e4", ts: 7000), unlink("email:b@x.com", "cookie:c2")])
+        let (together, problems) = try Self.digests(ops, together: true)
+        let (alone, _) = try Self.digests(ops, together: false)
+        #expect(problems.isEmpty)
+        #expect(together == alone)
+        let db = try TemporaryDatabase()
+        try db.graph.apply(ops.before, now: Self.now)
+        try db.graph.apply(ops.batch, now: Self.now)
+        // a@x.com keeps e2 alone (e0 retracted): one event, 7.00, last seen at 5000.
+        let a = try #require(try db.graph.entityInfo(of: "email:a@x.com"))
+        #expect(a.summary.events == 1)
+        #expect(a.summary.revenueMicros == 7_000_000)
+        #expect(a.summary.lastSeen == 5000)
+    }
 }
