@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "IdentityGraph",
             dependencies: [
-                "LMDB", "CPrefetch", "CThreads", "CMalloc",
+                "LMDB", "CPrefetch", "CThreads", "CMalloc", "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],

@@ -15,6 +15,12 @@ struct ByteWriter {
     var bytes: [UInt8] = []
 
     init(capacity: Int = 64) { bytes.reserveCapacity(capacity) }
+    /// The 8 big-endian bytes of `v`.
+    static func bigEndian(_ v: UInt64) -> [UInt8] {
+        var out = ByteWriter(capacity: 8)
+        out.append(v)
+        return out.bytes
+    }
 
     @inline(__always) mutating func append(_ v: UInt8) { bytes.append(v) }
     @inline(__always) mutating func append(_ v: UInt16) { bytes.appendBigEndian(v) }

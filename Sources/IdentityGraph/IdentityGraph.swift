@@ -38,6 +38,11 @@ public final class IdentityGraph: Sendable {
     let tombstoneKey: [UInt8]
     /// The newest catalog seen (readers share it; writers copy it to change it).
     let cachedCatalog: ReadMostly<CatalogSnapshot>
+    private let recovered = ReadMostly<JournalRecoveryReport?>(nil)
+
+    /// What opening the database recovered from a real-time writer's journal (nil: there was
+    /// none to recover, see ``RealtimeWriter/journaled(graph:options:)``).
+    public var journalRecovery: JournalRecoveryReport? { recovered.current }
 
     private init(path: String, environment: Environment, databases: Databases, catalog: Catalog, tombstoneKey: [UInt8]) {
         self.path = path
@@ -64,6 +69,25 @@ public final class IdentityGraph: Sendable {
     public static func open(at path: String, options: Options = Options(), createIfMissing: Bool = false, schema: Schema? = nil) throws -> IdentityGraph {
         let fresh = !exists(at: path)
         if fresh && (!createIfMissing || options.readOnly) { throw GraphError.notADatabase(path: path) }
+        // A real-time writer's journal left by a crash: undo a commit a system crash may have
+        // torn before the environment opens, apply the rest after (JournalRecovery).
+        let journalLock = fresh || options.readOnly ? nil : try JournalRecovery.prepare(path: path)
+        let graph: IdentityGraph
+        do {
+            graph = try openEnvironment(at: path, options: options, fresh: fresh, schema: schema)
+        } catch {
+            if let journalLock { Journal.unlock(journalLock.fd) }
+            throw error
+        }
+        if let journalLock {
+            var report = try graph.replayJournal(lock: journalLock)
+            report.undidUnsyncedCommit = journalLock.undid
+            graph.recovered.update { $0 = report }
+        }
+        return graph
+    }
+
+    private static func openEnvironment(at path: String, options: Options, fresh: Bool, schema: Schema?) throws -> IdentityGraph {
         var envOptions = EnvironmentOptions()
         envOptions.durability = options.durability
         envOptions.initialMapSize = options.initialMapSize
@@ -372,7 +396,7 @@ public final class IdentityGraph: Sendable {
     /// Runs `body` with a writer inside one write transaction. With `keep`, the writer's counters
     /// and catalog are written and the transaction commits; without, it is aborted after `body`
     /// (previews, dry runs): nothing is kept, and `body`'s result is returned all the same.
-    private func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
+    func withWriter<T>(now: Int64?, keep: Bool = true, _ body: (GraphWriter, WriteTransaction) throws -> T) throws -> T {
         let time = now ?? currentTimeMillis()
         let startCatalog = cachedCatalog.read { $0.catalog }
         do {

@@ -35,6 +35,11 @@ public final class RealtimeWriter: @unchecked Sendable {
         /// In `fast` mode, the time from the end of one sync to the start of the next (with the
         /// time of a sync, the bound on loss after a system crash).
         public var syncInterval: Duration = .milliseconds(10)
+        /// With a journal (``RealtimeWriter/journaled(graph:options:)``): the longest a write
+        /// transaction stays open gathering submissions before it is committed. Readers see a
+        /// submission when its transaction commits; a longer interval writes fewer pages per
+        /// event (a commit rewrites every page it touched, once).
+        public var commitInterval: Duration = .milliseconds(50)
         /// Called on the writer thread after each commit (successful or not), before its
         /// submitters are completed: what it held and how long it took. For measurements
         /// (`idgraph bench realtime`); it must be short.
@@ -71,6 +76,8 @@ public final class RealtimeWriter: @unchecked Sendable {
 
     private struct Pending {
         var operations: [PreparedOperation]
+        /// With a journal: the submission's `G` record, framed on the submitter's thread.
+        var framed: [UInt8] = []
         var completion: @Sendable (Result<Resolution, Error>) -> Void
         /// When it was queued: the window runs from the oldest queued submission's arrival.
         var arrival: Date
@@ -87,17 +94,47 @@ public final class RealtimeWriter: @unchecked Sendable {
     private var applied: UInt64 = 0
     private var stats = Statistics()
     private var thread: Thread?
-    /// The periodic syncs of `fast` mode, on their own thread (nil in `durable` mode).
+    /// The periodic syncs of `fast` mode, on their own thread (nil in `durable` mode and with
+    /// a journal).
     private let syncer: PeriodicSync?
+    /// The journal acknowledgements come from (``journaled(graph:options:)``), and the thread
+    /// that syncs each commit behind it.
+    private let journal: Journal?
+    private let commitSync: CommitSync?
+    /// Set when a journaled transaction failed: later submissions fail with it.
+    private var failure: Error?
 
     /// Starts a writer thread for `graph`.
-    public init(graph: IdentityGraph, options: Options = Options()) {
+    public convenience init(graph: IdentityGraph, options: Options = Options()) {
+        self.init(graph: graph, options: options, journal: nil)
+    }
+
+    /// Starts a writer that acknowledges each submission once it is applied and appended to a
+    /// journal in the database directory (`journal/`, one `fdatasync` of a few hundred bytes
+    /// per commit group), and commits the B-trees every ``Options/commitInterval`` without
+    /// waiting for the disk, while another thread syncs each commit. A crash of the process
+    /// or of the system loses nothing acknowledged: the next opening of the database applies
+    /// the journal again (after a system crash, from the last commit known to be synced).
+    /// Readers see a submission when its transaction commits, up to the interval after its
+    /// acknowledgement. `graph` must be opened with ``Durability/fast`` (commits without a
+    /// sync); one journaled writer per database.
+    public static func journaled(graph: IdentityGraph, options: Options = Options()) throws -> RealtimeWriter {
+        guard graph.environment.durability == .fast else { throw RealtimeWriterError.journalNeedsFastDurability }
+        let stored = try graph.storedJournalPosition()
+        let journal = try Journal(directory: JournalRecovery.directory(of: graph.path), after: stored.segment)
+        return RealtimeWriter(graph: graph, options: options, journal: journal)
+    }
+
+    private init(graph: IdentityGraph, options: Options, journal: Journal?) {
         self.graph = graph
         self.options = options
-        syncer = graph.environment.durability == .durable ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
+        self.journal = journal
+        commitSync = journal == nil ? nil : CommitSync(graph: graph)
+        syncer = graph.environment.durability == .durable || journal != nil ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
         let thread = Thread { [weak self] in
             ThreadControl.name("idgraph-writer")
-            self?.run()
+            guard let self else { return }
+            if let journal = self.journal { self.runJournaled(journal) } else { self.run() }
         }
         thread.qualityOfService = .userInitiated
         self.thread = thread
@@ -121,9 +158,20 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// commit it was part of.
     public func submit(_ operations: [GraphOperation]) async throws -> Resolution {
         let prepared = try graph.prepare(operations)
+        let framed = journalRecord(operations)
         return try await withCheckedThrowingContinuation { continuation in
-            enqueue(prepared) { continuation.resume(with: $0) }
+            enqueue(prepared, framed: framed) { continuation.resume(with: $0) }
         }
+    }
+
+    /// The submission's journal record (empty without a journal).
+    private func journalRecord(_ operations: [GraphOperation]) -> [UInt8] {
+        guard journal != nil else { return [] }
+        var body = ByteWriter(capacity: 256)
+        for op in operations { op.encode(into: &body) }
+        var framed = ByteWriter(capacity: body.bytes.count + 9)
+        Journal.frame(.group, body: body.bytes, into: &framed)
+        return framed.bytes
     }
 
     /// Applies `operations` as one submission and calls `completion` on the writer thread once
@@ -132,17 +180,18 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// load generator): no task and no continuation per submission. `completion` runs on the
     /// writer thread: it must be short and must not submit and wait.
     public func submit(_ operations: [GraphOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) throws {
-        enqueue(try graph.prepare(operations), completion: completion)
+        enqueue(try graph.prepare(operations), framed: journalRecord(operations), completion: completion)
     }
 
-    private func enqueue(_ prepared: [PreparedOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) {
+    private func enqueue(_ prepared: [PreparedOperation], framed: [UInt8], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) {
         condition.lock()
-        if closed {
+        if closed || failure != nil {
+            let error = failure ?? RealtimeWriterError.closed
             condition.unlock()
-            completion(.failure(RealtimeWriterError.closed))
+            completion(.failure(error))
             return
         }
-        queue.append(Pending(operations: prepared, completion: completion, arrival: Date()))
+        queue.append(Pending(operations: prepared, framed: framed, completion: completion, arrival: Date()))
         queuedOperations += prepared.count
         // The writer waits for a first submission, then for the window to pass or the batch
         // to fill: waking it for every submission in between costs a context switch each.
@@ -158,6 +207,155 @@ public final class RealtimeWriter: @unchecked Sendable {
         while !finished && thread != nil { condition.wait() }
         condition.unlock()
         syncer?.stop()
+        commitSync?.stop()
+    }
+
+    /// Takes the next batch: waits for a first submission until `deadline` (none: `[]`), then
+    /// up to the window for more, as ``run()`` does.
+    private func takeBatch(until deadline: Date) -> (batch: [Pending], operations: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        while queue.isEmpty && !closed && failure == nil {
+            if !condition.wait(until: deadline) { break }
+        }
+        if queue.isEmpty || failure != nil { return ([], 0) }
+        if options.window > .zero {
+            let windowEnd = queue[0].arrival.addingTimeInterval(options.window.seconds)
+            while queuedOperations < options.maxBatch && !closed && Date() < windowEnd {
+                if !condition.wait(until: windowEnd) { break }
+            }
+        }
+        var count = 0
+        var taken = 0
+        while count < queue.count && (count == 0 || taken + queue[count].operations.count <= options.maxBatch) {
+            taken += queue[count].operations.count
+            count += 1
+        }
+        let batch: [Pending]
+        if count == queue.count {
+            batch = queue
+            queue.removeAll(keepingCapacity: true)
+        } else {
+            batch = Array(queue[0..<count])
+            queue.removeFirst(count)
+        }
+        queuedOperations -= taken
+        return (batch, taken)
+    }
+
+    /// The writer thread with a journal: one write transaction per ``Options/commitInterval``;
+    /// each batch in it applied, appended to the journal and synced there, then acknowledged;
+    /// the transaction committed without a sync once the previous commit is synced (so the
+    /// snapshot before this commit stays whole on the disk until this one is), the journal
+    /// told first (`C`), and the sync thread asked to sync it (`S` follows in the journal, after
+    /// which the segments it covers go).
+    private func runJournaled(_ journal: Journal) {
+        guard let commitSync else { return }
+        var lastCommitted: (txn: UInt64, segment: UInt64)?
+        var markedSynced: UInt64 = 0
+        while true {
+            condition.lock()
+            while queue.isEmpty && !closed && failure == nil { condition.wait() }
+            if queue.isEmpty || failure != nil {
+                condition.unlock()
+                break
+            }
+            condition.unlock()
+
+            let now = currentTimeMillis()
+            let deadline = Date().addingTimeInterval(options.commitInterval.seconds)
+            var acknowledged: [[PreparedOperation]] = []  // this transaction's, applied again on a retry
+            var inFlight: [Pending] = []
+            var inFlightOperations = 0
+            var busy = Duration.zero
+            var operations = 0
+            var submissions = 0
+            var closing = ContinuousClock.now
+            do {
+                let txnID: UInt64 = try graph.withWriter(now: now) { writer, txn in
+                    writer.deferWrites()
+                    for group in acknowledged { for op in group { try writer.apply(op) } }
+                    while true {
+                        if inFlight.isEmpty {
+                            if !acknowledged.isEmpty && Date() >= deadline { break }
+                            (inFlight, inFlightOperations) = takeBatch(until: deadline)
+                        }
+                        if inFlight.isEmpty { break }
+                        let batchBegan = ContinuousClock.now
+                        var resolutions: [Resolution] = []
+                        resolutions.reserveCapacity(inFlight.count)
+                        for pending in inFlight {
+                            let before = writer.report
+                            for op in pending.operations { try writer.apply(op) }
+                            let entity = try pending.operations.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
+                            resolutions.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
+                        }
+                        if acknowledged.isEmpty {
+                            journal.append(.transaction, body: ByteWriter.bigEndian(UInt64(bitPattern: now)))
+                        }
+                        let synced = commitSync.synced
+                        if synced > markedSynced { journal.append(.synced, body: ByteWriter.bigEndian(synced)) }
+                        for pending in inFlight { journal.append(framed: pending.framed) }
+                        try journal.flush()
+                        if synced > markedSynced {
+                            markedSynced = synced
+                            // Everything before the synced commit's segment is in the database for good.
+                            if let last = lastCommitted, last.txn <= synced { journal.removeSegments(through: last.segment) }
+                        }
+                        for i in inFlight.indices {
+                            resolutions[i].order = applied
+                            applied += 1
+                            inFlight[i].completion(.success(resolutions[i]))
+                        }
+                        acknowledged += inFlight.map(\.operations)
+                        operations += inFlightOperations
+                        submissions += inFlight.count
+                        inFlight = []
+                        busy += ContinuousClock.now - batchBegan
+                    }
+                    try txn.put(graph.databases.meta, key: MetaKey.journalPosition, value: journal.position.bytes)
+                    if let last = lastCommitted { try commitSync.waitUntilSynced(last.txn) }
+                    closing = ContinuousClock.now
+                    let id = try txn.id
+                    journal.append(.committing, body: ByteWriter.bigEndian(id))
+                    try journal.flush()
+                    return id
+                }
+                lastCommitted = (txnID, journal.position.segment)
+                try journal.rotate()
+                commitSync.request(txnID)
+                busy += ContinuousClock.now - closing
+                condition.lock()
+                stats.commits += 1
+                stats.submissions += UInt64(submissions)
+                stats.operations += UInt64(operations)
+                stats.busy += busy
+                condition.unlock()
+                options.onCommit?(CommitReport(operations: operations, submissions: submissions, duration: busy))
+            } catch {
+                // What was acknowledged is in the journal: the next opening applies it again.
+                for pending in inFlight { pending.completion(.failure(error)) }
+                condition.lock()
+                failure = error
+                let queued = queue
+                queue.removeAll()
+                queuedOperations = 0
+                condition.unlock()
+                for pending in queued { pending.completion(.failure(error)) }
+                break
+            }
+        }
+        // Closing: the last commit synced, then every segment is covered by the database.
+        var cleanEnd = false
+        if let last = lastCommitted { cleanEnd = (try? commitSync.waitUntilSynced(last.txn)) != nil } else { cleanEnd = true }
+        condition.lock()
+        cleanEnd = cleanEnd && failure == nil
+        condition.unlock()
+        journal.close(removingSegments: cleanEnd)
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
     }
 
     private func run() {
@@ -295,10 +493,90 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
     }
 }
 
+/// Syncs each commit of a journaled writer on a thread of its own, as soon as it is asked.
+private final class CommitSync: @unchecked Sendable {  // state under `condition`
+    private let graph: IdentityGraph
+    private let condition = NSCondition()
+    private var requested: UInt64 = 0
+    private var done: UInt64 = 0
+    private var error: Error?
+    private var stopped = false
+    private var running = true
+
+    init(graph: IdentityGraph) {
+        self.graph = graph
+        let thread = Thread { [self] in
+            ThreadControl.name("idgraph-sync")
+            run()
+        }
+        thread.start()
+    }
+
+    /// The newest transaction known to be on the disk.
+    var synced: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        return done
+    }
+
+    /// Transaction `txn` was committed without a sync.
+    func request(_ txn: UInt64) {
+        condition.lock()
+        requested = max(requested, txn)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Returns once transaction `txn` is on the disk; throws the sync's error if it failed.
+    func waitUntilSynced(_ txn: UInt64) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        while done < txn && error == nil { condition.wait() }
+        if done < txn, let error { throw error }
+    }
+
+    /// Syncs what is asked, then ends the thread.
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while running { condition.wait() }
+        condition.unlock()
+    }
+
+    private func run() {
+        condition.lock()
+        while true {
+            while requested == done && !stopped && error == nil { condition.wait() }
+            if requested == done || error != nil { break }
+            let target = requested
+            condition.unlock()
+            let outcome = Result { try graph.sync() }
+            condition.lock()
+            switch outcome {
+            case .success: done = target
+            case .failure(let e): error = e
+            }
+            condition.broadcast()
+        }
+        running = false
+        condition.broadcast()
+        condition.unlock()
+    }
+}
+
 /// Errors of the real-time writer.
 public enum RealtimeWriterError: Error, CustomStringConvertible {
     /// The writer was closed before the submission.
     case closed
+    /// ``RealtimeWriter/journaled(graph:options:)`` needs a graph whose commits do not sync.
+    case journalNeedsFastDurability
 
-    public var description: String { "the real-time writer is closed; create a new one to submit" }
+    public var description: String {
+        switch self {
+        case .closed: return "the real-time writer is closed; create a new one to submit"
+        case .journalNeedsFastDurability:
+            return "a journaled real-time writer needs the graph opened with fast durability (its commits are synced behind the journal)"
+        }
+    }
 }

@@ -115,6 +115,12 @@ public class ReadTransaction {
 /// A read-write transaction. Only exists inside ``Environment/write(onRetry:_:)``, which
 /// commits it when the closure returns and aborts it when the closure throws.
 public final class WriteTransaction: ReadTransaction {
+    /// LMDB's id of this transaction: the id its commit gives the snapshot (and writes into a
+    /// meta page, see ``MetaPages``).
+    public var id: UInt64 {
+        get throws(LMDBError) { UInt64(mdb_txn_id(try handle)) }
+    }
+
     func commit() throws(LMDBError) {
         let txn = try takeHandleForCommit()
         try check(mdb_txn_commit(txn), "mdb_txn_commit")

@@ -40,7 +40,8 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Threads that submit events at their due times, each every PRODUCERS-th event, without waiting for acknowledgements (open loop).") var producers = 4
     @Option(help: "Threads resolving random identifiers during the run.") var readers = 1
     @Option(help: "Lookups per second per reader.") var readerRate = 10_000
-    @Option(help: "durable or fast.") var mode: Durability = .durable
+    @Option(help: "durable (each commit synced before its submitters are acknowledged), fast (commits not synced; a second thread syncs every --sync-interval-ms) or journal (acknowledged once in the database's journal, one small sync per commit group; the B-trees committed every --commit-interval-ms and synced behind it).") var mode: RealtimeMode = .durable
+    @Option(help: "In journal mode, milliseconds a write transaction gathers submissions before it commits (readers see them then).") var commitIntervalMs = 50.0
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
     @Option(help: "In fast mode, milliseconds from the end of one sync to the start of the next: with the time of a sync, the most a system crash loses.") var syncIntervalMs = 10.0
@@ -126,7 +127,7 @@ struct BenchRealtime: AsyncParsableCommand {
         let path = db ?? (NSTemporaryDirectory() + "idgraph-bench-" + UUID().uuidString)
         defer { if db == nil { try? FileManager.default.removeItem(atPath: path) } }
         var openOptions = IdentityGraph.Options()
-        openOptions.durability = mode
+        openOptions.durability = mode == .durable ? .durable : .fast
         let graph = try IdentityGraph.open(at: path, options: openOptions, createIfMissing: true)
 
         // The workload, generated and parsed up front so that the run measures ingest only.
@@ -158,7 +159,8 @@ struct BenchRealtime: AsyncParsableCommand {
             largestCommit.max(commit.operations, ordering: .relaxed)
         }
         let writtenBefore = ProcessIO.bytesWritten()
-        let writer = RealtimeWriter(graph: graph, options: writerOptions)
+        writerOptions.commitInterval = .microseconds(Int64(commitIntervalMs * 1000))
+        let writer = mode == .journal ? try RealtimeWriter.journaled(graph: graph, options: writerOptions) : RealtimeWriter(graph: graph, options: writerOptions)
         let ackFile: FileHandle? = try ackLog.map { p in
             guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }
             return h
@@ -388,4 +390,11 @@ final class LockedHistograms: Sendable {
     func add(_ h: Histogram<UInt64>) { all.withLock { $0.add(h) } }
     func record(_ value: UInt64) { all.withLock { _ = $0.record(value) } }
     var merged: Histogram<UInt64> { all.withLock { $0 } }
+}
+
+
+/// How `bench realtime` acknowledges: after a synced commit, after an unsynced one, or after
+/// the journal's sync (``RealtimeWriter/journaled(graph:options:)``).
+enum RealtimeMode: String, ExpressibleByArgument, CaseIterable {
+    case durable, fast, journal
 }

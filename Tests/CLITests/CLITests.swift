@@ -417,14 +417,15 @@ func partition(csv: String) -> Set<Set<String>> {
         _ = s
     }
 
-    @Test func anAcknowledgedEventSurvivesAKillRightAfterwards() throws {
+    @Test(arguments: ["durable", "journal"])
+    func anAcknowledgedEventSurvivesAKillRightAfterwards(mode: String) throws {
         let s = Scratch()
         let db = s.path + "/db"
         let acks = s.path + "/acks.txt"
         for _ in 0..<3 {
             let child = Process()
             child.executableURL = URL(fileURLWithPath: CLI.binary)
-            child.arguments = ["bench", "realtime", "--db", db, "--events", "200000", "--rate", "20000", "--readers", "0", "--control-share", "0", "--ack-log", acks]
+            child.arguments = ["bench", "realtime", "--db", db, "--events", "200000", "--rate", "20000", "--readers", "0", "--control-share", "0", "--ack-log", acks, "--mode", mode]
             child.standardOutput = FileHandle.nullDevice
             child.standardError = FileHandle.nullDevice
             try child.run()

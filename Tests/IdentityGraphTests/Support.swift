@@ -22,6 +22,9 @@ final class TemporaryDatabase {
         graph = try IdentityGraph.open(at: path, options: options)
     }
 
+    /// Releases the database without removing it (``reopen()`` opens it again).
+    func closeForTest() { graph = nil }
+
     deinit {
         graph = nil
         try? FileManager.default.removeItem(atPath: path)

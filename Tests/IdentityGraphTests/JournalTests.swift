@@ -1,0 +1,218 @@
+import Foundation
+@testable import IdentityGraph
+import LMDB
+import Testing
+
+/// The journaled real-time writer: its record format, its files, and recovery after a crash
+/// of the process or of the system.
+@Suite struct JournalTests {
+    /// Random operations of every kind, with and without their optional fields.
+    static func randomOperation(_ rng: inout SplitMix) -> GraphOperation {
+        func bytes(_ n: Int) -> [UInt8] { (0..<Int.random(in: 0...n, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+        func id() -> RawIdentifier { RawIdentifier(type: bytes(8), value: bytes(40)) }
+        switch Int.random(in: 0..<5, using: &rng) {
+        case 0:
+            var attributes: [EventAttribute] = []
+            for _ in 0..<Int.random(in: 0...3, using: &rng) { attributes.append(EventAttribute(key: bytes(10) + [0x61], value: bytes(20) + [0x62])) }
+            return .event(EventInput(
+                eventID: Bool.random(using: &rng) ? bytes(30) : nil, timestamp: Bool.random(using: &rng) ? Int64.random(in: .min ... .max, using: &rng) : nil,
+                type: bytes(12), source: bytes(12), identifiers: (0..<Int.random(in: 0...5, using: &rng)).map { _ in id() },
+                props: bytes(100), amountMicros: Bool.random(using: &rng) ? Int64.random(in: .min ... .max, using: &rng) : nil, attributes: attributes))
+        case 1: return .link(id(), id())
+        case 2: return .unlink(id(), id())
+        case 3: return .forget(id())
+        default: return .retract(eventID: bytes(30))
+        }
+    }
+
+    @Test func operationsReadBackAsWritten() throws {
+        var rng = SplitMix(seed: 17)
+        for _ in 0..<2000 {
+            let ops = (0..<Int.random(in: 1...4, using: &rng)).map { _ in Self.randomOperation(&rng) }
+            var out = ByteWriter()
+            for op in ops { op.encode(into: &out) }
+            let decoded = try out.bytes.withUnsafeBytes { raw throws(RecordError) in
+                var reader = ByteReader(raw)
+                var all: [GraphOperation] = []
+                while reader.remaining > 0 { all.append(try GraphOperation.decode(from: &reader)) }
+                return all
+            }
+            #expect(decoded == ops)
+            // Any prefix cut short fails to decode instead of reading past the end.
+            if out.bytes.count > 1 {
+                let cut = Array(out.bytes.prefix(Int.random(in: 1..<out.bytes.count, using: &rng)))
+                let complete = cut.withUnsafeBytes { raw -> Bool in
+                    var reader = ByteReader(raw)
+                    while reader.remaining > 0 { guard (try? GraphOperation.decode(from: &reader)) != nil else { return false } }
+                    return true
+                }
+                if complete { #expect(ops.count > 1) }  // only a cut between two operations decodes
+            }
+        }
+    }
+
+    /// A crash in the middle of an append leaves a partial frame; a damaged byte fails its
+    /// checksum. Reading stops before either, never past.
+    @Test func readingStopsAtATornOrDamagedRecord() throws {
+        let dir = NSTemporaryDirectory() + "idgraph-journal-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let journal = try Journal(directory: dir, after: 0)
+        for i in 0..<3 { journal.append(.group, body: Array("record \(i)".utf8)) }
+        try journal.flush()
+        let segment = journal.position.segment
+        journal.close()
+        #expect(try Journal(directory: dir, after: 0).position.segment == segment + 1)  // a new segment after the old
+        let path = Journal.path(of: segment, in: dir)
+        var records = try Journal.records(ofSegment: segment, in: dir)
+        #expect(records.map(\.kind) == [.header, .group, .group, .group])
+        #expect(records.last.map { String(decoding: $0.body, as: UTF8.self) } == "record 2")
+
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let whole = bytes.count
+        var torn = ByteWriter()
+        Journal.frame(.group, body: Array("not finished".utf8), into: &torn)
+        try Data(bytes + torn.bytes.dropLast(3)).write(to: URL(fileURLWithPath: path))
+        records = try Journal.records(ofSegment: segment, in: dir)
+        #expect(records.count == 4)
+        #expect(records.last?.end.offset == UInt64(whole))
+
+        bytes[Int(records[2].end.offset) + 10] ^= 0xFF  // inside the third group's body
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try Journal.records(ofSegment: segment, in: dir).count == 3)
+    }
+
+    @Test func oneWriterPerJournal() throws {
+        let dir = NSTemporaryDirectory() + "idgraph-journal-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try Journal(directory: dir, after: 0)
+        #expect(throws: JournalError.self) { _ = try Journal(directory: dir, after: 0) }
+        first.close()
+        _ = try Journal(directory: dir, after: 0)
+    }
+
+    /// Every acknowledged submission is in the database once the writer closes, the racing
+    /// producers end as sequential application in the writer's order, and a clean close
+    /// leaves no journal to recover.
+    @Test func journaledWriterEqualsSequentialApplicationAndClosesClean() async throws {
+        let db = try TemporaryDatabase()
+        var options = RealtimeWriter.Options()
+        options.commitInterval = .milliseconds(5)
+        let writer = try RealtimeWriter.journaled(graph: db.graph, options: options)
+        var operations: [GraphOperation] = []
+        for seed in 3000..<3012 { operations += MergeSplitPropertyTests.scenario(seed: UInt64(seed)).operations }
+        let applied = try await withThrowingTaskGroup(of: (UInt64, GraphOperation).self) { group in
+            for op in operations { group.addTask { (try await writer.submit([op]).order, op) } }
+            var all: [(UInt64, GraphOperation)] = []
+            for try await result in group { all.append(result) }
+            return all
+        }
+        writer.close()
+        #expect(writer.statistics.commits > 1)
+        #expect(Journal.segments(in: db.path + "/journal").isEmpty)
+
+        let sequential = try TemporaryDatabase()
+        for (_, op) in applied.sorted(by: { $0.0 < $1.0 }) { try sequential.graph.apply([op]) }
+        #expect(try db.graph.partition() == sequential.graph.partition())
+        #expect(try db.graph.read { try $0.stats() }.events == sequential.graph.read { try $0.stats() }.events)
+        #expect(try db.graph.check().isEmpty)
+        try db.reopen()
+        #expect(db.graph.journalRecovery == nil)
+    }
+
+    static let now: Int64 = 1_700_000_000_000
+    static let first: [GraphOperation] = [event("email:a@x.com", "cookie:c1", id: "e1", ts: 1000, amount: 5), event("email:b@x.com", id: "e2", ts: 2000)]
+    static let second: [[GraphOperation]] = [
+        [event("cookie:c1", "email:b@x.com", id: "e3", ts: 3000)], [.unlink(.id("email:a@x.com"), .id("cookie:c1"))], [event("phone:+1 555 0100", "email:a@x.com", id: "e4", ts: 4000, amount: 2)],
+    ]
+
+    /// What a journaled writer leaves when the process dies after committing `second` without
+    /// a sync it saw: a journal with the transaction, its submissions and its `C` record, no `S`.
+    static func crashedState(bootID: String) throws -> TemporaryDatabase {
+        let db = try TemporaryDatabase()
+        try db.graph.apply(first, now: now)
+        try db.graph.sync()
+        let journal = try Journal(directory: db.path + "/journal", after: 0, bootID: bootID)
+        journal.append(.transaction, body: ByteWriter.bigEndian(UInt64(bitPattern: now)))
+        for group in second {
+            var body = ByteWriter()
+            for op in group { op.encode(into: &body) }
+            journal.append(.group, body: body.bytes)
+        }
+        try journal.flush()
+        let prepared = try second.map { try db.graph.prepare($0) }
+        let txnID: UInt64 = try db.graph.withWriter(now: now) { writer, txn in
+            writer.deferWrites()
+            for group in prepared { for op in group { try writer.apply(op) } }
+            try txn.put(db.graph.databases.meta, key: MetaKey.journalPosition, value: journal.position.bytes)
+            return try txn.id
+        }
+        journal.append(.committing, body: ByteWriter.bigEndian(txnID))
+        try journal.flush()
+        journal.close()
+        return db
+    }
+
+    /// Tables that differ, but for `meta` (the journaled run also stores its journal position).
+    static func differing(_ a: IdentityGraph, _ b: IdentityGraph) throws -> [String] {
+        let (x, y) = (try a.tableDigests(), try b.tableDigests())
+        return Set(x.keys).union(y.keys).filter { $0 != "meta" && x[$0] != y[$0] }.sorted()
+    }
+
+    static func reference() throws -> TemporaryDatabase {
+        let db = try TemporaryDatabase()
+        try db.graph.apply(first, now: now)
+        try db.graph.apply(prepared: try second.flatMap { try db.graph.prepare($0) }, now: now)
+        return db
+    }
+
+    /// After a system crash (another boot id) the unsynced commit is set aside and its
+    /// submissions applied again from the journal: the same tables as an uninterrupted run.
+    @Test func afterASystemCrashTheUnsyncedCommitIsRedoneFromTheJournal() throws {
+        let db = try Self.crashedState(bootID: "a-boot-before-the-crash")
+        let before = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
+        try db.reopen()
+        let report = try #require(db.graph.journalRecovery)
+        #expect(report.undidUnsyncedCommit)
+        #expect(report.submissions == 3)
+        #expect(report.transactions == 1)
+        #expect(Journal.segments(in: db.path + "/journal").isEmpty)
+        // The set-aside commit's id was given again to the transaction that redid it.
+        let after = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
+        #expect(max(after.0, after.1) == max(before.0, before.1))
+        let reference = try Self.reference()
+        #expect(try Self.differing(db.graph, reference.graph) == [])
+        #expect(try db.graph.check().isEmpty)
+        try db.reopen()
+        #expect(db.graph.journalRecovery == nil)
+    }
+
+    /// After a crash of the process alone (same boot) the commit stands: its pages are in the
+    /// operating system's cache. Nothing is applied twice.
+    @Test func afterAProcessCrashTheCommitStandsAndNothingIsAppliedTwice() throws {
+        let db = try Self.crashedState(bootID: Journal.currentBootID())
+        try db.reopen()
+        let report = try #require(db.graph.journalRecovery)
+        #expect(!report.undidUnsyncedCommit)
+        #expect(report.submissions == 0)
+        let reference = try Self.reference()
+        #expect(try Self.differing(db.graph, reference.graph) == [])
+    }
+
+    /// Discarding the newest meta page makes LMDB open the snapshot before it.
+    @Test func discardingTheNewestMetaPageOpensThePreviousSnapshot() throws {
+        let db = try TemporaryDatabase()
+        try db.graph.apply([event("email:a@x.com", id: "e1")], now: Self.now)
+        try db.graph.apply([event("email:b@x.com", id: "e2")], now: Self.now)
+        let ids = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
+        #expect(ids.0 != ids.1)
+        let path = db.path
+        db.closeForTest()
+        #expect(MetaPages.isUnused(directory: path))
+        try MetaPages.discardNewest(dataFile: path + "/data.mdb")
+        let after = try #require(MetaPages.transactionIDs(dataFile: path + "/data.mdb"))
+        #expect(max(after.0, after.1) == min(ids.0, ids.1))
+        try db.reopen()
+        #expect(try db.graph.entityInfo(of: "email:a@x.com") != nil)
+        #expect(try db.graph.entityInfo(of: "email:b@x.com") == nil)
+    }
+}
