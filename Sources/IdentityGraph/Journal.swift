@@ -14,23 +14,9 @@ struct JournalPosition: Comparable, Sendable {
 
     static func < (a: Self, b: Self) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
 
-    /// 16 bytes, big-endian: as the position is kept in the `meta` table.
-    var bytes: [UInt8] {
-        var out = ByteWriter(capacity: 16)
-        out.append(segment)
-        out.append(offset)
-        return out.bytes
-    }
-
     init(segment: UInt64, offset: UInt64) {
         self.segment = segment
         self.offset = offset
-    }
-
-    init(bytes: UnsafeRawBufferPointer) throws(RecordError) {
-        var reader = ByteReader(bytes)
-        segment = try reader.uint64()
-        offset = try reader.uint64()
     }
 }
 
@@ -60,9 +46,10 @@ public enum JournalError: Error, CustomStringConvertible {
 ///
 /// Append-only segment files of framed records, `[length u32][crc32 u32][kind u8][body]`
 /// (big-endian): `H` a segment's header (the boot id of the machine that wrote it), `T` a
-/// write transaction begins (its `now`), `G` a submission's operations
-/// (``GraphOperation/encode(into:)``), `C` a transaction is about to be committed without a
-/// sync (its LMDB transaction id), `S` that transaction's pages are on the disk. A reader
+/// batch, applied in one write transaction (its number and `now`, 16 bytes), `G` one of its
+/// submissions (``GraphOperation/encode(into:)``), `S` a snapshot whose pages are all on the
+/// disk (its LMDB transaction id, the number of the last batch it holds, and its meta record:
+/// 16 + ``MetaPages/recordLength`` bytes). A reader
 /// stops at the first frame that is incomplete or fails its checksum: a crash in the middle
 /// of an append leaves exactly such a tail, and nothing after it was acknowledged.
 ///
@@ -70,7 +57,7 @@ public enum JournalError: Error, CustomStringConvertible {
 final class Journal {
     /// Record kinds.
     enum Kind: UInt8 {
-        case header = 0x48, transaction = 0x54, group = 0x47, committing = 0x43, synced = 0x53
+        case header = 0x48, transaction = 0x54, group = 0x47, synced = 0x53
     }
 
     /// One record read back, with the position just after it.

@@ -1,18 +1,17 @@
 import LMDB
 
 /// Bringing a database up to its journal when it is opened (``RealtimeWriter/journaled(graph:options:)``
-/// acknowledges submissions once they are in the journal, and commits the B-trees behind it
-/// without waiting for the disk).
+/// acknowledges submissions once they are committed without a sync and journaled).
 ///
 /// Before the environment opens: if the journal was written under another boot of the
-/// machine (a system crash or a restart since) and the data file's newest snapshot is a
-/// commit the writer made without a sync and never saw synced (`C` without `S`), some of its
-/// pages may be missing: the older meta page is made current (``MetaPages/discardNewest(dataFile:)``),
-/// which the writer's protocol keeps whole (it never commits before the previous commit is
-/// synced). After it opens: every transaction the journal holds beyond the position the
-/// database stored is applied again, with its own `now`, in order, and synced; then the
-/// segments are deleted. Applying the same operations to the same state gives the same
-/// result, so a submitter's acknowledged resolution holds after recovery.
+/// machine (a system crash or a restart since), the commits after the last snapshot the
+/// journal recorded as synced (`S`) may have lost pages, so that snapshot's meta record is
+/// written into both meta pages (``MetaPages/restore(dataFile:record:)``): its pages were
+/// pinned and so untouched. After it opens: every batch the journal holds beyond the batch
+/// number the database stored is applied again, each in a transaction of its own with its
+/// own `now`, in order, and synced; then the segments are deleted. Applying the same
+/// operations to the same state gives the same result, so a submitter's acknowledged
+/// resolution holds after recovery.
 /// What opening a database recovered from a real-time writer's journal.
 public struct JournalRecoveryReport: Sendable, Equatable {
     /// Submissions applied again (acknowledged, not yet in a commit the database had).
@@ -28,9 +27,9 @@ public struct JournalRecoveryReport: Sendable, Equatable {
 enum JournalRecovery {
     static func directory(of path: String) -> String { path + "/journal" }
 
-    /// Before the environment opens: takes the journal's lock and undoes an unsynced commit
-    /// after a system crash. `nil` when there is nothing to recover or a live writer holds the
-    /// journal (it recovers nothing then: that writer's transactions are its own).
+    /// Before the environment opens: takes the journal's lock and, after a system crash, goes
+    /// back to the last recorded snapshot. `nil` when there is nothing to recover or a live
+    /// writer holds the journal (that writer's batches are its own).
     static func prepare(path: String) throws -> (fd: Int32, undid: Bool)? {
         let dir = directory(of: path)
         let segments = Journal.segments(in: dir)
@@ -38,28 +37,26 @@ enum JournalRecovery {
         let lock: Int32
         do { lock = try Journal.lock(dir) } catch JournalError.inUse { return nil }
         do {
-            var committing: Set<UInt64> = [], synced: Set<UInt64> = []
             var restarted = false
+            var snapshot: (txnID: UInt64, record: [UInt8])?
             let boot = Journal.currentBootID()
             for n in segments {
                 for record in try Journal.records(ofSegment: n, in: dir) {
                     switch record.kind {
                     case .header: if String(decoding: record.body, as: UTF8.self) != boot { restarted = true }
-                    case .committing: committing.insert(try uint64(record.body))
-                    case .synced: synced.insert(try uint64(record.body))
+                    case .synced:
+                        guard record.body.count == 16 + MetaPages.recordLength else { continue }
+                        snapshot = (try uint64(Array(record.body.prefix(8))), Array(record.body.suffix(MetaPages.recordLength)))
                     default: break
                     }
                 }
             }
             let dataFile = path + "/data.mdb"
             var undid = false
-            if restarted, let (a, b) = MetaPages.transactionIDs(dataFile: dataFile) {
-                let newest = max(a, b)
-                if committing.contains(newest) && !synced.contains(newest) {
-                    guard MetaPages.isUnused(directory: path) else { throw JournalError.inUse(path: dir) }
-                    try MetaPages.discardNewest(dataFile: dataFile)
-                    undid = true
-                }
+            if restarted, let snapshot, let (a, b) = MetaPages.transactionIDs(dataFile: dataFile), max(a, b) != snapshot.txnID {
+                guard MetaPages.isUnused(directory: path) else { throw JournalError.inUse(path: dir) }
+                try MetaPages.restore(dataFile: dataFile, record: snapshot.record)
+                undid = true
             }
             return (lock, undid)
         } catch {
@@ -74,59 +71,70 @@ enum JournalRecovery {
 }
 
 extension IdentityGraph {
-    /// The journal position the database has applied up to (none: the start).
-    func storedJournalPosition() throws -> JournalPosition {
+    /// The number of the last journaled batch the database holds (0: none).
+    func storedJournalBatch() throws -> UInt64 {
         try environment.read { txn in
-            try txn.withValue(databases.meta, key: MetaKey.journalPosition) { bytes in
-                try bytes.map { try JournalPosition(bytes: $0) }
+            try txn.withValue(databases.meta, key: MetaKey.journalBatch) { bytes in
+                try bytes.map { raw throws(RecordError) in var r = ByteReader(raw); return try r.uint64() }
             }
-        } ?? JournalPosition(segment: 0, offset: 0)
+        } ?? 0
     }
 
-    /// After the environment opened: applies the journal's transactions beyond the stored
-    /// position, syncs, deletes the segments and releases `lock`. Returns the submissions
-    /// applied again.
+    /// Applies `groups` in one transaction that also stores `journalBatch` as the last
+    /// journaled batch it holds (``RealtimeWriter/journaled(graph:options:)``).
+    func apply(groups: [[PreparedOperation]], now: Int64, journalBatch: UInt64) throws -> [Resolution] {
+        try withWriter(now: now) { writer, txn in
+            writer.deferWrites()
+            var results: [Resolution] = []
+            results.reserveCapacity(groups.count)
+            for group in groups {
+                let before = writer.report
+                for op in group { try writer.apply(op) }
+                let entity = try group.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
+                results.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
+            }
+            try txn.put(databases.meta, key: MetaKey.journalBatch, value: journalBatch)
+            return results
+        }
+    }
+
+    /// After the environment opened: applies the journal's batches beyond the stored batch
+    /// number, syncs, deletes the segments and releases the lock.
     func replayJournal(lock: (fd: Int32, undid: Bool)) throws -> JournalRecoveryReport {
         defer { Journal.unlock(lock.fd) }
         let dir = JournalRecovery.directory(of: path)
-        let stored = try storedJournalPosition()
-        var transactions: [(now: Int64, groups: [[GraphOperation]], end: JournalPosition)] = []
+        let stored = try storedJournalBatch()
+        var batches: [(number: UInt64, now: Int64, groups: [[GraphOperation]])] = []
+        var inBatch = false
         for n in Journal.segments(in: dir) {
-            for record in try Journal.records(ofSegment: n, in: dir) where record.end > stored {
+            for record in try Journal.records(ofSegment: n, in: dir) {
                 switch record.kind {
                 case .transaction:
-                    let now = Int64(bitPattern: try JournalRecovery.uint64(record.body))
-                    transactions.append((now, [], record.end))
-                case .group:
-                    guard !transactions.isEmpty else {
-                        throw JournalError.unreadable(path: Journal.path(of: n, in: dir), detail: "a submission before its transaction's start")
-                    }
-                    let ops: [GraphOperation]
+                    guard record.body.count == 16 else { throw JournalError.unreadable(path: Journal.path(of: n, in: dir), detail: "a batch header of \(record.body.count) bytes") }
+                    let number = try JournalRecovery.uint64(Array(record.body.prefix(8)))
+                    inBatch = number > stored
+                    if inBatch { batches.append((number, Int64(bitPattern: try JournalRecovery.uint64(Array(record.body.suffix(8)))), [])) }
+                case .group where inBatch:
                     do {
-                        ops = try record.body.withUnsafeBytes { raw throws(RecordError) in
+                        let ops = try record.body.withUnsafeBytes { raw throws(RecordError) in
                             var reader = ByteReader(raw)
                             var ops: [GraphOperation] = []
                             while reader.remaining > 0 { ops.append(try GraphOperation.decode(from: &reader)) }
                             return ops
                         }
+                        batches[batches.count - 1].groups.append(ops)
                     } catch {
                         throw JournalError.unreadable(path: Journal.path(of: n, in: dir), detail: "\(error)")
                     }
-                    transactions[transactions.count - 1].groups.append(ops)
-                    transactions[transactions.count - 1].end = record.end
                 default: break
                 }
             }
         }
         var report = JournalRecoveryReport()
-        for t in transactions where !t.groups.isEmpty {
-            let prepared = try t.groups.map { try prepare($0) }
-            try withWriter(now: t.now) { writer, txn in
-                writer.deferWrites()
-                for group in prepared { for op in group { try writer.apply(op) } }
-                try txn.put(databases.meta, key: MetaKey.journalPosition, value: t.end.bytes)
-            }
-            report.submissions += t.groups.count
+        for batch in batches where !batch.groups.isEmpty {
+            let prepared = try batch.groups.map { try prepare($0) }
+            _ = try apply(groups: prepared, now: batch.now, journalBatch: batch.number)
+            report.submissions += batch.groups.count
             report.transactions += 1
         }
         try environment.sync(force: true)

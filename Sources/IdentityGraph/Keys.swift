@@ -125,8 +125,8 @@ enum MetaKey {
     static let created = "created"
     static let rfmComputedAt = "rfm_computed_at"
     static let segments = "segments"
-    /// The end of the real-time writer's journal that this commit includes (``JournalPosition``).
-    static let journalPosition = "journal_position"
+    /// The number of the last batch of a journaled real-time writer this commit includes.
+    static let journalBatch = "journal_batch"
 
     /// Adds this transaction's blocked-value counts to the stored ones (JSON, keys sorted).
     static func addBlockedCounts(_ counts: [String: Int], in txn: WriteTransaction, meta: Database) throws {

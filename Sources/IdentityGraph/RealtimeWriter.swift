@@ -1,4 +1,5 @@
 import Foundation
+import LMDB
 
 /// Real-time ingest: many concurrent submitters, one writer thread, group commit.
 ///
@@ -18,7 +19,10 @@ import Foundation
 /// `fast` (open the graph with `Durability.fast`) completes it after the commit reached the OS,
 /// and a second thread syncs every `syncInterval` (the writer never waits for the disk): a
 /// process crash loses nothing, a system crash loses at most what was acknowledged in the last
-/// `syncInterval` plus the time of one sync. ``close()`` syncs what is left.
+/// `syncInterval` plus the time of one sync. ``close()`` syncs what is left. With a journal
+/// (``journaled(graph:options:)``) commits are not synced either, but a submitter is completed
+/// only once its operations are also in the database's journal: nothing acknowledged is lost
+/// to a system crash, and the database is never left damaged by one.
 public final class RealtimeWriter: @unchecked Sendable {
     /// How the writer gathers and syncs.
     public struct Options: Sendable {
@@ -35,11 +39,6 @@ public final class RealtimeWriter: @unchecked Sendable {
         /// In `fast` mode, the time from the end of one sync to the start of the next (with the
         /// time of a sync, the bound on loss after a system crash).
         public var syncInterval: Duration = .milliseconds(10)
-        /// With a journal (``RealtimeWriter/journaled(graph:options:)``): the longest a write
-        /// transaction stays open gathering submissions before it is committed. Readers see a
-        /// submission when its transaction commits; a longer interval writes fewer pages per
-        /// event (a commit rewrites every page it touched, once).
-        public var commitInterval: Duration = .milliseconds(50)
         /// Called on the writer thread after each commit (successful or not), before its
         /// submitters are completed: what it held and how long it took. For measurements
         /// (`idgraph bench realtime`); it must be short.
@@ -97,44 +96,57 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// The periodic syncs of `fast` mode, on their own thread (nil in `durable` mode and with
     /// a journal).
     private let syncer: PeriodicSync?
-    /// The journal acknowledgements come from (``journaled(graph:options:)``), and the thread
-    /// that syncs each commit behind it.
-    private let journal: Journal?
-    private let commitSync: CommitSync?
-    /// Set when a journaled transaction failed: later submissions fail with it.
-    private var failure: Error?
+    /// With a journal (``journaled(graph:options:)``): the thread that appends and syncs it
+    /// and acknowledges, and the thread that syncs the database behind it.
+    private let flusher: JournalFlusher?
+    private let journalSync: JournalSync?
+    /// The sequence number of the next journaled batch.
+    private var nextBatch: UInt64 = 0
 
     /// Starts a writer thread for `graph`.
     public convenience init(graph: IdentityGraph, options: Options = Options()) {
         self.init(graph: graph, options: options, journal: nil)
     }
 
-    /// Starts a writer that acknowledges each submission once it is applied and appended to a
-    /// journal in the database directory (`journal/`, one `fdatasync` of a few hundred bytes
-    /// per commit group), and commits the B-trees every ``Options/commitInterval`` without
-    /// waiting for the disk, while another thread syncs each commit. A crash of the process
-    /// or of the system loses nothing acknowledged: the next opening of the database applies
-    /// the journal again (after a system crash, from the last commit known to be synced).
-    /// Readers see a submission when its transaction commits, up to the interval after its
-    /// acknowledgement. `graph` must be opened with ``Durability/fast`` (commits without a
-    /// sync); one journaled writer per database.
+    /// Starts a writer that acknowledges a submission once it is committed and its operations
+    /// are in the database's journal (`journal/`: one `fdatasync` of a few hundred bytes per
+    /// batch, on a thread of its own), while the commits themselves are not synced: a second
+    /// thread syncs the database every ``Options/syncInterval`` and records in the journal the
+    /// snapshot it synced, which stays whole in the file (pinned: LMDB reuses none of its pages)
+    /// until the next one is recorded. A crash of the process loses nothing (the commits are in
+    /// the operating system's cache); after a crash of the system, the next opening of the
+    /// database goes back to the last recorded snapshot and applies the journal's batches
+    /// since, with their own `now`: every acknowledged submission is there, with the resolution
+    /// it was told. Readers see a submission when it commits, as in the other modes. `graph`
+    /// must be opened with ``Durability/fast``; one journaled writer per database, and writes of
+    /// other processes while it runs are not covered (a system crash may take back those after
+    /// its last sync).
     public static func journaled(graph: IdentityGraph, options: Options = Options()) throws -> RealtimeWriter {
         guard graph.environment.durability == .fast else { throw RealtimeWriterError.journalNeedsFastDurability }
-        let stored = try graph.storedJournalPosition()
-        let journal = try Journal(directory: JournalRecovery.directory(of: graph.path), after: stored.segment)
-        return RealtimeWriter(graph: graph, options: options, journal: journal)
+        let journal = try Journal(directory: JournalRecovery.directory(of: graph.path), after: 0)
+        let flusher = JournalFlusher(journal: journal)
+        do {
+            // The snapshot to go back to is recorded before anything is acknowledged.
+            let sync = try JournalSync(graph: graph, flusher: flusher, interval: options.syncInterval)
+            return RealtimeWriter(graph: graph, options: options, journal: (flusher, sync, try graph.storedJournalBatch() + 1))
+        } catch {
+            flusher.stop()
+            journal.close()
+            throw error
+        }
     }
 
-    private init(graph: IdentityGraph, options: Options, journal: Journal?) {
+    private init(graph: IdentityGraph, options: Options, journal: (flusher: JournalFlusher, sync: JournalSync, nextBatch: UInt64)?) {
         self.graph = graph
         self.options = options
-        self.journal = journal
-        commitSync = journal == nil ? nil : CommitSync(graph: graph)
+        flusher = journal?.flusher
+        journalSync = journal?.sync
+        nextBatch = journal?.nextBatch ?? 0
         syncer = graph.environment.durability == .durable || journal != nil ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
         let thread = Thread { [weak self] in
             ThreadControl.name("idgraph-writer")
             guard let self else { return }
-            if let journal = self.journal { self.runJournaled(journal) } else { self.run() }
+            if self.flusher != nil { self.runJournaled() } else { self.run() }
         }
         thread.qualityOfService = .userInitiated
         self.thread = thread
@@ -148,7 +160,7 @@ public final class RealtimeWriter: @unchecked Sendable {
         condition.lock()
         var result = stats
         condition.unlock()
-        result.syncs = syncer?.syncs ?? 0
+        result.syncs = syncer?.syncs ?? journalSync?.syncs ?? 0
         return result
     }
 
@@ -166,7 +178,7 @@ public final class RealtimeWriter: @unchecked Sendable {
 
     /// The submission's journal record (empty without a journal).
     private func journalRecord(_ operations: [GraphOperation]) -> [UInt8] {
-        guard journal != nil else { return [] }
+        guard flusher != nil else { return [] }
         var body = ByteWriter(capacity: 256)
         for op in operations { op.encode(into: &body) }
         var framed = ByteWriter(capacity: body.bytes.count + 9)
@@ -178,17 +190,17 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// they are committed (durable in the default mode), or with the error. Invalid operations
     /// throw here and queue nothing. For callers outside Swift concurrency (an event loop, a
     /// load generator): no task and no continuation per submission. `completion` runs on the
-    /// writer thread: it must be short and must not submit and wait.
+    /// writer thread (with a journal: on the journal's thread): it must be short and must not
+    /// submit and wait.
     public func submit(_ operations: [GraphOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) throws {
         enqueue(try graph.prepare(operations), framed: journalRecord(operations), completion: completion)
     }
 
     private func enqueue(_ prepared: [PreparedOperation], framed: [UInt8], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) {
         condition.lock()
-        if closed || failure != nil {
-            let error = failure ?? RealtimeWriterError.closed
+        if closed {
             condition.unlock()
-            completion(.failure(error))
+            completion(.failure(RealtimeWriterError.closed))
             return
         }
         queue.append(Pending(operations: prepared, framed: framed, completion: completion, arrival: Date()))
@@ -207,18 +219,27 @@ public final class RealtimeWriter: @unchecked Sendable {
         while !finished && thread != nil { condition.wait() }
         condition.unlock()
         syncer?.stop()
-        commitSync?.stop()
+        // The last record covers everything committed: the journal is no longer needed.
+        let recorded = journalSync?.stop() ?? false
+        flusher?.stop(clean: recorded)
     }
 
-    /// Takes the next batch: waits for a first submission until `deadline` (none: `[]`), then
+    /// The size past which a journal segment is closed at the next commit.
+    static let segmentBytes: UInt64 = 64 << 20
+
+    /// Takes the next batch: waits for a first submission (until `deadline`, if any: `[]` then), then
     /// up to the window for more, as ``run()`` does.
-    private func takeBatch(until deadline: Date) -> (batch: [Pending], operations: Int) {
+    private func takeBatch(until deadline: Date? = nil) -> (batch: [Pending], operations: Int) {
         condition.lock()
         defer { condition.unlock() }
-        while queue.isEmpty && !closed && failure == nil {
-            if !condition.wait(until: deadline) { break }
+        while queue.isEmpty && !closed {
+            if let deadline {
+                if !condition.wait(until: deadline) { break }
+            } else {
+                condition.wait()
+            }
         }
-        if queue.isEmpty || failure != nil { return ([], 0) }
+        if queue.isEmpty { return ([], 0) }
         if options.window > .zero {
             let windowEnd = queue[0].arrival.addingTimeInterval(options.window.seconds)
             while queuedOperations < options.maxBatch && !closed && Date() < windowEnd {
@@ -241,121 +262,6 @@ public final class RealtimeWriter: @unchecked Sendable {
         }
         queuedOperations -= taken
         return (batch, taken)
-    }
-
-    /// The writer thread with a journal: one write transaction per ``Options/commitInterval``;
-    /// each batch in it applied, appended to the journal and synced there, then acknowledged;
-    /// the transaction committed without a sync once the previous commit is synced (so the
-    /// snapshot before this commit stays whole on the disk until this one is), the journal
-    /// told first (`C`), and the sync thread asked to sync it (`S` follows in the journal, after
-    /// which the segments it covers go).
-    private func runJournaled(_ journal: Journal) {
-        guard let commitSync else { return }
-        var lastCommitted: (txn: UInt64, segment: UInt64)?
-        var markedSynced: UInt64 = 0
-        while true {
-            condition.lock()
-            while queue.isEmpty && !closed && failure == nil { condition.wait() }
-            if queue.isEmpty || failure != nil {
-                condition.unlock()
-                break
-            }
-            condition.unlock()
-
-            let now = currentTimeMillis()
-            let deadline = Date().addingTimeInterval(options.commitInterval.seconds)
-            var acknowledged: [[PreparedOperation]] = []  // this transaction's, applied again on a retry
-            var inFlight: [Pending] = []
-            var inFlightOperations = 0
-            var busy = Duration.zero
-            var operations = 0
-            var submissions = 0
-            var closing = ContinuousClock.now
-            do {
-                let txnID: UInt64 = try graph.withWriter(now: now) { writer, txn in
-                    writer.deferWrites()
-                    for group in acknowledged { for op in group { try writer.apply(op) } }
-                    while true {
-                        if inFlight.isEmpty {
-                            if !acknowledged.isEmpty && Date() >= deadline { break }
-                            (inFlight, inFlightOperations) = takeBatch(until: deadline)
-                        }
-                        if inFlight.isEmpty { break }
-                        let batchBegan = ContinuousClock.now
-                        var resolutions: [Resolution] = []
-                        resolutions.reserveCapacity(inFlight.count)
-                        for pending in inFlight {
-                            let before = writer.report
-                            for op in pending.operations { try writer.apply(op) }
-                            let entity = try pending.operations.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
-                            resolutions.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
-                        }
-                        if acknowledged.isEmpty {
-                            journal.append(.transaction, body: ByteWriter.bigEndian(UInt64(bitPattern: now)))
-                        }
-                        let synced = commitSync.synced
-                        if synced > markedSynced { journal.append(.synced, body: ByteWriter.bigEndian(synced)) }
-                        for pending in inFlight { journal.append(framed: pending.framed) }
-                        try journal.flush()
-                        if synced > markedSynced {
-                            markedSynced = synced
-                            // Everything before the synced commit's segment is in the database for good.
-                            if let last = lastCommitted, last.txn <= synced { journal.removeSegments(through: last.segment) }
-                        }
-                        for i in inFlight.indices {
-                            resolutions[i].order = applied
-                            applied += 1
-                            inFlight[i].completion(.success(resolutions[i]))
-                        }
-                        acknowledged += inFlight.map(\.operations)
-                        operations += inFlightOperations
-                        submissions += inFlight.count
-                        inFlight = []
-                        busy += ContinuousClock.now - batchBegan
-                    }
-                    try txn.put(graph.databases.meta, key: MetaKey.journalPosition, value: journal.position.bytes)
-                    if let last = lastCommitted { try commitSync.waitUntilSynced(last.txn) }
-                    closing = ContinuousClock.now
-                    let id = try txn.id
-                    journal.append(.committing, body: ByteWriter.bigEndian(id))
-                    try journal.flush()
-                    return id
-                }
-                lastCommitted = (txnID, journal.position.segment)
-                try journal.rotate()
-                commitSync.request(txnID)
-                busy += ContinuousClock.now - closing
-                condition.lock()
-                stats.commits += 1
-                stats.submissions += UInt64(submissions)
-                stats.operations += UInt64(operations)
-                stats.busy += busy
-                condition.unlock()
-                options.onCommit?(CommitReport(operations: operations, submissions: submissions, duration: busy))
-            } catch {
-                // What was acknowledged is in the journal: the next opening applies it again.
-                for pending in inFlight { pending.completion(.failure(error)) }
-                condition.lock()
-                failure = error
-                let queued = queue
-                queue.removeAll()
-                queuedOperations = 0
-                condition.unlock()
-                for pending in queued { pending.completion(.failure(error)) }
-                break
-            }
-        }
-        // Closing: the last commit synced, then every segment is covered by the database.
-        var cleanEnd = false
-        if let last = lastCommitted { cleanEnd = (try? commitSync.waitUntilSynced(last.txn)) != nil } else { cleanEnd = true }
-        condition.lock()
-        cleanEnd = cleanEnd && failure == nil
-        condition.unlock()
-        journal.close(removingSegments: cleanEnd)
-        condition.lock()
-        finished = true
-        condition.broadcast()
-        condition.unlock()
     }
 
     private func run() {
@@ -420,6 +326,56 @@ public final class RealtimeWriter: @unchecked Sendable {
                 for pending in batch { pending.completion(.failure(error)) }
             }
         }
+    }
+
+    /// The writer thread with a journal: batches gathered as in ``run()``, each applied and
+    /// committed (without a sync) in one transaction that stores its batch number, then handed
+    /// to the journal thread, which appends and syncs the batch's records and only then
+    /// completes its submitters. A batch whose transaction fails is not journaled.
+    private func runJournaled() {
+        guard let flusher else { return }
+        while true {
+            let (batch, taken) = takeBatch()
+            if batch.isEmpty { break }
+            let began = ContinuousClock.now
+            let now = currentTimeMillis()
+            let number = nextBatch
+            let outcome = Result { try graph.apply(groups: batch.map(\.operations), now: now, journalBatch: number) }
+            let took = ContinuousClock.now - began
+            condition.lock()
+            stats.commits += 1
+            stats.submissions += UInt64(batch.count)
+            stats.operations += UInt64(taken)
+            stats.busy += took
+            condition.unlock()
+            options.onCommit?(CommitReport(operations: taken, submissions: batch.count, duration: took))
+            switch outcome {
+            case .success(let resolutions):
+                nextBatch += 1
+                var records = ByteWriter(capacity: 64)
+                var header = ByteWriter(capacity: 16)
+                header.append(number)
+                header.append(now)
+                Journal.frame(.transaction, body: header.bytes, into: &records)
+                var frames = records.bytes
+                var acknowledgements: [JournalFlusher.Acknowledgement] = []
+                acknowledgements.reserveCapacity(batch.count)
+                for (pending, resolution) in zip(batch, resolutions) {
+                    frames += pending.framed
+                    var r = resolution
+                    r.order = applied
+                    applied += 1
+                    acknowledgements.append((pending.completion, r))
+                }
+                _ = flusher.submit(frames, acknowledgements: acknowledgements)
+            case .failure(let error):
+                for pending in batch { pending.completion(.failure(error)) }
+            }
+        }
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
 
@@ -493,18 +449,148 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
     }
 }
 
-/// Syncs each commit of a journaled writer on a thread of its own, as soon as it is asked.
-private final class CommitSync: @unchecked Sendable {  // state under `condition`
-    private let graph: IdentityGraph
+/// Appends a journaled writer's records and syncs them on a thread of its own, then completes
+/// their submitters: the writer applies the next batch meanwhile (an `fdatasync`'s kernel
+/// work was a fifth of the writer thread's time). What queues during a sync shares the next.
+/// The only thread that touches the journal's files, except for deleting old segments.
+final class JournalFlusher: @unchecked Sendable {  // state under `condition`
+    /// A submitter to complete once its records are on the disk, and with what.
+    typealias Acknowledgement = (completion: @Sendable (Result<Resolution, Error>) -> Void, resolution: Resolution)
+    private let journal: Journal
     private let condition = NSCondition()
-    private var requested: UInt64 = 0
-    private var done: UInt64 = 0
+    private var frames: [UInt8] = []
+    private var acknowledgements: [Acknowledgement] = []
+    /// Bytes submitted and bytes on the disk, counted from the start: a submission's ticket
+    /// is the count after it.
+    private var submitted: UInt64 = 0
+    private var durable: UInt64 = 0
+    /// The segment the last flush wrote to.
+    private var segment: UInt64
     private var error: Error?
     private var stopped = false
     private var running = true
 
-    init(graph: IdentityGraph) {
+    init(journal: Journal) {
+        self.journal = journal
+        segment = journal.position.segment
+        let thread = Thread { [self] in
+            ThreadControl.name("idgraph-journal")
+            run()
+        }
+        thread.start()
+    }
+
+    /// Queues framed records and the submitters to complete once they are on the disk;
+    /// returns the ticket to wait for them with.
+    @discardableResult
+    func submit(_ records: [UInt8], acknowledgements more: [Acknowledgement] = []) -> UInt64 {
+        condition.lock()
+        if let error {
+            condition.unlock()
+            for a in more { a.completion(.failure(error)) }
+            return .max
+        }
+        frames += records
+        acknowledgements += more
+        submitted += UInt64(records.count)
+        let ticket = submitted
+        condition.broadcast()
+        condition.unlock()
+        return ticket
+    }
+
+    /// Returns once the records of `ticket` are on the disk, with the segment they are in;
+    /// throws the error an append or a sync failed with.
+    func waitDurable(_ ticket: UInt64) throws -> UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
+        while durable < ticket && error == nil { condition.wait() }
+        if durable < ticket, let error { throw error }
+        return segment
+    }
+
+    /// Deletes the segments before `segment` (never the one written to).
+    func removeSegments(before segment: UInt64) {
+        if segment > 0 { journal.removeSegments(through: segment - 1) }
+    }
+
+    /// Flushes what is queued, then ends the thread and closes the journal; with `clean`
+    /// (everything is in a synced snapshot), deletes its segments.
+    func stop(clean: Bool = false) {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        while running { condition.wait() }
+        let failed = error != nil
+        condition.unlock()
+        journal.close(removingSegments: clean && !failed)
+    }
+
+    private func run() {
+        condition.lock()
+        while true {
+            while frames.isEmpty && !stopped { condition.wait() }
+            if frames.isEmpty { break }
+            let records = frames, done = acknowledgements, upTo = submitted
+            frames = []
+            acknowledgements = []
+            condition.unlock()
+            let outcome = Result {
+                journal.append(framed: records)
+                try journal.flush()
+            }
+            switch outcome {
+            case .success: for a in done { a.completion(.success(a.resolution)) }
+            case .failure(let e): for a in done { a.completion(.failure(e)) }
+            }
+            let wrote = journal.position.segment
+            // A new segment once this one is large; old ones go once a later snapshot is recorded.
+            let rotated = outcome.flatMap { _ in Result { if journal.position.offset >= RealtimeWriter.segmentBytes { try journal.rotate() } } }
+            condition.lock()
+            switch rotated {
+            case .success:
+                durable = upTo
+                segment = wrote
+            case .failure(let e):
+                error = e
+            }
+            condition.broadcast()
+            if error != nil { break }
+        }
+        running = false
+        let failed = error
+        let left = acknowledgements
+        acknowledgements = []
+        condition.broadcast()
+        condition.unlock()
+        if let failed { for a in left { a.completion(.failure(failed)) } }
+    }
+}
+
+/// The database's syncs behind a journaled writer, on a thread of their own, every
+/// `interval` after the previous one ended when something was committed since: the newest
+/// snapshot is pinned (``PinnedSnapshot``), the data file synced, and an `S` record with the
+/// snapshot's meta record and batch number appended to the journal; once that record is on the
+/// disk the previous pin is released (its pages may then be reused) and the segments before the
+/// record's go. So at any moment a snapshot whose pages are all on the disk and untouched is
+/// recorded in the journal, and every batch after it is journaled.
+final class JournalSync: @unchecked Sendable {  // state under `condition`
+    private let graph: IdentityGraph
+    private let flusher: JournalFlusher
+    private let interval: Duration
+    private let condition = NSCondition()
+    private var pinned: PinnedSnapshot
+    private var stopped = false
+    private var running = true
+    private(set) var syncCount: UInt64 = 0
+
+    /// Records the current snapshot at once (before the writer acknowledges anything), then
+    /// starts the thread.
+    init(graph: IdentityGraph, flusher: JournalFlusher, interval: Duration) throws {
         self.graph = graph
+        self.flusher = flusher
+        self.interval = interval
+        pinned = try Self.record(graph: graph, flusher: flusher)
         let thread = Thread { [self] in
             ThreadControl.name("idgraph-sync")
             run()
@@ -512,52 +598,71 @@ private final class CommitSync: @unchecked Sendable {  // state under `condition
         thread.start()
     }
 
-    /// The newest transaction known to be on the disk.
-    var synced: UInt64 {
+    /// Syncs done so far.
+    var syncs: UInt64 {
         condition.lock()
         defer { condition.unlock() }
-        return done
+        return syncCount
     }
 
-    /// Transaction `txn` was committed without a sync.
-    func request(_ txn: UInt64) {
-        condition.lock()
-        requested = max(requested, txn)
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Returns once transaction `txn` is on the disk; throws the sync's error if it failed.
-    func waitUntilSynced(_ txn: UInt64) throws {
-        condition.lock()
-        defer { condition.unlock() }
-        while done < txn && error == nil { condition.wait() }
-        if done < txn, let error { throw error }
-    }
-
-    /// Syncs what is asked, then ends the thread.
-    func stop() {
+    /// Records a last snapshot, then ends the thread; returns whether that snapshot holds
+    /// everything committed (the journal is then no longer needed).
+    func stop() -> Bool {
         condition.lock()
         stopped = true
         condition.broadcast()
         while running { condition.wait() }
+        let last = pinned
         condition.unlock()
+        let newest = try? graph.environment.read { try $0.transactionID }
+        last.close()
+        return newest == last.transactionID
+    }
+
+    /// Pins the newest snapshot, syncs the data file, and appends and waits for its `S` record.
+    static func record(graph: IdentityGraph, flusher: JournalFlusher) throws -> PinnedSnapshot {
+        let pin = try PinnedSnapshot(graph.environment)
+        do {
+            let stored = try pin.value(graph.databases.meta, key: MetaKey.journalBatch)
+            let batch: UInt64 = try stored.map { try JournalRecovery.uint64($0) } ?? 0
+            try graph.sync()
+            var body = ByteWriter(capacity: 16 + MetaPages.recordLength)
+            body.append(pin.transactionID)
+            body.append(batch)
+            body.append(bytes: pin.metaRecord)
+            var framed = ByteWriter(capacity: body.bytes.count + 9)
+            Journal.frame(.synced, body: body.bytes, into: &framed)
+            let segment = try flusher.waitDurable(flusher.submit(framed.bytes))
+            flusher.removeSegments(before: segment)
+            return pin
+        } catch {
+            pin.close()
+            throw error
+        }
     }
 
     private func run() {
+        let seconds = interval.seconds
+        var lastSynced = pinned.transactionID
         condition.lock()
         while true {
-            while requested == done && !stopped && error == nil { condition.wait() }
-            if requested == done || error != nil { break }
-            let target = requested
+            let deadline = Date().addingTimeInterval(seconds)
+            while !stopped { if !condition.wait(until: deadline) { break } }
+            let stopping = stopped
             condition.unlock()
-            let outcome = Result { try graph.sync() }
-            condition.lock()
-            switch outcome {
-            case .success: done = target
-            case .failure(let e): error = e
+            // Something committed since the last record (each commit advances the id)?
+            let newest = (try? graph.environment.read { try $0.transactionID }) ?? lastSynced
+            if newest != lastSynced, let next = try? Self.record(graph: graph, flusher: flusher) {
+                lastSynced = next.transactionID
+                condition.lock()
+                let previous = pinned
+                pinned = next
+                syncCount += 1
+                condition.unlock()
+                previous.close()
             }
-            condition.broadcast()
+            condition.lock()
+            if stopping { break }
         }
         running = false
         condition.broadcast()

@@ -1,3 +1,4 @@
+import CLMDB
 import Foundation
 
 #if canImport(Glibc)
@@ -17,8 +18,8 @@ import Glibc
 /// the larger transaction id, and a durable commit only ever overwrites pages that the
 /// previous snapshot does not use, so the older meta page still describes a whole snapshot.
 public enum MetaPages {
-    private static let magicOffset = 16, pageSizeOffset = 40, txnIDOffset = 144
-    private static let magic: UInt32 = 0xBEEF_C0DE
+    static let magicOffset = 16, pageSizeOffset = 40, txnIDOffset = 144
+    static let magic: UInt32 = 0xBEEF_C0DE
     private static let ofdSetLock: Int32 = 37
 
     /// The transaction ids of meta pages 0 and 1 of the data file at `path`, or `nil` when it
@@ -33,25 +34,6 @@ public enum MetaPages {
               let second = try? handle.read(upToCount: txnIDOffset + 8), second.count == txnIDOffset + 8,
               load(UInt32.self, second, magicOffset) == magic else { return nil }
         return (load(UInt64.self, first, txnIDOffset), load(UInt64.self, second, txnIDOffset))
-    }
-
-    /// Makes the next opening of the data file at `path` use the older snapshot: the newer
-    /// meta page's transaction id becomes 0, written and synced. Only while no process has the
-    /// environment open (``isUnused(directory:)``).
-    public static func discardNewest(dataFile path: String) throws {
-        guard let (a, b) = transactionIDs(dataFile: path) else {
-            throw LMDBError(code: EINVAL, operation: "reading the meta pages of \(path) (not an LMDB data file)")
-        }
-        guard let handle = FileHandle(forUpdatingAtPath: path) else {
-            throw LMDBError(code: errno, operation: "opening \(path)")
-        }
-        defer { try? handle.close() }
-        let first = try handle.read(upToCount: 64) ?? Data()
-        let pageSize = UInt64(load(UInt32.self, first, pageSizeOffset))
-        let page: UInt64 = a >= b ? 0 : 1
-        try handle.seek(toOffset: page * pageSize + UInt64(txnIDOffset))
-        try handle.write(contentsOf: Data(count: 8))
-        try handle.synchronize()
     }
 
     /// Whether no process has the environment in `directory` open: LMDB keeps a shared lock
@@ -71,5 +53,107 @@ public enum MetaPages {
 
     private static func load<T: FixedWidthInteger>(_: T.Type, _ data: Data, _ offset: Int) -> T {
         data.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    }
+}
+
+extension MetaPages {
+    /// Bytes of the meta record after the page header (magic through transaction id).
+    public static let recordLength = 136
+
+    /// The transaction id a meta record (``PinnedSnapshot/metaRecord``) describes.
+    public static func transactionID(ofRecord record: [UInt8]) -> UInt64 {
+        record.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: txnIDOffset - magicOffset, as: UInt64.self)) }
+    }
+
+    /// Writes `record` (a meta record of a snapshot whose pages are all on the disk) into both
+    /// meta pages of the data file at `path` and syncs it: LMDB then opens that snapshot. Only
+    /// while no process has the environment open (``isUnused(directory:)``).
+    public static func restore(dataFile path: String, record: [UInt8]) throws {
+        guard record.count == recordLength,
+              record.withUnsafeBytes({ UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }) == magic else {
+            throw LMDBError(code: EINVAL, operation: "restoring a meta page of \(path) (not a meta record)")
+        }
+        let pageSize = UInt64(record.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: pageSizeOffset - magicOffset, as: UInt32.self)) })
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw LMDBError(code: errno, operation: "opening \(path)") }
+        defer { try? handle.close() }
+        for page: UInt64 in [0, 1] {
+            try handle.seek(toOffset: page * pageSize + UInt64(magicOffset))
+            try handle.write(contentsOf: Data(record))
+        }
+        try handle.synchronize()
+    }
+}
+
+/// A read-only snapshot held open across calls: while it is open, LMDB reuses none of the
+/// pages it uses, so that snapshot stays whole in the file whatever later commits write.
+///
+/// Unlike ``Environment/read(_:)`` it does not hold off a growth of the map (it would for as
+/// long as it lives); it reads nothing after it is taken, so a remapped map does not concern
+/// it, and its reader slot keeps protecting its pages.
+public final class PinnedSnapshot: @unchecked Sendable {
+    private var txn: OpaquePointer?
+    /// The transaction id of the snapshot.
+    public let transactionID: UInt64
+    /// The snapshot's meta record (``MetaPages/recordLength`` bytes), copied from the map.
+    public let metaRecord: [UInt8]
+
+    /// Pins the newest snapshot of `environment` and copies its meta record.
+    public init(_ environment: Environment) throws {
+        for _ in 0..<1000 {
+            var txn: OpaquePointer?
+            try check(mdb_txn_begin(environment.handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (pin)")
+            let id = UInt64(mdb_txn_id(txn))
+            if let record = Self.metaRecord(environment, txnID: id) {
+                self.txn = txn
+                transactionID = id
+                metaRecord = record
+                return
+            }
+            // Two commits overwrote both meta pages since it began (rare): take the newest again.
+            mdb_txn_abort(txn)
+        }
+        throw LMDBError(code: EAGAIN, operation: "pinning a snapshot of \(environment.path) (its meta page kept changing)")
+    }
+
+    deinit { close() }
+
+    /// Reads `key` of `db` in the pinned snapshot (only right after it is taken: see above).
+    public func value(_ db: Database, key: String) throws -> [UInt8]? {
+        guard let txn else { throw LMDBError.transactionFinished }
+        var k = MDB_val(), v = MDB_val()
+        return try Array(key.utf8).withUnsafeBytes { raw in
+            k.mv_size = raw.count
+            k.mv_data = UnsafeMutableRawPointer(mutating: raw.baseAddress)
+            let rc = mdb_get(txn, db.dbi, &k, &v)
+            if rc == MDB_NOTFOUND { return nil }
+            try check(rc, "mdb_get (pin)")
+            return Array(UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+        }
+    }
+
+    /// Releases the snapshot.
+    public func close() {
+        if let txn { mdb_txn_abort(txn) }
+        txn = nil
+    }
+
+    /// The meta record with transaction id `txnID`, read from the data file (LMDB writes meta
+    /// pages with `pwrite`, so the file read through the page cache holds the newest), twice to
+    /// be sure no commit was writing it meanwhile; nil when neither meta page holds it any more.
+    private static func metaRecord(_ environment: Environment, txnID: UInt64) -> [UInt8]? {
+        var stat = MDB_stat()
+        guard mdb_env_stat(environment.handle, &stat) == 0,
+              let handle = FileHandle(forReadingAtPath: environment.path + "/data.mdb") else { return nil }
+        defer { try? handle.close() }
+        func read(_ page: Int) -> [UInt8]? {
+            guard (try? handle.seek(toOffset: UInt64(page * Int(stat.ms_psize) + MetaPages.magicOffset))) != nil,
+                  let data = try? handle.read(upToCount: MetaPages.recordLength), data.count == MetaPages.recordLength else { return nil }
+            return [UInt8](data)
+        }
+        for page in 0..<2 {
+            guard let first = read(page), MetaPages.transactionID(ofRecord: first) == txnID else { continue }
+            if read(page) == first { return first }
+        }
+        return nil
     }
 }

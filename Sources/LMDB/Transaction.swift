@@ -23,6 +23,12 @@ public class ReadTransaction {
     /// Whether the transaction has committed or aborted.
     var isFinished: Bool { _handle == nil }
 
+    /// LMDB's id of the snapshot this transaction reads (for a write transaction, the id its
+    /// commit gives the new snapshot); it grows by one with every commit.
+    public var transactionID: UInt64 {
+        get throws(LMDBError) { UInt64(mdb_txn_id(try handle)) }
+    }
+
     func finish(commit: Bool) {
         guard let txn = _handle else { return }
         _handle = nil
@@ -115,12 +121,6 @@ public class ReadTransaction {
 /// A read-write transaction. Only exists inside ``Environment/write(onRetry:_:)``, which
 /// commits it when the closure returns and aborts it when the closure throws.
 public final class WriteTransaction: ReadTransaction {
-    /// LMDB's id of this transaction: the id its commit gives the snapshot (and writes into a
-    /// meta page, see ``MetaPages``).
-    public var id: UInt64 {
-        get throws(LMDBError) { UInt64(mdb_txn_id(try handle)) }
-    }
-
     func commit() throws(LMDBError) {
         let txn = try takeHandleForCommit()
         try check(mdb_txn_commit(txn), "mdb_txn_commit")

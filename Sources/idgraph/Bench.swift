@@ -40,11 +40,10 @@ struct BenchRealtime: AsyncParsableCommand {
     @Option(help: "Threads that submit events at their due times, each every PRODUCERS-th event, without waiting for acknowledgements (open loop).") var producers = 4
     @Option(help: "Threads resolving random identifiers during the run.") var readers = 1
     @Option(help: "Lookups per second per reader.") var readerRate = 10_000
-    @Option(help: "durable (each commit synced before its submitters are acknowledged), fast (commits not synced; a second thread syncs every --sync-interval-ms) or journal (acknowledged once in the database's journal, one small sync per commit group; the B-trees committed every --commit-interval-ms and synced behind it).") var mode: RealtimeMode = .durable
-    @Option(help: "In journal mode, milliseconds a write transaction gathers submissions before it commits (readers see them then).") var commitIntervalMs = 50.0
+    @Option(help: "durable (each commit synced before its submitters are acknowledged), fast (commits not synced; a second thread syncs every --sync-interval-ms) or journal (commits not synced, each acknowledged once its operations are in the database's journal, one small sync per commit on a thread of its own; the database synced every --sync-interval-ms behind it, and after a system crash rolled back to the last sync and brought forward from the journal: nothing acknowledged is lost).") var mode: RealtimeMode = .durable
     @Option(help: "Group-commit window in microseconds: the longest a queued submission waits for others before its commit starts (0: commit what is queued at once).") var windowMicros = 1000
     @Option(help: "Most operations in one commit: binds only when the writer is behind (a batch is otherwise what queued during the previous commit); larger batches catch up faster.") var maxBatch = RealtimeWriter.Options().maxBatch
-    @Option(help: "In fast mode, milliseconds from the end of one sync to the start of the next: with the time of a sync, the most a system crash loses.") var syncIntervalMs = 10.0
+    @Option(help: "In fast and journal modes, milliseconds from the end of one sync of the database to the start of the next (fast: with the time of a sync, the most a system crash loses; journal: how much of the journal a recovery may apply again).") var syncIntervalMs = 10.0
     @Option(help: "Share of control records (merges and splits beyond those events cause).") var controlShare = 0.02
     @Option(help: "Shared kiosk devices used by strangers in the workload: with the default schema each holds one large entity together, which the workload's unlinks, forgets and retracts then split.") var kiosks = 0
     @Option(help: ArgumentHelp("What the workload's event ids start with (default: rt-MILLIS-, the run's start time, new on every run: on top of an existing --db the events are new ones, not replays of an earlier run's).", valueName: "prefix")) var idPrefix: String?
@@ -105,7 +104,7 @@ struct BenchRealtime: AsyncParsableCommand {
         }
         print("realtime: \(result.events) events offered at \(rate)/s by \(producers) producers, \(mode.rawValue), window \(windowMicros) µs, at most \(maxBatch) operations per commit, \(kiosks > 0 ? "\(kiosks) shared kiosks, " : "")workload seed \(workloadSeed)")
         print(String(format: "completed in %.2f s: %.0f events/s; %llu commits (%.1f events per commit)%@%@", result.seconds, result.throughput, result.commits,
-                     Double(result.events) / Double(max(1, result.commits)), mode == .fast ? ", \(result.syncs) syncs" : "",
+                     Double(result.events) / Double(max(1, result.commits)), mode != .durable ? ", \(result.syncs) syncs" : "",
                      result.failures > 0 ? " — \(result.failures) submissions failed" : ""))
         print("ingest latency (µs): p50 \(ingestH.percentile(50))  p90 \(ingestH.percentile(90))  p99 \(ingestH.percentile(99))  p99.9 \(ingestH.percentile(99.9))  max \(ingestH.max)")
         func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
@@ -159,7 +158,6 @@ struct BenchRealtime: AsyncParsableCommand {
             largestCommit.max(commit.operations, ordering: .relaxed)
         }
         let writtenBefore = ProcessIO.bytesWritten()
-        writerOptions.commitInterval = .microseconds(Int64(commitIntervalMs * 1000))
         let writer = mode == .journal ? try RealtimeWriter.journaled(graph: graph, options: writerOptions) : RealtimeWriter(graph: graph, options: writerOptions)
         let ackFile: FileHandle? = try ackLog.map { p in
             guard FileManager.default.createFile(atPath: p, contents: nil), let h = FileHandle(forWritingAtPath: p) else { throw ValidationError("cannot write \(p)") }

@@ -95,9 +95,7 @@ import Testing
     /// leaves no journal to recover.
     @Test func journaledWriterEqualsSequentialApplicationAndClosesClean() async throws {
         let db = try TemporaryDatabase()
-        var options = RealtimeWriter.Options()
-        options.commitInterval = .milliseconds(5)
-        let writer = try RealtimeWriter.journaled(graph: db.graph, options: options)
+        let writer = try RealtimeWriter.journaled(graph: db.graph)
         var operations: [GraphOperation] = []
         for seed in 3000..<3012 { operations += MergeSplitPropertyTests.scenario(seed: UInt64(seed)).operations }
         let applied = try await withThrowingTaskGroup(of: (UInt64, GraphOperation).self) { group in
@@ -125,30 +123,29 @@ import Testing
         [event("cookie:c1", "email:b@x.com", id: "e3", ts: 3000)], [.unlink(.id("email:a@x.com"), .id("cookie:c1"))], [event("phone:+1 555 0100", "email:a@x.com", id: "e4", ts: 4000, amount: 2)],
     ]
 
-    /// What a journaled writer leaves when the process dies after committing `second` without
-    /// a sync it saw: a journal with the transaction, its submissions and its `C` record, no `S`.
+    /// What a journaled writer leaves when it dies after committing and journaling the batches
+    /// of `second` (each in a transaction of its own, not synced) with only the snapshot
+    /// before them recorded as synced (`S`).
     static func crashedState(bootID: String) throws -> TemporaryDatabase {
         let db = try TemporaryDatabase()
         try db.graph.apply(first, now: now)
-        try db.graph.sync()
         let journal = try Journal(directory: db.path + "/journal", after: 0, bootID: bootID)
-        journal.append(.transaction, body: ByteWriter.bigEndian(UInt64(bitPattern: now)))
-        for group in second {
+        let flusher = JournalFlusher(journal: journal)
+        let pin = try JournalSync.record(graph: db.graph, flusher: flusher)
+        for (i, group) in second.enumerated() {
+            _ = try db.graph.apply(groups: [try db.graph.prepare(group)], now: now + Int64(i), journalBatch: UInt64(i + 1))
+            var records = ByteWriter()
+            var header = ByteWriter()
+            header.append(UInt64(i + 1))
+            header.append(now + Int64(i))
+            Journal.frame(.transaction, body: header.bytes, into: &records)
             var body = ByteWriter()
             for op in group { op.encode(into: &body) }
-            journal.append(.group, body: body.bytes)
+            Journal.frame(.group, body: body.bytes, into: &records)
+            _ = try flusher.waitDurable(flusher.submit(records.bytes))
         }
-        try journal.flush()
-        let prepared = try second.map { try db.graph.prepare($0) }
-        let txnID: UInt64 = try db.graph.withWriter(now: now) { writer, txn in
-            writer.deferWrites()
-            for group in prepared { for op in group { try writer.apply(op) } }
-            try txn.put(db.graph.databases.meta, key: MetaKey.journalPosition, value: journal.position.bytes)
-            return try txn.id
-        }
-        journal.append(.committing, body: ByteWriter.bigEndian(txnID))
-        try journal.flush()
-        journal.close()
+        flusher.stop()
+        pin.close()
         return db
     }
 
@@ -161,24 +158,20 @@ import Testing
     static func reference() throws -> TemporaryDatabase {
         let db = try TemporaryDatabase()
         try db.graph.apply(first, now: now)
-        try db.graph.apply(prepared: try second.flatMap { try db.graph.prepare($0) }, now: now)
+        for (i, group) in second.enumerated() { try db.graph.apply(group, now: now + Int64(i)) }
         return db
     }
 
-    /// After a system crash (another boot id) the unsynced commit is set aside and its
-    /// submissions applied again from the journal: the same tables as an uninterrupted run.
-    @Test func afterASystemCrashTheUnsyncedCommitIsRedoneFromTheJournal() throws {
+    /// After a system crash (another boot id) the database goes back to the recorded snapshot
+    /// and the journal's batches since are applied again: the same tables as an uninterrupted run.
+    @Test func afterASystemCrashTheRecordedSnapshotIsBroughtForwardFromTheJournal() throws {
         let db = try Self.crashedState(bootID: "a-boot-before-the-crash")
-        let before = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
         try db.reopen()
         let report = try #require(db.graph.journalRecovery)
         #expect(report.undidUnsyncedCommit)
         #expect(report.submissions == 3)
-        #expect(report.transactions == 1)
+        #expect(report.transactions == 3)
         #expect(Journal.segments(in: db.path + "/journal").isEmpty)
-        // The set-aside commit's id was given again to the transaction that redid it.
-        let after = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
-        #expect(max(after.0, after.1) == max(before.0, before.1))
         let reference = try Self.reference()
         #expect(try Self.differing(db.graph, reference.graph) == [])
         #expect(try db.graph.check().isEmpty)
@@ -186,9 +179,9 @@ import Testing
         #expect(db.graph.journalRecovery == nil)
     }
 
-    /// After a crash of the process alone (same boot) the commit stands: its pages are in the
-    /// operating system's cache. Nothing is applied twice.
-    @Test func afterAProcessCrashTheCommitStandsAndNothingIsAppliedTwice() throws {
+    /// After a crash of the process alone (same boot) the commits stand: their pages are in
+    /// the operating system's cache. Nothing is applied twice.
+    @Test func afterAProcessCrashTheCommitsStandAndNothingIsAppliedTwice() throws {
         let db = try Self.crashedState(bootID: Journal.currentBootID())
         try db.reopen()
         let report = try #require(db.graph.journalRecovery)
@@ -198,21 +191,25 @@ import Testing
         #expect(try Self.differing(db.graph, reference.graph) == [])
     }
 
-    /// Discarding the newest meta page makes LMDB open the snapshot before it.
-    @Test func discardingTheNewestMetaPageOpensThePreviousSnapshot() throws {
+    /// A pinned snapshot's meta record written back makes LMDB open that snapshot, and its
+    /// pages were left alone by the commits after it.
+    @Test func restoringAPinnedSnapshotsMetaRecordOpensThatSnapshot() throws {
         let db = try TemporaryDatabase()
         try db.graph.apply([event("email:a@x.com", id: "e1")], now: Self.now)
-        try db.graph.apply([event("email:b@x.com", id: "e2")], now: Self.now)
-        let ids = try #require(MetaPages.transactionIDs(dataFile: db.path + "/data.mdb"))
-        #expect(ids.0 != ids.1)
+        let pin = try PinnedSnapshot(db.graph.environment)
+        for i in 0..<50 { try db.graph.apply([event("email:b\(i)@x.com", "email:a@x.com", id: "e-b\(i)")], now: Self.now) }
+        let record = pin.metaRecord
+        #expect(MetaPages.transactionID(ofRecord: record) == pin.transactionID)
+        pin.close()
         let path = db.path
         db.closeForTest()
         #expect(MetaPages.isUnused(directory: path))
-        try MetaPages.discardNewest(dataFile: path + "/data.mdb")
+        try MetaPages.restore(dataFile: path + "/data.mdb", record: record)
         let after = try #require(MetaPages.transactionIDs(dataFile: path + "/data.mdb"))
-        #expect(max(after.0, after.1) == min(ids.0, ids.1))
+        #expect(after.0 == pin.transactionID && after.1 == pin.transactionID)
         try db.reopen()
         #expect(try db.graph.entityInfo(of: "email:a@x.com") != nil)
-        #expect(try db.graph.entityInfo(of: "email:b@x.com") == nil)
+        #expect(try db.graph.entityInfo(of: "email:b0@x.com") == nil)
+        #expect(try db.graph.check().isEmpty)
     }
 }
