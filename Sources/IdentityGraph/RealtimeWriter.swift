@@ -464,7 +464,7 @@ final class JournalFlusher: @unchecked Sendable {  // state under `condition`
     /// is the count after it.
     private var submitted: UInt64 = 0
     private var durable: UInt64 = 0
-    /// The segment the last flush wrote to.
+    /// The segment the next flush writes to.
     private var segment: UInt64
     private var error: Error?
     private var stopped = false
@@ -499,13 +499,19 @@ final class JournalFlusher: @unchecked Sendable {  // state under `condition`
         return ticket
     }
 
-    /// Returns once the records of `ticket` are on the disk, with the segment they are in;
-    /// throws the error an append or a sync failed with.
-    func waitDurable(_ ticket: UInt64) throws -> UInt64 {
+    /// Returns once the records of `ticket` are on the disk; throws the error an append or a
+    /// sync failed with.
+    func waitDurable(_ ticket: UInt64) throws {
         condition.lock()
         defer { condition.unlock() }
         while durable < ticket && error == nil { condition.wait() }
         if durable < ticket, let error { throw error }
+    }
+
+    /// The segment the next records will be written to (or a later one).
+    var segmentWritten: UInt64 {
+        condition.lock()
+        defer { condition.unlock() }
         return segment
     }
 
@@ -543,14 +549,13 @@ final class JournalFlusher: @unchecked Sendable {  // state under `condition`
             case .success: for a in done { a.completion(.success(a.resolution)) }
             case .failure(let e): for a in done { a.completion(.failure(e)) }
             }
-            let wrote = journal.position.segment
             // A new segment once this one is large; old ones go once a later snapshot is recorded.
             let rotated = outcome.flatMap { _ in Result { if journal.position.offset >= RealtimeWriter.segmentBytes { try journal.rotate() } } }
             condition.lock()
             switch rotated {
             case .success:
                 durable = upTo
-                segment = wrote
+                segment = journal.position.segment
             case .failure(let e):
                 error = e
             }
@@ -621,10 +626,12 @@ final class JournalSync: @unchecked Sendable {  // state under `condition`
 
     /// Pins the newest snapshot, syncs the data file, and appends and waits for its `S` record.
     static func record(graph: IdentityGraph, flusher: JournalFlusher) throws -> PinnedSnapshot {
-        let pin = try PinnedSnapshot(graph.environment)
+        // Batches after the snapshot about to be pinned are committed after it, so journaled in
+        // this segment or a later one: the segments before it can go once the record is on the disk.
+        let keepFrom = flusher.segmentWritten
+        let pin = try PinnedSnapshot(graph.environment, reading: MetaKey.journalBatch, in: graph.databases.meta)
         do {
-            let stored = try pin.value(graph.databases.meta, key: MetaKey.journalBatch)
-            let batch: UInt64 = try stored.map { try JournalRecovery.uint64($0) } ?? 0
+            let batch: UInt64 = try pin.value.map { try JournalRecovery.uint64($0) } ?? 0
             try graph.sync()
             var body = ByteWriter(capacity: 16 + MetaPages.recordLength)
             body.append(pin.transactionID)
@@ -632,8 +639,8 @@ final class JournalSync: @unchecked Sendable {  // state under `condition`
             body.append(bytes: pin.metaRecord)
             var framed = ByteWriter(capacity: body.bytes.count + 9)
             Journal.frame(.synced, body: body.bytes, into: &framed)
-            let segment = try flusher.waitDurable(flusher.submit(framed.bytes))
-            flusher.removeSegments(before: segment)
+            try flusher.waitDurable(flusher.submit(framed.bytes))
+            flusher.removeSegments(before: keepFrom)
             return pin
         } catch {
             pin.close()

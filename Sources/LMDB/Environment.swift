@@ -129,6 +129,13 @@ public final class Environment: @unchecked Sendable {
         return try body(transaction)
     }
 
+    /// Runs `body` while the map cannot be resized (as a read transaction does).
+    func withMapReadLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(resizeLock)
+        defer { pthread_rwlock_unlock(resizeLock) }
+        return try body()
+    }
+
     /// Runs `body` in a write transaction and commits it when `body` returns.
     ///
     /// If `body` throws, nothing it wrote is kept. When the map is full, the transaction is

@@ -87,39 +87,53 @@ extension MetaPages {
 /// A read-only snapshot held open across calls: while it is open, LMDB reuses none of the
 /// pages it uses, so that snapshot stays whole in the file whatever later commits write.
 ///
-/// Unlike ``Environment/read(_:)`` it does not hold off a growth of the map (it would for as
-/// long as it lives); it reads nothing after it is taken, so a remapped map does not concern
-/// it, and its reader slot keeps protecting its pages.
+/// Unlike ``Environment/read(_:)`` it does not hold off a growth of the map for as long as it
+/// lives: it reads what it needs (``value``) while it is taken, under the map's lock, and
+/// nothing afterwards, so a remapped map does not concern it, and its reader slot keeps
+/// protecting its pages.
 public final class PinnedSnapshot: @unchecked Sendable {
     private var txn: OpaquePointer?
     /// The transaction id of the snapshot.
     public let transactionID: UInt64
-    /// The snapshot's meta record (``MetaPages/recordLength`` bytes), copied from the map.
+    /// The snapshot's meta record (``MetaPages/recordLength`` bytes), copied from the data file.
     public let metaRecord: [UInt8]
+    /// The value of the key asked for when it was taken, in the snapshot.
+    public let value: [UInt8]?
 
-    /// Pins the newest snapshot of `environment` and copies its meta record.
-    public init(_ environment: Environment) throws {
-        for _ in 0..<1000 {
-            var txn: OpaquePointer?
-            try check(mdb_txn_begin(environment.handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (pin)")
-            let id = UInt64(mdb_txn_id(txn))
-            if let record = Self.metaRecord(environment, txnID: id) {
-                self.txn = txn
-                transactionID = id
-                metaRecord = record
-                return
+    /// Pins the newest snapshot of `environment`, copies its meta record, and reads `key` of
+    /// `db` in it (if given).
+    public init(_ environment: Environment, reading key: String? = nil, in db: Database? = nil) throws {
+        let pinned = try environment.withMapReadLock { () throws -> (OpaquePointer, UInt64, [UInt8], [UInt8]?)? in
+            for _ in 0..<1000 {
+                var txn: OpaquePointer?
+                try check(mdb_txn_begin(environment.handle, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin (pin)")
+                let id = UInt64(mdb_txn_id(txn))
+                if let record = Self.metaRecord(environment, txnID: id) {
+                    do {
+                        let value = try key.flatMap { key in try db.flatMap { try Self.get(txn!, $0, key) } }
+                        return (txn!, id, record, value)
+                    } catch {
+                        mdb_txn_abort(txn)
+                        throw error
+                    }
+                }
+                // Two commits overwrote both meta pages since it began (rare): take the newest again.
+                mdb_txn_abort(txn)
             }
-            // Two commits overwrote both meta pages since it began (rare): take the newest again.
-            mdb_txn_abort(txn)
+            return nil
         }
-        throw LMDBError(code: EAGAIN, operation: "pinning a snapshot of \(environment.path) (its meta page kept changing)")
+        guard let (txn, id, record, value) = pinned else {
+            throw LMDBError(code: EAGAIN, operation: "pinning a snapshot of \(environment.path) (its meta page kept changing)")
+        }
+        self.txn = txn
+        transactionID = id
+        metaRecord = record
+        self.value = value
     }
 
     deinit { close() }
 
-    /// Reads `key` of `db` in the pinned snapshot (only right after it is taken: see above).
-    public func value(_ db: Database, key: String) throws -> [UInt8]? {
-        guard let txn else { throw LMDBError.transactionFinished }
+    private static func get(_ txn: OpaquePointer, _ db: Database, _ key: String) throws -> [UInt8]? {
         var k = MDB_val(), v = MDB_val()
         return try Array(key.utf8).withUnsafeBytes { raw in
             k.mv_size = raw.count
