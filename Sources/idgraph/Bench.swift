@@ -127,7 +127,7 @@ struct BenchRealtime: AsyncParsableCommand {
         defer { if db == nil { try? FileManager.default.removeItem(atPath: path) } }
         var openOptions = IdentityGraph.Options()
         openOptions.durability = mode == .durable ? .durable : .fast
-        let graph = try IdentityGraph.open(at: path, options: openOptions, createIfMissing: true)
+        let graph = try IdentityGraph.open(at: path, options: openOptions, createIfMissing: true).reportingJournalRecovery()
 
         // The workload, generated and parsed up front so that the run measures ingest only.
         var generatorOptions = ArchiveGenerator.Options()

@@ -95,7 +95,7 @@ struct Load: ParsableCommand {
         defer { if let scratch { try? FileManager.default.removeItem(atPath: scratch) } }
         var openOptions = IdentityGraph.Options()
         openOptions.durability = durability
-        let graph = try IdentityGraph.open(at: scratch ?? database.path, options: openOptions, createIfMissing: true)
+        let graph = try IdentityGraph.open(at: scratch ?? database.path, options: openOptions, createIfMissing: true).reportingJournalRecovery()
         var options = LoadOptions()
         options.dryRun = dryRun
         options.batchSize = batchSize

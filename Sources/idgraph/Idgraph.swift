@@ -68,7 +68,18 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Opens the existing database (`load` and `init` create one themselves).
     func open() throws -> IdentityGraph {
-        try IdentityGraph.open(at: path)
+        try IdentityGraph.open(at: path).reportingJournalRecovery()
+    }
+}
+
+extension IdentityGraph {
+    /// Says on stderr what opening it recovered from a real-time writer's journal, if anything.
+    func reportingJournalRecovery() -> IdentityGraph {
+        if let r = journalRecovery {
+            let back = r.undidUnsyncedCommit ? "went back to the last snapshot the journal recorded as synced, then " : ""
+            FileHandle.standardError.write(Data("idgraph: \(path): recovered a real-time writer's journal: \(back)applied \(r.submissions) acknowledged submission\(r.submissions == 1 ? "" : "s") again (\(r.transactions) transaction\(r.transactions == 1 ? "" : "s"))\n".utf8))
+        }
+        return self
     }
 }
 
