@@ -130,8 +130,7 @@ public final class RealtimeWriter: @unchecked Sendable {
             let sync = try JournalSync(graph: graph, flusher: flusher, interval: options.syncInterval)
             return RealtimeWriter(graph: graph, options: options, journal: (flusher, sync, try graph.storedJournalBatch() + 1))
         } catch {
-            flusher.stop()
-            journal.close()
+            flusher.stop()  // closes the journal
             throw error
         }
     }
@@ -145,8 +144,7 @@ public final class RealtimeWriter: @unchecked Sendable {
         syncer = graph.environment.durability == .durable || journal != nil ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
         let thread = Thread { [weak self] in
             ThreadControl.name("idgraph-writer")
-            guard let self else { return }
-            if self.flusher != nil { self.runJournaled() } else { self.run() }
+            self?.run()
         }
         thread.qualityOfService = .userInitiated
         self.thread = thread
@@ -227,18 +225,16 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// The size past which a journal segment is closed at the next commit.
     static let segmentBytes: UInt64 = 64 << 20
 
-    /// Takes the next batch: waits for a first submission (until `deadline`, if any: `[]` then), then
-    /// up to the window for more, as ``run()`` does.
-    private func takeBatch(until deadline: Date? = nil) -> (batch: [Pending], operations: Int) {
+    /// Takes the next batch: waits for a first submission (none once closed with nothing
+    /// queued: `[]`), then for more until the oldest queued submission has waited the window,
+    /// unless the batch is full. What queued during the last commit has usually waited that
+    /// long already and goes at once: no submission waits more than the window for others
+    /// (timed from the writer's wake-up instead, the window came on top of the commit before
+    /// it: durable, 5,000/s, p50 3.5 ms).
+    private func takeBatch() -> (batch: [Pending], operations: Int) {
         condition.lock()
         defer { condition.unlock() }
-        while queue.isEmpty && !closed {
-            if let deadline {
-                if !condition.wait(until: deadline) { break }
-            } else {
-                condition.wait()
-            }
-        }
+        while queue.isEmpty && !closed { condition.wait() }
         if queue.isEmpty { return ([], 0) }
         if options.window > .zero {
             let windowEnd = queue[0].arrival.addingTimeInterval(options.window.seconds)
@@ -246,6 +242,8 @@ public final class RealtimeWriter: @unchecked Sendable {
                 if !condition.wait(until: windowEnd) { break }
             }
         }
+        // The longest prefix of the queue within the batch size (at least one submission),
+        // removed in one step (removing one by one from the front is quadratic).
         var count = 0
         var taken = 0
         while count < queue.count && (count == 0 || taken + queue[count].operations.count <= options.maxBatch) {
@@ -264,48 +262,21 @@ public final class RealtimeWriter: @unchecked Sendable {
         return (batch, taken)
     }
 
+    /// The writer thread: takes a batch, applies it in one transaction and commits it, then
+    /// completes its submitters — at once, or with a journal once the journal thread has
+    /// appended and synced the batch's records (``journaled(graph:options:)``; the transaction
+    /// also stores the batch's number, and a batch whose transaction fails is not journaled).
     private func run() {
         while true {
-            condition.lock()
-            while queue.isEmpty && !closed { condition.wait() }
-            if queue.isEmpty && closed {
-                finished = true
-                condition.broadcast()
-                condition.unlock()
-                return
-            }
-            // Gather: wait for more until the oldest queued submission has waited the window,
-            // unless the batch is full. What queued during the last commit has usually waited
-            // that long already and goes at once: no submission waits more than the window for
-            // others (timed from the writer's wake-up instead, the window came on top of the
-            // commit before it: durable, 5,000/s, p50 3.5 ms).
-            if options.window > .zero {
-                let deadline = queue[0].arrival.addingTimeInterval(options.window.seconds)
-                while queuedOperations < options.maxBatch && !closed && Date() < deadline {
-                    if !condition.wait(until: deadline) { break }
-                }
-            }
-            // The longest prefix of the queue within the batch size (at least one submission),
-            // removed in one step (removing one by one from the front is quadratic).
-            var count = 0
-            var taken = 0
-            while count < queue.count && (count == 0 || taken + queue[count].operations.count <= options.maxBatch) {
-                taken += queue[count].operations.count
-                count += 1
-            }
-            let batch: [Pending]
-            if count == queue.count {
-                batch = queue
-                queue.removeAll(keepingCapacity: true)
-            } else {
-                batch = Array(queue[0..<count])
-                queue.removeFirst(count)
-            }
-            queuedOperations -= taken
-            condition.unlock()
-
+            let (batch, taken) = takeBatch()
+            if batch.isEmpty { break }
             let began = ContinuousClock.now
-            let outcome = Result { try graph.apply(groups: batch.map(\.operations)) }
+            let now = currentTimeMillis()
+            let number = nextBatch
+            let groups = batch.map(\.operations)
+            let outcome = Result {
+                flusher == nil ? try graph.apply(groups: groups, now: now) : try graph.apply(groups: groups, now: now, journalBatch: number)
+            }
             let took = ContinuousClock.now - began
             syncer?.committed()
             condition.lock()
@@ -320,54 +291,13 @@ public final class RealtimeWriter: @unchecked Sendable {
                 for i in batch.indices {
                     resolutions[i].order = applied
                     applied += 1
-                    batch[i].completion(.success(resolutions[i]))
                 }
-            case .failure(let error):
-                for pending in batch { pending.completion(.failure(error)) }
-            }
-        }
-    }
-
-    /// The writer thread with a journal: batches gathered as in ``run()``, each applied and
-    /// committed (without a sync) in one transaction that stores its batch number, then handed
-    /// to the journal thread, which appends and syncs the batch's records and only then
-    /// completes its submitters. A batch whose transaction fails is not journaled.
-    private func runJournaled() {
-        guard let flusher else { return }
-        while true {
-            let (batch, taken) = takeBatch()
-            if batch.isEmpty { break }
-            let began = ContinuousClock.now
-            let now = currentTimeMillis()
-            let number = nextBatch
-            let outcome = Result { try graph.apply(groups: batch.map(\.operations), now: now, journalBatch: number) }
-            let took = ContinuousClock.now - began
-            condition.lock()
-            stats.commits += 1
-            stats.submissions += UInt64(batch.count)
-            stats.operations += UInt64(taken)
-            stats.busy += took
-            condition.unlock()
-            options.onCommit?(CommitReport(operations: taken, submissions: batch.count, duration: took))
-            switch outcome {
-            case .success(let resolutions):
-                nextBatch += 1
-                var records = ByteWriter(capacity: 64)
-                var header = ByteWriter(capacity: 16)
-                header.append(number)
-                header.append(now)
-                Journal.frame(.transaction, body: header.bytes, into: &records)
-                var frames = records.bytes
-                var acknowledgements: [JournalFlusher.Acknowledgement] = []
-                acknowledgements.reserveCapacity(batch.count)
-                for (pending, resolution) in zip(batch, resolutions) {
-                    frames += pending.framed
-                    var r = resolution
-                    r.order = applied
-                    applied += 1
-                    acknowledgements.append((pending.completion, r))
+                if let flusher {
+                    nextBatch += 1
+                    flusher.submit(journalRecords(batch, number: number, now: now), acknowledgements: zip(batch, resolutions).map { ($0.completion, $1) })
+                } else {
+                    for i in batch.indices { batch[i].completion(.success(resolutions[i])) }
                 }
-                _ = flusher.submit(frames, acknowledgements: acknowledgements)
             case .failure(let error):
                 for pending in batch { pending.completion(.failure(error)) }
             }
@@ -376,6 +306,17 @@ public final class RealtimeWriter: @unchecked Sendable {
         finished = true
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// A journaled batch's records: its `T` header, then each submission's `G` record.
+    private func journalRecords(_ batch: [Pending], number: UInt64, now: Int64) -> [UInt8] {
+        var header = ByteWriter(capacity: 16)
+        header.append(number)
+        header.append(now)
+        var records = ByteWriter(capacity: 25 + batch.reduce(0) { $0 + $1.framed.count })
+        Journal.frame(.transaction, body: header.bytes, into: &records)
+        for pending in batch { records.append(bytes: pending.framed) }
+        return records.bytes
     }
 }
 
