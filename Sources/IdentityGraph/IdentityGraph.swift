@@ -266,7 +266,13 @@ public final class IdentityGraph: Sendable {
     ///
     /// All or nothing: if the transaction fails, no submission is applied.
     public func apply(groups: [[PreparedOperation]], now: Int64? = nil) throws -> [Resolution] {
-        try withWriter(now: now) { writer, _ in
+        try apply(groups: groups, now: now, journalBatch: nil)
+    }
+
+    /// ``apply(groups:now:)``, storing `journalBatch` (if any) in the same transaction as the
+    /// last journaled batch it holds (``RealtimeWriter/journaled(graph:options:)``).
+    func apply(groups: [[PreparedOperation]], now: Int64?, journalBatch: UInt64?) throws -> [Resolution] {
+        try withWriter(now: now) { writer, txn in
             writer.deferWrites()
             var results: [Resolution] = []
             results.reserveCapacity(groups.count)
@@ -276,6 +282,7 @@ public final class IdentityGraph: Sendable {
                 let entity = try group.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
                 results.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
             }
+            if let journalBatch { try txn.put(databases.meta, key: MetaKey.journalBatch, value: journalBatch) }
             return results
         }
     }

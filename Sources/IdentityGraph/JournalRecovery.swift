@@ -80,24 +80,6 @@ extension IdentityGraph {
         } ?? 0
     }
 
-    /// Applies `groups` in one transaction that also stores `journalBatch` as the last
-    /// journaled batch it holds (``RealtimeWriter/journaled(graph:options:)``).
-    func apply(groups: [[PreparedOperation]], now: Int64, journalBatch: UInt64) throws -> [Resolution] {
-        try withWriter(now: now) { writer, txn in
-            writer.deferWrites()
-            var results: [Resolution] = []
-            results.reserveCapacity(groups.count)
-            for group in groups {
-                let before = writer.report
-                for op in group { try writer.apply(op) }
-                let entity = try group.lazy.compactMap(\.firstIdentifier).first.flatMap { try writer.entity(of: $0) }
-                results.append(Resolution(entity: entity, report: writer.report.subtracting(before)))
-            }
-            try txn.put(databases.meta, key: MetaKey.journalBatch, value: journalBatch)
-            return results
-        }
-    }
-
     /// After the environment opened: applies the journal's batches beyond the stored batch
     /// number, syncs, deletes the segments and releases the lock.
     func replayJournal(lock: (fd: Int32, undid: Bool)) throws -> JournalRecoveryReport {

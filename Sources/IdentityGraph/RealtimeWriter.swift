@@ -93,13 +93,13 @@ public final class RealtimeWriter: @unchecked Sendable {
     private var applied: UInt64 = 0
     private var stats = Statistics()
     private var thread: Thread?
-    /// The periodic syncs of `fast` mode, on their own thread (nil in `durable` mode and with
-    /// a journal).
+    /// The periodic syncs of `fast` mode and of a journaled writer (which records each synced
+    /// snapshot), on their own thread (nil in `durable` mode).
     private let syncer: PeriodicSync?
     /// With a journal (``journaled(graph:options:)``): the thread that appends and syncs it
-    /// and acknowledges, and the thread that syncs the database behind it.
+    /// and acknowledges, and the snapshots the database can go back to.
     private let flusher: JournalFlusher?
-    private let journalSync: JournalSync?
+    private let snapshots: JournalSnapshots?
     /// The sequence number of the next journaled batch.
     private var nextBatch: UInt64 = 0
 
@@ -127,21 +127,27 @@ public final class RealtimeWriter: @unchecked Sendable {
         let flusher = JournalFlusher(journal: journal)
         do {
             // The snapshot to go back to is recorded before anything is acknowledged.
-            let sync = try JournalSync(graph: graph, flusher: flusher, interval: options.syncInterval)
-            return RealtimeWriter(graph: graph, options: options, journal: (flusher, sync, try graph.storedJournalBatch() + 1))
+            let snapshots = try JournalSnapshots(graph: graph, flusher: flusher)
+            return RealtimeWriter(graph: graph, options: options, journal: (flusher, snapshots, try graph.storedJournalBatch() + 1))
         } catch {
             flusher.stop()  // closes the journal
             throw error
         }
     }
 
-    private init(graph: IdentityGraph, options: Options, journal: (flusher: JournalFlusher, sync: JournalSync, nextBatch: UInt64)?) {
+    private init(graph: IdentityGraph, options: Options, journal: (flusher: JournalFlusher, snapshots: JournalSnapshots, nextBatch: UInt64)?) {
         self.graph = graph
         self.options = options
         flusher = journal?.flusher
-        journalSync = journal?.sync
+        snapshots = journal?.snapshots
         nextBatch = journal?.nextBatch ?? 0
-        syncer = graph.environment.durability == .durable || journal != nil ? nil : PeriodicSync(graph: graph, interval: options.syncInterval)
+        if let snapshots = journal?.snapshots {
+            syncer = PeriodicSync(interval: options.syncInterval) { snapshots.recordNext() }
+        } else if graph.environment.durability == .durable {
+            syncer = nil
+        } else {
+            syncer = PeriodicSync(interval: options.syncInterval) { try? graph.sync() }
+        }
         let thread = Thread { [weak self] in
             ThreadControl.name("idgraph-writer")
             self?.run()
@@ -158,7 +164,7 @@ public final class RealtimeWriter: @unchecked Sendable {
         condition.lock()
         var result = stats
         condition.unlock()
-        result.syncs = syncer?.syncs ?? journalSync?.syncs ?? 0
+        result.syncs = syncer?.syncs ?? 0
         return result
     }
 
@@ -218,7 +224,7 @@ public final class RealtimeWriter: @unchecked Sendable {
         condition.unlock()
         syncer?.stop()
         // The last record covers everything committed: the journal is no longer needed.
-        let recorded = journalSync?.stop() ?? false
+        let recorded = snapshots?.close() ?? false
         flusher?.stop(clean: recorded)
     }
 
@@ -320,12 +326,14 @@ public final class RealtimeWriter: @unchecked Sendable {
     }
 }
 
-/// The syncs of `fast` mode: every `interval` after the previous one ended, when something was
-/// committed since, on a thread of their own. An fsync of what a busy writer committed in 10 ms
-/// took milliseconds here; done on the writer thread it held every submission queued behind it
-/// (5,000 events/s, fast: ingest p99 7.0–7.2 ms with it, 2.1 ms without).
+/// Periodic syncs on a thread of their own: every `interval` after the previous one ended,
+/// when something was committed since (and once more at ``stop()``). In `fast` mode the action
+/// syncs the data file; with a journal it records a synced snapshot (``JournalSnapshots``). An
+/// fsync of what a busy writer committed in 10 ms took milliseconds here; done on the writer
+/// thread it held every submission queued behind it (5,000 events/s, fast: ingest p99
+/// 7.0–7.2 ms with it, 2.1 ms without).
 private final class PeriodicSync: @unchecked Sendable {  // state under `condition`
-    private let graph: IdentityGraph
+    private let action: @Sendable () -> Void
     private let interval: Duration
     private let condition = NSCondition()
     private var commits: UInt64 = 0
@@ -334,8 +342,8 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
     private var running = true
     private(set) var syncCount: UInt64 = 0
 
-    init(graph: IdentityGraph, interval: Duration) {
-        self.graph = graph
+    init(interval: Duration, action: @escaping @Sendable () -> Void) {
+        self.action = action
         self.interval = interval
         let thread = Thread { [self] in
             ThreadControl.name("idgraph-sync")
@@ -377,7 +385,7 @@ private final class PeriodicSync: @unchecked Sendable {  // state under `conditi
             let stopping = stopped
             if target != synced {
                 condition.unlock()
-                try? graph.sync()
+                action()
                 condition.lock()
                 synced = target
                 syncCount += 1
@@ -513,53 +521,41 @@ final class JournalFlusher: @unchecked Sendable {  // state under `condition`
     }
 }
 
-/// The database's syncs behind a journaled writer, on a thread of their own, every
-/// `interval` after the previous one ended when something was committed since: the newest
-/// snapshot is pinned (``PinnedSnapshot``), the data file synced, and an `S` record with the
-/// snapshot's meta record and batch number appended to the journal; once that record is on the
-/// disk the previous pin is released (its pages may then be reused) and the segments before the
-/// record's go. So at any moment a snapshot whose pages are all on the disk and untouched is
-/// recorded in the journal, and every batch after it is journaled.
-final class JournalSync: @unchecked Sendable {  // state under `condition`
+/// The snapshots a journaled writer can go back to. Each ``recordNext()`` (from the periodic
+/// syncs, ``PeriodicSync``) pins the newest snapshot (``PinnedSnapshot``), syncs the data file,
+/// and appends an `S` record with the snapshot's meta record and batch number to the journal;
+/// once that record is on the disk the previous pin is released (its pages may then be reused)
+/// and the segments before the record's go. So at any moment a snapshot whose pages are all on
+/// the disk and untouched is recorded in the journal, and every batch after it is journaled.
+final class JournalSnapshots: @unchecked Sendable {  // `pinned` under `lock`
     private let graph: IdentityGraph
     private let flusher: JournalFlusher
-    private let interval: Duration
-    private let condition = NSCondition()
+    private let lock = NSLock()
     private var pinned: PinnedSnapshot
-    private var stopped = false
-    private var running = true
-    private(set) var syncCount: UInt64 = 0
 
-    /// Records the current snapshot at once (before the writer acknowledges anything), then
-    /// starts the thread.
-    init(graph: IdentityGraph, flusher: JournalFlusher, interval: Duration) throws {
+    /// Records the current snapshot at once (before the writer acknowledges anything).
+    init(graph: IdentityGraph, flusher: JournalFlusher) throws {
         self.graph = graph
         self.flusher = flusher
-        self.interval = interval
         pinned = try Self.record(graph: graph, flusher: flusher)
-        let thread = Thread { [self] in
-            ThreadControl.name("idgraph-sync")
-            run()
-        }
-        thread.start()
     }
 
-    /// Syncs done so far.
-    var syncs: UInt64 {
-        condition.lock()
-        defer { condition.unlock() }
-        return syncCount
+    /// Records the newest snapshot and releases the one before (a failure keeps the one before).
+    func recordNext() {
+        guard let next = try? Self.record(graph: graph, flusher: flusher) else { return }
+        lock.lock()
+        let previous = pinned
+        pinned = next
+        lock.unlock()
+        previous.close()
     }
 
-    /// Records a last snapshot, then ends the thread; returns whether that snapshot holds
-    /// everything committed (the journal is then no longer needed).
-    func stop() -> Bool {
-        condition.lock()
-        stopped = true
-        condition.broadcast()
-        while running { condition.wait() }
+    /// Releases the last pin; returns whether its snapshot holds everything committed (the
+    /// journal is then no longer needed).
+    func close() -> Bool {
+        lock.lock()
         let last = pinned
-        condition.unlock()
+        lock.unlock()
         let newest = try? graph.environment.read { try $0.transactionID }
         last.close()
         return newest == last.transactionID
@@ -589,33 +585,6 @@ final class JournalSync: @unchecked Sendable {  // state under `condition`
         }
     }
 
-    private func run() {
-        let seconds = interval.seconds
-        var lastSynced = pinned.transactionID
-        condition.lock()
-        while true {
-            let deadline = Date().addingTimeInterval(seconds)
-            while !stopped { if !condition.wait(until: deadline) { break } }
-            let stopping = stopped
-            condition.unlock()
-            // Something committed since the last record (each commit advances the id)?
-            let newest = (try? graph.environment.read { try $0.transactionID }) ?? lastSynced
-            if newest != lastSynced, let next = try? Self.record(graph: graph, flusher: flusher) {
-                lastSynced = next.transactionID
-                condition.lock()
-                let previous = pinned
-                pinned = next
-                syncCount += 1
-                condition.unlock()
-                previous.close()
-            }
-            condition.lock()
-            if stopping { break }
-        }
-        running = false
-        condition.broadcast()
-        condition.unlock()
-    }
 }
 
 /// Errors of the real-time writer.

@@ -59,6 +59,22 @@ import Testing
         return (try db.graph.tableDigests(), try db.graph.check().map { "\($0)" })
     }
 
+    /// `ops` applied together store what they store one by one, and `check` is clean.
+    static func expectTogetherEqualsOneByOne(_ ops: (before: [GraphOperation], batch: [GraphOperation])) throws {
+        let (together, problems) = try digests(ops, together: true)
+        let (alone, _) = try digests(ops, together: false)
+        #expect(problems.isEmpty)
+        #expect(together == alone)
+    }
+
+    /// A database with `ops.before`, then `ops.batch` in one transaction.
+    static func together(_ ops: (before: [GraphOperation], batch: [GraphOperation])) throws -> TemporaryDatabase {
+        let db = try TemporaryDatabase()
+        try db.graph.apply(ops.before, now: now)
+        try db.graph.apply(ops.batch, now: now)
+        return db
+    }
+
     @Test("one transaction stores what one transaction per operation stores")
     func togetherEqualsOneByOne() async throws {
         await propertyCheck(count: 300, input: Gen.uint64()) { seed in
@@ -78,13 +94,8 @@ import Testing
         let ops: (before: [GraphOperation], batch: [GraphOperation]) = (
             [event("email:a@x.com", "cookie:c1", id: "e1", ts: 1000, amount: 5)],
             [forget("email:a@x.com"), retract("e1")])
-        let (together, problems) = try Self.digests(ops, together: true)
-        let (alone, _) = try Self.digests(ops, together: false)
-        #expect(problems.isEmpty)
-        #expect(together == alone)
-        let db = try TemporaryDatabase()
-        try db.graph.apply(ops.before, now: Self.now)
-        try db.graph.apply(ops.batch, now: Self.now)
+        try Self.expectTogetherEqualsOneByOne(ops)
+        let db = try Self.together(ops)
         #expect(try db.graph.entityInfo(of: "cookie:c1")?.summary.events == 0)
         #expect(try db.graph.check().isEmpty)
     }
@@ -96,10 +107,7 @@ import Testing
             [event("email:b@x.com", id: "e0", ts: 500)],
             [event("email:a@x.com", "cookie:c1", id: "e1", ts: 1000, amount: 5), event("cookie:c1", "email:b@x.com", id: "e2", ts: 2000),
              forget("email:a@x.com"), retract("e2"), event("email:b@x.com", "cookie:c2", id: "e3", ts: 3000)])
-        let (together, problems) = try Self.digests(ops, together: true)
-        let (alone, _) = try Self.digests(ops, together: false)
-        #expect(problems.isEmpty)
-        #expect(together == alone)
+        try Self.expectTogetherEqualsOneByOne(ops)
     }
 
     /// Unlinks and retracts leave the transaction's pending counts pending: a split whose parts
@@ -112,13 +120,8 @@ import Testing
             [event("email:a@x.com", id: "e2", ts: 5000, amount: 7), event("cookie:c1", "email:b@x.com", id: "e3", ts: 8000, amount: 2),
              unlink("email:a@x.com", "cookie:c1"), retract("e3"), retract("e0"),
              event("email:b@x.com", "cookie:c2", id: "e4", ts: 7000), unlink("email:b@x.com", "cookie:c2")])
-        let (together, problems) = try Self.digests(ops, together: true)
-        let (alone, _) = try Self.digests(ops, together: false)
-        #expect(problems.isEmpty)
-        #expect(together == alone)
-        let db = try TemporaryDatabase()
-        try db.graph.apply(ops.before, now: Self.now)
-        try db.graph.apply(ops.batch, now: Self.now)
+        try Self.expectTogetherEqualsOneByOne(ops)
+        let db = try Self.together(ops)
         // a@x.com keeps e2 alone (e0 retracted): one event, 7.00, last seen at 5000.
         let a = try #require(try db.graph.entityInfo(of: "email:a@x.com"))
         #expect(a.summary.events == 1)

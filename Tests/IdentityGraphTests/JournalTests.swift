@@ -134,7 +134,7 @@ import Testing
         try db.graph.apply(first, now: now)
         let journal = try Journal(directory: db.path + "/journal", after: 0, bootID: bootID)
         let flusher = JournalFlusher(journal: journal)
-        let pin = try JournalSync.record(graph: db.graph, flusher: flusher)
+        let pin = try JournalSnapshots.record(graph: db.graph, flusher: flusher)
         for (i, group) in second.enumerated() {
             _ = try db.graph.apply(groups: [try db.graph.prepare(group)], now: now + Int64(i), journalBatch: UInt64(i + 1))
             var records = ByteWriter()
