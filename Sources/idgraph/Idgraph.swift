@@ -77,7 +77,10 @@ extension IdentityGraph {
     func reportingJournalRecovery() -> IdentityGraph {
         if let r = journalRecovery {
             let back = r.undidUnsyncedCommit ? "went back to the last snapshot the journal recorded as synced, then " : ""
-            FileHandle.standardError.write(Data("idgraph: \(path): recovered a real-time writer's journal: \(back)applied \(r.submissions) acknowledged submission\(r.submissions == 1 ? "" : "s") again (\(r.transactions) transaction\(r.transactions == 1 ? "" : "s"))\n".utf8))
+            let applied = r.submissions == 0
+                ? "nothing to apply again (every acknowledged submission was committed in place)"
+                : "applied \(r.submissions) acknowledged submission\(r.submissions == 1 ? "" : "s") again (\(r.transactions) transaction\(r.transactions == 1 ? "" : "s"))"
+            FileHandle.standardError.write(Data("idgraph: \(path): recovered a real-time writer's journal: \(back)\(applied)\n".utf8))
         }
         return self
     }

@@ -182,6 +182,25 @@ import Testing
         #expect(db.graph.journalRecovery == nil)
     }
 
+    /// A crash in the middle of an append leaves a torn record at the journal's end: recovery
+    /// applies the whole batches before it (the torn one was never acknowledged).
+    @Test func recoveryStopsAtATornTail() throws {
+        let db = try Self.crashedState(bootID: "a-boot-before-the-crash")
+        let segment = try #require(Journal.segments(in: db.path + "/journal").last)
+        let path = Journal.path(of: segment, in: db.path + "/journal")
+        var torn = ByteWriter()
+        Journal.frame(.transaction, body: ByteWriter.bigEndian(99) + ByteWriter.bigEndian(0), into: &torn)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(torn.bytes.dropLast(5)))
+        try handle.close()
+        try db.reopen()
+        let report = try #require(db.graph.journalRecovery)
+        #expect(report.submissions == 3)
+        let reference = try Self.reference()
+        #expect(try Self.differing(db.graph, reference.graph) == [])
+    }
+
     /// After a crash of the process alone (same boot) the commits stand: their pages are in
     /// the operating system's cache. Nothing is applied twice.
     @Test func afterAProcessCrashTheCommitsStandAndNothingIsAppliedTwice() throws {
