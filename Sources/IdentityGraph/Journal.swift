@@ -77,14 +77,13 @@ final class Journal {
     private let bootID: String
 
     /// Opens `directory` (creating it) for appending, in a new segment numbered after every
-    /// existing one and after `after` (the segment of the position the database stored:
-    /// numbers only grow, so a stored position never lies beyond new records).
-    init(directory: String, after: UInt64, bootID: String = Journal.currentBootID()) throws {
+    /// existing one.
+    init(directory: String, bootID: String = Journal.currentBootID()) throws {
         self.directory = directory
         self.bootID = bootID
         if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw JournalError.io(path: directory, operation: "mkdir", errno: errno) }
         lockFD = try Self.lock(directory)
-        let next = max(Self.segments(in: directory).last ?? 0, after) + 1
+        let next = (Self.segments(in: directory).last ?? 0) + 1
         position = JournalPosition(segment: next, offset: 0)
         do { try openSegment(next) } catch {
             Glibc.close(lockFD)

@@ -123,7 +123,7 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// its last sync).
     public static func journaled(graph: IdentityGraph, options: Options = Options()) throws -> RealtimeWriter {
         guard graph.environment.durability == .fast else { throw RealtimeWriterError.journalNeedsFastDurability }
-        let journal = try Journal(directory: JournalRecovery.directory(of: graph.path), after: 0)
+        let journal = try Journal(directory: JournalRecovery.directory(of: graph.path))
         let flusher = JournalFlusher(journal: journal)
         do {
             // The snapshot to go back to is recorded before anything is acknowledged.

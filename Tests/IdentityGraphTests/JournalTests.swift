@@ -56,12 +56,12 @@ import Testing
     @Test func readingStopsAtATornOrDamagedRecord() throws {
         let dir = NSTemporaryDirectory() + "idgraph-journal-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let journal = try Journal(directory: dir, after: 0)
+        let journal = try Journal(directory: dir)
         for i in 0..<3 { journal.append(.group, body: Array("record \(i)".utf8)) }
         try journal.flush()
         let segment = journal.position.segment
         journal.close()
-        #expect(try Journal(directory: dir, after: 0).position.segment == segment + 1)  // a new segment after the old
+        #expect(try Journal(directory: dir).position.segment == segment + 1)  // a new segment after the old
         let path = Journal.path(of: segment, in: dir)
         var records = try Journal.records(ofSegment: segment, in: dir)
         #expect(records.map(\.kind) == [.header, .group, .group, .group])
@@ -84,10 +84,10 @@ import Testing
     @Test func oneWriterPerJournal() throws {
         let dir = NSTemporaryDirectory() + "idgraph-journal-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let first = try Journal(directory: dir, after: 0)
-        #expect(throws: JournalError.self) { _ = try Journal(directory: dir, after: 0) }
+        let first = try Journal(directory: dir)
+        #expect(throws: JournalError.self) { _ = try Journal(directory: dir) }
         first.close()
-        _ = try Journal(directory: dir, after: 0)
+        _ = try Journal(directory: dir)
     }
 
     /// Every acknowledged submission is in the database once the writer closes, the racing
@@ -132,7 +132,7 @@ import Testing
     static func crashedState(bootID: String) throws -> TemporaryDatabase {
         let db = try TemporaryDatabase()
         try db.graph.apply(first, now: now)
-        let journal = try Journal(directory: db.path + "/journal", after: 0, bootID: bootID)
+        let journal = try Journal(directory: db.path + "/journal", bootID: bootID)
         let flusher = JournalFlusher(journal: journal)
         let pin = try JournalSnapshots.record(graph: db.graph, flusher: flusher)
         for (i, group) in second.enumerated() {
