@@ -228,7 +228,7 @@ public final class RealtimeWriter: @unchecked Sendable {
         flusher?.stop(clean: recorded)
     }
 
-    /// The size past which a journal segment is closed at the next commit.
+    /// The size past which the journal continues in a new segment (after the flush that passed it).
     static let segmentBytes: UInt64 = 64 << 20
 
     /// Takes the next batch: waits for a first submission (none once closed with nothing
