@@ -80,8 +80,7 @@ public final class IdentityGraph: Sendable {
             throw error
         }
         if let journalLock {
-            var report = try graph.replayJournal(lock: journalLock)
-            report.undidUnsyncedCommit = journalLock.undid
+            let report = try graph.replayJournal(lock: journalLock)
             graph.recovered.update { $0 = report }
         }
         return graph

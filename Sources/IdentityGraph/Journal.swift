@@ -6,18 +6,11 @@ import Glibc
 #endif
 
 /// A place in the journal: a segment and a byte offset in it.
-struct JournalPosition: Comparable, Sendable {
+struct JournalPosition: Sendable {
     /// The segment's number (its file is `<number, 16 digits>.log`).
     var segment: UInt64
     /// Bytes from the segment's start.
     var offset: UInt64
-
-    static func < (a: Self, b: Self) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
-
-    init(segment: UInt64, offset: UInt64) {
-        self.segment = segment
-        self.offset = offset
-    }
 }
 
 /// Errors of the journal's files.
@@ -42,7 +35,7 @@ public enum JournalError: Error, CustomStringConvertible {
 }
 
 /// The real-time writer's journal (`<db>/journal/`), for acknowledgements that do not wait
-/// for B-tree pages (``RealtimeWriter/Options/journal``).
+/// for the database's sync (``RealtimeWriter/journaled(graph:options:)``).
 ///
 /// Append-only segment files of framed records, `[length u32][crc32 u32][kind u8][body]`
 /// (big-endian): `H` a segment's header (the boot id of the machine that wrote it), `T` a

@@ -1,5 +1,18 @@
 import LMDB
 
+/// What opening a database recovered from a real-time writer's journal.
+public struct JournalRecoveryReport: Sendable, Equatable {
+    /// Submissions applied again (acknowledged, not yet in a commit the database had).
+    public var submissions = 0
+    /// Write transactions they were applied in (as the writer had grouped them).
+    public var transactions = 0
+    /// Whether the database went back to the last snapshot the journal recorded as synced:
+    /// the journal came from another boot of the machine (a system crash or a restart), so
+    /// the commits after that snapshot may not all have reached the disk; their submissions
+    /// were applied again from the journal.
+    public var restoredSyncedSnapshot = false
+}
+
 /// Bringing a database up to its journal when it is opened (``RealtimeWriter/journaled(graph:options:)``
 /// acknowledges submissions once they are committed without a sync and journaled).
 ///
@@ -12,25 +25,13 @@ import LMDB
 /// own `now`, in order, and synced; then the segments are deleted. Applying the same
 /// operations to the same state gives the same result, so a submitter's acknowledged
 /// resolution holds after recovery.
-/// What opening a database recovered from a real-time writer's journal.
-public struct JournalRecoveryReport: Sendable, Equatable {
-    /// Submissions applied again (acknowledged, not yet in a commit the database had).
-    public var submissions = 0
-    /// Write transactions they were applied in (as the writer had grouped them).
-    public var transactions = 0
-    /// Whether the newest commit was set aside: the journal came from another boot of the
-    /// machine and that commit had not been seen synced, so its pages may not all have
-    /// reached the disk; its submissions were applied again from the journal.
-    public var undidUnsyncedCommit = false
-}
-
 enum JournalRecovery {
     static func directory(of path: String) -> String { path + "/journal" }
 
     /// Before the environment opens: takes the journal's lock and, after a system crash, goes
     /// back to the last recorded snapshot. `nil` when there is nothing to recover or a live
     /// writer holds the journal (that writer's batches are its own).
-    static func prepare(path: String) throws -> (fd: Int32, undid: Bool)? {
+    static func prepare(path: String) throws -> (fd: Int32, restored: Bool)? {
         let dir = directory(of: path)
         let segments = Journal.segments(in: dir)
         guard !segments.isEmpty else { return nil }
@@ -52,13 +53,13 @@ enum JournalRecovery {
                 }
             }
             let dataFile = path + "/data.mdb"
-            var undid = false
+            var restored = false
             if restarted, let snapshot, let (a, b) = MetaPages.transactionIDs(dataFile: dataFile), max(a, b) != snapshot.txnID {
                 guard MetaPages.isUnused(directory: path) else { throw JournalError.inUse(path: dir) }
                 try MetaPages.restore(dataFile: dataFile, record: snapshot.record)
-                undid = true
+                restored = true
             }
-            return (lock, undid)
+            return (lock, restored)
         } catch {
             Journal.unlock(lock)
             throw error
@@ -74,15 +75,13 @@ extension IdentityGraph {
     /// The number of the last journaled batch the database holds (0: none).
     func storedJournalBatch() throws -> UInt64 {
         try environment.read { txn in
-            try txn.withValue(databases.meta, key: MetaKey.journalBatch) { bytes in
-                try bytes.map { raw throws(RecordError) in var r = ByteReader(raw); return try r.uint64() }
-            }
+            try txn.value(databases.meta, key: MetaKey.journalBatch).map { try JournalRecovery.uint64($0) }
         } ?? 0
     }
 
     /// After the environment opened: applies the journal's batches beyond the stored batch
     /// number, syncs, deletes the segments and releases the lock.
-    func replayJournal(lock: (fd: Int32, undid: Bool)) throws -> JournalRecoveryReport {
+    func replayJournal(lock: (fd: Int32, restored: Bool)) throws -> JournalRecoveryReport {
         defer { Journal.unlock(lock.fd) }
         let dir = JournalRecovery.directory(of: path)
         let stored = try storedJournalBatch()
@@ -112,7 +111,7 @@ extension IdentityGraph {
                 }
             }
         }
-        var report = JournalRecoveryReport()
+        var report = JournalRecoveryReport(restoredSyncedSnapshot: lock.restored)
         for batch in batches where !batch.groups.isEmpty {
             let prepared = try batch.groups.map { try prepare($0) }
             _ = try apply(groups: prepared, now: batch.now, journalBatch: batch.number)

@@ -25,15 +25,25 @@ public enum MetaPages {
     /// The transaction ids of meta pages 0 and 1 of the data file at `path`, or `nil` when it
     /// is missing or not an LMDB file.
     public static func transactionIDs(dataFile path: String) -> (UInt64, UInt64)? {
+        records(dataFile: path).map { (transactionID(ofRecord: $0.0), transactionID(ofRecord: $0.1)) }
+    }
+
+    /// The meta records (``recordLength`` bytes after the page header) of meta pages 0 and 1
+    /// of the data file at `path`, read through the page cache (LMDB writes meta pages with
+    /// `pwrite`, so they are the newest), or `nil` when it is missing or not an LMDB file.
+    static func records(dataFile path: String) -> ([UInt8], [UInt8])? {
         guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
         defer { try? handle.close() }
-        guard let first = try? handle.read(upToCount: 4096), first.count >= txnIDOffset + 8,
-              load(UInt32.self, first, magicOffset) == magic else { return nil }
-        let pageSize = Int(load(UInt32.self, first, pageSizeOffset))
-        guard pageSize >= 512, (try? handle.seek(toOffset: UInt64(pageSize))) != nil,
-              let second = try? handle.read(upToCount: txnIDOffset + 8), second.count == txnIDOffset + 8,
-              load(UInt32.self, second, magicOffset) == magic else { return nil }
-        return (load(UInt64.self, first, txnIDOffset), load(UInt64.self, second, txnIDOffset))
+        func record(at offset: UInt64) -> [UInt8]? {
+            guard (try? handle.seek(toOffset: offset + UInt64(magicOffset))) != nil,
+                  let data = try? handle.read(upToCount: recordLength), data.count == recordLength else { return nil }
+            let record = [UInt8](data)
+            return load(UInt32.self, record, 0) == magic ? record : nil
+        }
+        guard let first = record(at: 0) else { return nil }
+        let pageSize = UInt64(load(UInt32.self, first, pageSizeOffset - magicOffset))
+        guard pageSize >= 512, let second = record(at: pageSize) else { return nil }
+        return (first, second)
     }
 
     /// Whether no process has the environment in `directory` open: LMDB keeps a shared lock
@@ -51,8 +61,8 @@ public enum MetaPages {
         return fcntl(fd, ofdSetLock, &lock) == 0  // F_OFD_SETLK (Linux), which Glibc's module does not export
     }
 
-    private static func load<T: FixedWidthInteger>(_: T.Type, _ data: Data, _ offset: Int) -> T {
-        data.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    private static func load<T: FixedWidthInteger>(_: T.Type, _ bytes: [UInt8], _ offset: Int) -> T {
+        bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
     }
 }
 
@@ -62,18 +72,17 @@ extension MetaPages {
 
     /// The transaction id a meta record (``PinnedSnapshot/metaRecord``) describes.
     public static func transactionID(ofRecord record: [UInt8]) -> UInt64 {
-        record.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: txnIDOffset - magicOffset, as: UInt64.self)) }
+        load(UInt64.self, record, txnIDOffset - magicOffset)
     }
 
     /// Writes `record` (a meta record of a snapshot whose pages are all on the disk) into both
     /// meta pages of the data file at `path` and syncs it: LMDB then opens that snapshot. Only
     /// while no process has the environment open (``isUnused(directory:)``).
     public static func restore(dataFile path: String, record: [UInt8]) throws {
-        guard record.count == recordLength,
-              record.withUnsafeBytes({ UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }) == magic else {
+        guard record.count == recordLength, load(UInt32.self, record, 0) == magic else {
             throw LMDBError(code: EINVAL, operation: "restoring a meta page of \(path) (not a meta record)")
         }
-        let pageSize = UInt64(record.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: pageSizeOffset - magicOffset, as: UInt32.self)) })
+        let pageSize = UInt64(load(UInt32.self, record, pageSizeOffset - magicOffset))
         guard let handle = FileHandle(forUpdatingAtPath: path) else { throw LMDBError(code: errno, operation: "opening \(path)") }
         defer { try? handle.close() }
         for page: UInt64 in [0, 1] {
@@ -151,22 +160,14 @@ public final class PinnedSnapshot: @unchecked Sendable {
         txn = nil
     }
 
-    /// The meta record with transaction id `txnID`, read from the data file (LMDB writes meta
-    /// pages with `pwrite`, so the file read through the page cache holds the newest), twice to
-    /// be sure no commit was writing it meanwhile; nil when neither meta page holds it any more.
+    /// The meta record with transaction id `txnID`, read twice from the data file to be sure
+    /// no commit was writing it meanwhile; nil when neither meta page holds it any more.
     private static func metaRecord(_ environment: Environment, txnID: UInt64) -> [UInt8]? {
-        var stat = MDB_stat()
-        guard mdb_env_stat(environment.handle, &stat) == 0,
-              let handle = FileHandle(forReadingAtPath: environment.path + "/data.mdb") else { return nil }
-        defer { try? handle.close() }
-        func read(_ page: Int) -> [UInt8]? {
-            guard (try? handle.seek(toOffset: UInt64(page * Int(stat.ms_psize) + MetaPages.magicOffset))) != nil,
-                  let data = try? handle.read(upToCount: MetaPages.recordLength), data.count == MetaPages.recordLength else { return nil }
-            return [UInt8](data)
-        }
-        for page in 0..<2 {
-            guard let first = read(page), MetaPages.transactionID(ofRecord: first) == txnID else { continue }
-            if read(page) == first { return first }
+        let path = environment.path + "/data.mdb"
+        guard let (a, b) = MetaPages.records(dataFile: path) else { return nil }
+        for (page, first) in [a, b].enumerated() where MetaPages.transactionID(ofRecord: first) == txnID {
+            guard let again = MetaPages.records(dataFile: path) else { return nil }
+            if (page == 0 ? again.0 : again.1) == first { return first }
         }
         return nil
     }

@@ -76,7 +76,7 @@ extension IdentityGraph {
     /// Says on stderr what opening it recovered from a real-time writer's journal, if anything.
     func reportingJournalRecovery() -> IdentityGraph {
         if let r = journalRecovery {
-            let back = r.undidUnsyncedCommit ? "went back to the last snapshot the journal recorded as synced, then " : ""
+            let back = r.restoredSyncedSnapshot ? "went back to the last snapshot the journal recorded as synced, then " : ""
             let applied = r.submissions == 0
                 ? "nothing to apply again (every acknowledged submission was committed in place)"
                 : "applied \(r.submissions) acknowledged submission\(r.submissions == 1 ? "" : "s") again (\(r.transactions) transaction\(r.transactions == 1 ? "" : "s"))"
