@@ -427,10 +427,15 @@ final class GraphWriter {
         return try txn.withValue(db.ident, key: key) { $0.map { $0.loadBigEndianUInt64(at: 0) } }
     }
 
-    private func isTombstoned(_ id: Identifier) throws -> Bool {
+    /// Whether `id` was erased; `key` is its `tombstone` key when the caller has it.
+    private func isTombstoned(_ id: Identifier, key: ArraySlice<UInt8>? = nil) throws -> Bool {
         guard tombstonesExist else { return false }
+        if let key { return try txn.contains(db.tombstone, key: key) }
         return try txn.contains(db.tombstone, key: tombstones.key(id))
     }
+
+    /// Told of this transaction's first tombstone (see ``IdentityGraph/addTombstoneKeys(to:)``).
+    var tombstonesSeen: TombstonesSeen?
 
     /// Creates the node of a new identifier; a `merge`-type node starts its own entity.
     private func createNode(_ id: Identifier) throws -> NodeID {
@@ -1065,7 +1070,7 @@ final class GraphWriter {
                 node = hint
             } else if let existing = try nodeID(of: id) {
                 node = existing
-            } else if try isTombstoned(id) {
+            } else if try isTombstoned(id, key: event.tombstoneKey(at: i)) {
                 report.erasedIdentifiersSkipped += 1
                 continue
             } else {
@@ -1192,6 +1197,7 @@ final class GraphWriter {
     private func applyForget(_ id: Identifier?) throws {
         guard let id else { report.unknownForgets += 1; return }
         try txn.put(db.tombstone, key: tombstones.key(id), value: UInt64(bitPattern: now))
+        tombstonesSeen?.note()
         tombstonesExist = true
         guard let x = try nodeID(of: id) else { report.unknownForgets += 1; return }
         if pendingNodes.mayContain(x) { try flushDeferredWrites() }

@@ -1,5 +1,6 @@
 import Foundation
 import LMDB
+import Synchronization
 
 /// An identity graph stored in one LMDB environment (a directory).
 ///
@@ -39,6 +40,9 @@ public final class IdentityGraph: Sendable {
     /// The newest catalog seen (readers share it; writers copy it to change it).
     let cachedCatalog: ReadMostly<CatalogSnapshot>
     private let recovered = ReadMostly<JournalRecoveryReport?>(nil)
+    /// Whether the database has tombstones, as far as this process knows
+    /// (``addTombstoneKeys(to:)``).
+    private let tombstonesSeen = TombstonesSeen()
 
     /// What opening the database recovered from a real-time writer's journal (nil: there was
     /// none to recover, see ``RealtimeWriter/journaled(graph:options:)``).
@@ -192,6 +196,27 @@ public final class IdentityGraph: Sendable {
             }
         }
         return prepared
+    }
+
+    /// Gives each event of `operations` the `tombstone` keys of its identifiers, when the
+    /// database has tombstones: a writer then looks a new identifier up among the erased ones
+    /// without computing its keyed hash itself. Call it where the operations are prepared, on
+    /// a thread other than the writer's (a loader's reading thread, a real-time submitter): the
+    /// hash was 7% of the real-time writer's time at saturation with 2% control records, and
+    /// 5% of the loader's applying thread (docs/benchmarks.md, session 18). What is written does
+    /// not change; without keys the writer computes them as before.
+    public func addTombstoneKeys(to operations: inout [PreparedOperation]) throws {
+        let some = try tombstonesSeen.some { try environment.read { try $0.entryCount(databases.tombstone) } > 0 }
+        guard some else { return }
+        let keys = Keys.Tombstones(key: tombstoneKey)
+        for i in operations.indices {
+            guard case .event(var event) = operations[i], event.tombstoneKeys.isEmpty, !event.identifiers.isEmpty else { continue }
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(event.identifiers.count * Keys.Tombstones.keyBytes)
+            for id in event.identifiers { bytes += keys.key(id) }
+            event.tombstoneKeys = bytes
+            operations[i] = .event(event)
+        }
     }
 
     /// Applies a batch in one write transaction: all of it, or (when anything throws) none of it.
@@ -408,6 +433,7 @@ public final class IdentityGraph: Sendable {
         do {
             let (result, catalog) = try environment.write { txn -> (T, Catalog) in
                 let writer = try GraphWriter(transaction: txn, databases: databases, catalog: startCatalog, now: time, tombstoneKey: tombstoneKey)
+                writer.tombstonesSeen = tombstonesSeen
                 let result = try body(writer, txn)
                 if !keep { throw DiscardedTransaction(result: result) }
                 try writer.finish()
@@ -586,6 +612,9 @@ public struct PreparedEvent: Sendable, Equatable {
     public var identifiers: [Identifier]
     /// The blocked patterns its dropped values matched (`type /pattern/`).
     public var blocked: [String] = []
+    /// The `tombstone` keys of its identifiers, ``Keys/Tombstones/keyBytes`` each in their
+    /// order, or empty: set by ``IdentityGraph/addTombstoneKeys(to:)``.
+    public internal(set) var tombstoneKeys: [UInt8] = []
 }
 
 extension PreparedEvent {
@@ -594,6 +623,13 @@ extension PreparedEvent {
     var storageKey: [UInt8]? {
         guard let id = input.eventID, !id.isEmpty else { return nil }
         return Keys.eventKey(id)
+    }
+
+    /// The `tombstone` key of identifier `i`, when ``tombstoneKeys`` holds it.
+    func tombstoneKey(at i: Int) -> ArraySlice<UInt8>? {
+        let start = i * Keys.Tombstones.keyBytes
+        guard start + Keys.Tombstones.keyBytes <= tombstoneKeys.count else { return nil }
+        return tombstoneKeys[start..<(start + Keys.Tombstones.keyBytes)]
     }
 
     /// Counts the values its blocked patterns dropped (per `type /pattern/`, and in the report).
@@ -651,6 +687,30 @@ public struct NodeHints: Sendable {
     /// Links removed before the snapshot (``Counters/linkRemovals``): the link hints hold
     /// while no link has gone since, and until the batch's first unlink, forget or retract.
     let linkRemovals: UInt64
+}
+
+/// Whether a database has tombstones, as far as its ``IdentityGraph`` knows: read once, and
+/// set by its writers at their first `forget` (before the commit: keys computed for a
+/// transaction that then aborts cost time, not correctness). Another process's erasures are
+/// not seen; its writer then computes the keys itself, as without.
+final class TombstonesSeen: Sendable {
+    /// 0 not yet read, 1 none, 2 some.
+    private let state = Atomic<UInt8>(0)
+
+    /// Whether there are some: `read` the first time.
+    func some(read: () throws -> Bool) rethrows -> Bool {
+        var value = state.load(ordering: .relaxed)
+        if value == 0 {
+            value = try read() ? 2 : 1
+            // A writer may have noted some meanwhile: keep that.
+            _ = state.compareExchange(expected: 0, desired: value, ordering: .relaxed)
+            value = state.load(ordering: .relaxed)
+        }
+        return value == 2
+    }
+
+    /// A writer wrote a tombstone.
+    func note() { state.store(2, ordering: .relaxed) }
 }
 
 /// Thrown inside a write transaction to abort it while keeping what it computed.

@@ -48,6 +48,8 @@ enum Keys {
     /// writer's samples once a database held a tombstone.
     struct Tombstones {
         private let keyed: HMAC<SHA256>
+        /// Bytes of a key (HMAC-SHA256).
+        static let keyBytes = 32
 
         /// Tombstone keys under the database's secret `key`.
         init(key: [UInt8]) { keyed = HMAC<SHA256>(key: SymmetricKey(data: key)) }

@@ -173,7 +173,8 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// without queueing anything when an operation is invalid, or the storage error of the
     /// commit it was part of.
     public func submit(_ operations: [GraphOperation]) async throws -> Resolution {
-        let prepared = try graph.prepare(operations)
+        var prepared = try graph.prepare(operations)
+        try graph.addTombstoneKeys(to: &prepared)
         let framed = journalRecord(operations)
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(prepared, framed: framed) { continuation.resume(with: $0) }
@@ -197,7 +198,9 @@ public final class RealtimeWriter: @unchecked Sendable {
     /// writer thread (with a journal: on the journal's thread): it must be short and must not
     /// submit and wait.
     public func submit(_ operations: [GraphOperation], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) throws {
-        enqueue(try graph.prepare(operations), framed: journalRecord(operations), completion: completion)
+        var prepared = try graph.prepare(operations)
+        try graph.addTombstoneKeys(to: &prepared)
+        enqueue(prepared, framed: journalRecord(operations), completion: completion)
     }
 
     private func enqueue(_ prepared: [PreparedOperation], framed: [UInt8], completion: @escaping @Sendable (Result<Resolution, Error>) -> Void) {

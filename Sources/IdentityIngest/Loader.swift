@@ -539,6 +539,9 @@ public final class Loader {
             // (a snapshot without what the open transaction wrote: the writer looks up again
             // what the snapshot lacked), unless that batch forgets identifiers (the hints would
             // not be used).
+            // The keyed hashes of new identifiers, which the writer looks up among the erased
+            // ones, computed here rather than on the writer's thread.
+            try loader.graph.addTombstoneKeys(to: &batch)
             let appliedForgets = lastSubmitted?.operations.contains { if case .forget = $0 { true } else { false } } ?? false
             let hints = inBackground && !appliedForgets ? try loader.graph.nodeHints(for: batch) : nil
             collectCommitted()
